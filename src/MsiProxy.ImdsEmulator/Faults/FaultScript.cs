@@ -100,7 +100,7 @@ public sealed class FaultScript
         return true;
     }
 
-    private static void Validate(FaultRule rule)
+    internal static void Validate(FaultRule rule)
     {
         if (string.IsNullOrEmpty(rule.PathPrefix) || rule.PathPrefix[0] != '/')
         {

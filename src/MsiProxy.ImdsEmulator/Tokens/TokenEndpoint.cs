@@ -81,7 +81,7 @@ internal sealed class TokenEndpoint(EmulatorState state, ImdsResponseHeaders hea
     /// <summary>Keys in alphabetical order and every value a string, as in captures of real IMDS answers.</summary>
     private string SuccessBody(IssuedToken token)
     {
-        var remaining = Math.Max(0, (long)(token.ExpiresOn - state.Time.GetUtcNow()).TotalSeconds);
+        var remaining = Math.Max(0, token.ExpiresOn.ToUnixTimeSeconds() - state.Time.GetUtcNow().ToUnixTimeSeconds());
         var lifetime = (long)token.Lifetime.TotalSeconds;
         return ImdsResponses.Json(w =>
         {
