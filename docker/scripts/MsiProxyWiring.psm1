@@ -266,11 +266,44 @@ function Select-ContainerInterface {
     throw (New-WiringError prerequisite_missing 'No network interface other than loopback was found; pass -InterfaceAlias.')
 }
 
+function Get-RouteTable {
+    <# The container's IPv4 routes, from `route print -4` (route.exe exists on every Windows image). #>
+    $print = Invoke-CheckedNativeCommand route @('print', '-4')
+    ConvertFrom-RoutePrint $print.Output
+}
+
+function Find-HostRoute {
+    <# The active /32 route to Address, or $null. #>
+    param([AllowEmptyCollection()] [object[]] $Routes, [Parameter(Mandatory)] [string] $Address)
+    $Routes | Where-Object { -not $_.Persistent -and $_.Destination -eq $Address -and $_.Netmask -eq '255.255.255.255' } | Select-Object -First 1
+}
+
+function Find-DefaultGateway {
+    <#
+    The container's IPv4 default gateway: Get-NetRoute when the NetTCPIP module exists, else the
+    0.0.0.0/0 route in `route print`, else the "Default Gateway" of `ipconfig`. $null when none has one.
+    #>
+    param([AllowEmptyCollection()] [object[]] $Routes)
+    if (Test-CommandAvailable 'Get-NetRoute') {
+        $route = Get-NetRoute -DestinationPrefix '0.0.0.0/0' -AddressFamily IPv4 -ErrorAction SilentlyContinue |
+            Where-Object { $_.NextHop -and $_.NextHop -ne '0.0.0.0' } |
+            Sort-Object RouteMetric | Select-Object -First 1
+        if ($route) { return [string]$route.NextHop }
+    }
+    $fromRoutes = Get-DefaultGatewayFromRoutes $Routes
+    if ($fromRoutes) { return $fromRoutes }
+    $ipconfig = Invoke-NativeCommand ipconfig
+    $gateways = ConvertFrom-Ipconfig $ipconfig.Output
+    if ($gateways.Count -gt 0) { return $gateways[0] }
+    return $null
+}
+
 Export-ModuleMember -Function @(
     'New-WiringError', 'ConvertTo-WiringFailure', 'Write-JsonLine',
     'Test-Ipv4Address', 'Assert-Ipv4Address', 'Assert-Port',
     'Invoke-NativeCommand', 'Invoke-CheckedNativeCommand', 'Test-CommandAvailable',
     'ConvertFrom-NetshAddress', 'ConvertFrom-NetshPortProxy', 'ConvertFrom-RoutePrint',
     'Get-DefaultGatewayFromRoutes', 'ConvertFrom-Ipconfig',
-    'Get-ContainerWiringState', 'Select-ContainerInterface'
+    'Get-ContainerWiringState', 'Select-ContainerInterface',
+    'Get-RouteTable', 'Find-HostRoute', 'Find-DefaultGateway'
 )

@@ -41,7 +41,7 @@ Set-MsiProxyWiring.ps1 -ProxyAddress 172.28.16.5 -ProxyPort 8080
 .EXAMPLE
 Set-MsiProxyWiring.ps1 -Remove
 #>
-[CmdletBinding(SupportsShouldProcess)]
+[CmdletBinding(SupportsShouldProcess, PositionalBinding = $false)]
 param(
     [string] $ProxyAddress,
     [int] $ProxyPort = 80,
