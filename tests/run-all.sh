@@ -47,16 +47,25 @@ status=0
 log "dotnet test"
 dotnet test MsiProxy.sln -c Release --logger "trx" --results-directory "$results/dotnet" -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
 
+# Runs a suite that ends with its own "N passed, N failed[, N skipped]" line; echoes that line.
+# (A failing exit code is reported as "exit N: <line>", so a suite that fails without counting a failure still fails.)
+run_suite() {
+  local output="$results/$1.log" rc=0
+  bash "$2" >"$output" 2>&1 || rc=$?
+  cat "$output" >&2
+  if ((rc)); then echo "exit $rc: $(tail -n 1 "$output")"; else tail -n 1 "$output"; fi
+}
+
 pester_line=""
 if [[ -f tests/scripts/run-pester.sh ]]; then
   log "Pester"
-  pester_line="$(bash tests/scripts/run-pester.sh | tee /dev/stderr | tail -n 1)" || status=1
+  pester_line="$(run_suite pester tests/scripts/run-pester.sh)"
 fi
 
 deploy_line=""
 if [[ -f tests/deploy/run.sh ]]; then
   log "deployment checks"
-  deploy_line="$(bash tests/deploy/run.sh | tee /dev/stderr | tail -n 1)" || status=1
+  deploy_line="$(run_suite deploy tests/deploy/run.sh)"
 fi
 
 python3 - "$results/dotnet" "$pester_line" "$deploy_line" "$status" <<'PY'
@@ -72,12 +81,14 @@ for trx in glob.glob(folder + "/**/*.trx", recursive=True):
     failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
     skipped += int(counters.get("notExecuted", 0)) + int(counters.get("inconclusive", 0))
 for line in (pester, deploy):
-    m = re.fullmatch(r"\s*(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*", line or "")
-    if line and not m:
-        print(f"unreadable summary line: {line!r}", file=sys.stderr)
-        failed += 1
-    elif m:
+    if not line:
+        continue
+    m = re.search(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$", line)
+    if m:
         passed += int(m.group(1)); failed += int(m.group(2)); skipped += int(m.group(3) or 0)
+    if not m or (line.startswith("exit ") and int(m.group(2)) == 0):
+        print(f"a suite failed without counting a failure: {line!r}", file=sys.stderr)
+        failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or status or passed == 0 else 0)
 PY

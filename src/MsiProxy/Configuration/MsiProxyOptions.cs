@@ -111,6 +111,9 @@ public sealed class HealthOptions
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(10);
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Failed probes in a row after which an upstream is taken out of service.</summary>
+    public int ActiveFailureThreshold { get; set; } = 2;
+
     /// <summary>A cheap GET every upstream answers: IMDS's unversioned version list.</summary>
     public string ProbePath { get; set; } = "/metadata/versions";
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -29,26 +30,41 @@ public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 
 /// <summary>
 /// An upstream is healthy when it answers at all with a status below 500: a 400 or 403 still proves it is there
-/// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not.
+/// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not. One bad
+/// probe is not enough to take an upstream out of service — a busy IMDS may miss one — only
+/// <c>MsiProxy:Health:ActiveFailureThreshold</c> in a row are.
 /// </summary>
-public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams) : IActiveHealthCheckPolicy
+public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams,
+    Microsoft.Extensions.Options.IOptionsMonitor<Configuration.MsiProxyOptions> options) : IActiveHealthCheckPolicy
 {
     public const string PolicyName = "MsiProxyUpstream";
+
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DestinationState, StrongBox<int>> _failures = [];
 
     public string Name => PolicyName;
 
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
     {
+        var threshold = Math.Max(1, options.CurrentValue.Health.ActiveFailureThreshold);
         var results = new List<NewActiveDestinationHealth>(probingResults.Count);
         foreach (var result in probingResults)
         {
+            var failures = _failures.GetOrCreateValue(result.Destination);
             var healthy = result.Response is { } response && (int)response.StatusCode < 500;
             if (healthy)
             {
                 upstreams.Value?.RecordProbeAnswer();
+                failures.Value = 0;
+            }
+            else
+            {
+                failures.Value++;
             }
 
-            results.Add(new NewActiveDestinationHealth(result.Destination, healthy ? DestinationHealth.Healthy : DestinationHealth.Unhealthy));
+            var health = healthy ? DestinationHealth.Healthy
+                : failures.Value >= threshold ? DestinationHealth.Unhealthy
+                : result.Destination.Health.Active;
+            results.Add(new NewActiveDestinationHealth(result.Destination, health));
         }
 
         healthUpdater.SetActive(cluster, results);

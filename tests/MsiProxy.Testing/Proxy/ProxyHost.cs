@@ -80,7 +80,7 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             ["MsiProxy:Upstreams:0"] = upstream.ToString().TrimEnd('/'),
             ["MsiProxy:Health:Interval"] = "00:00:01",
-            ["MsiProxy:Health:Timeout"] = "00:00:01",
+            ["MsiProxy:Health:Timeout"] = "00:00:05",
         };
         for (var i = 0; i < clients.Length; i++)
         {
