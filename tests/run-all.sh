@@ -44,8 +44,20 @@ rm -rf "$results" && mkdir -p "$results"
 install_prerequisites
 
 status=0
+log "dotnet build"
+dotnet build MsiProxy.sln -c Release >&2 || status=1
+
+# The tests run in a network namespace of their own with only loopback (when root): whatever a test does, it cannot
+# send a packet off this machine. The Docker engine is still reachable through its unix socket.
+isolate=()
+if [[ "$(id -u)" == "0" ]] && unshare -n true 2>/dev/null; then
+  isolate=(unshare -n sh -c 'ip link set lo up && exec "$@"' isolated)
+else
+  log "not root (or no unshare): the tests run in this machine's network namespace"
+fi
 log "dotnet test"
-dotnet test MsiProxy.sln -c Release --logger "trx" --results-directory "$results/dotnet" -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
+"${isolate[@]}" dotnet test MsiProxy.sln -c Release --no-build --logger "trx" --results-directory "$results/dotnet" \
+  -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
 
 # Runs a suite that ends with its own "N passed, N failed[, N skipped]" line; echoes that line.
 # (A failing exit code is reported as "exit N: <line>", so a suite that fails without counting a failure still fails.)
