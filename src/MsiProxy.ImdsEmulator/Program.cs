@@ -1,1 +1,2 @@
-Console.WriteLine("emulator placeholder");
+// Standalone Azure IMDS emulator. Options: docs/emulator.md (standard .NET configuration, section "Emulator").
+return await MsiProxy.ImdsEmulator.Hosting.StandaloneEmulator.RunAsync(args).ConfigureAwait(false);

@@ -1,3 +1,10 @@
+using MsiProxy.Hosting;
+using MsiProxy.Telemetry;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.AddMsiProxyTelemetry();
+builder.AddMsiProxy();
+
 var app = builder.Build();
-app.Run();
+app.MapMsiProxy();
+return await app.RunMsiProxyAsync();

@@ -1,0 +1,163 @@
+using System.Buffers.Text;
+using System.Globalization;
+using System.Text.Json;
+
+namespace MsiProxy.Caching;
+
+/// <summary>
+/// A token response as the upstream sent it, kept as bytes. The body is split around the value of
+/// <c>expires_in</c> so that a hit can write the remaining lifetime without parsing or re-serialising anything.
+/// </summary>
+public sealed class CachedToken
+{
+    private readonly byte[] _body;
+    private readonly int _expiresInStart;
+    private readonly int _expiresInLength;
+
+    private CachedToken(byte[] body, int expiresInStart, int expiresInLength, bool expiresInQuoted,
+        DateTimeOffset expiresOn, DateTimeOffset fetchedAt, DateTimeOffset refreshAt)
+    {
+        _body = body;
+        _expiresInStart = expiresInStart;
+        _expiresInLength = expiresInLength;
+        ExpiresInQuoted = expiresInQuoted;
+        ExpiresOn = expiresOn;
+        FetchedAt = fetchedAt;
+        RefreshAt = refreshAt;
+    }
+
+    public DateTimeOffset ExpiresOn { get; }
+    public DateTimeOffset FetchedAt { get; }
+
+    /// <summary>From here on a hit starts a background refresh.</summary>
+    public DateTimeOffset RefreshAt { get; }
+
+    private bool ExpiresInQuoted { get; }
+
+    /// <summary>The body with <c>expires_in</c> recomputed for <paramref name="now"/>; other fields as sent.</summary>
+    public int WriteBody(DateTimeOffset now, Span<byte> destination)
+    {
+        if (_expiresInStart < 0)
+        {
+            _body.CopyTo(destination);
+            return _body.Length;
+        }
+
+        var seconds = Math.Max(0L, (long)(ExpiresOn - now).TotalSeconds);
+        var written = 0;
+        _body.AsSpan(0, _expiresInStart).CopyTo(destination);
+        written += _expiresInStart;
+        if (ExpiresInQuoted)
+        {
+            destination[written++] = (byte)'"';
+        }
+
+        Utf8Formatter.TryFormat(seconds, destination[written..], out var digits);
+        written += digits;
+        if (ExpiresInQuoted)
+        {
+            destination[written++] = (byte)'"';
+        }
+
+        var tailStart = _expiresInStart + _expiresInLength;
+        _body.AsSpan(tailStart).CopyTo(destination[written..]);
+        return written + _body.Length - tailStart;
+    }
+
+    /// <summary>Enough room for any body <see cref="WriteBody"/> produces.</summary>
+    public int MaxBodyLength => _body.Length + 24;
+
+    /// <summary>
+    /// Reads the fields the cache needs from an upstream 200 body. Fails (and the response is passed through uncached)
+    /// when the body is not a token response with a usable expiry.
+    /// </summary>
+    public static bool TryCreate(byte[] body, DateTimeOffset now, double refreshAfter, out CachedToken token, out string? error)
+    {
+        token = null!;
+        error = null;
+        long? expiresOn = null;
+        long? expiresIn = null;
+        int expiresInStart = -1, expiresInLength = 0;
+        var quoted = false;
+        var hasAccessToken = false;
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = "not a JSON object";
+                return false;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.GetString();
+                reader.Read();
+                switch (name)
+                {
+                    case "access_token":
+                        hasAccessToken = reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0;
+                        break;
+                    case "expires_on":
+                        expiresOn = ReadSeconds(ref reader);
+                        break;
+                    case "expires_in":
+                        if (reader.ValueIsEscaped)
+                        {
+                            error = "escaped expires_in";
+                            return false;
+                        }
+
+                        expiresIn = ReadSeconds(ref reader);
+                        quoted = reader.TokenType == JsonTokenType.String;
+                        // The span to replace covers the value including its quotes; WriteBody puts them back.
+                        expiresInStart = (int)reader.TokenStartIndex;
+                        expiresInLength = reader.ValueSpan.Length + (quoted ? 2 : 0);
+                        break;
+                }
+
+                reader.TrySkip();
+            }
+        }
+        catch (JsonException)
+        {
+            error = "malformed JSON";
+            return false;
+        }
+
+        if (!hasAccessToken)
+        {
+            error = "no access_token";
+            return false;
+        }
+
+        // IMDS sends both; expires_on is authoritative (expires_in counts down on IMDS's own cache hits).
+        var expiry = expiresOn is { } on ? DateTimeOffset.FromUnixTimeSeconds(on)
+            : expiresIn is { } inSeconds ? now.AddSeconds(inSeconds) : (DateTimeOffset?)null;
+        if (expiry is not { } expires || expires <= now)
+        {
+            error = "no usable expires_on";
+            return false;
+        }
+
+        var refreshAt = now + ((expires - now) * Math.Clamp(refreshAfter, 0, 1));
+        token = new CachedToken(body, expiresIn is null ? -1 : expiresInStart, expiresInLength, quoted, expires, now, refreshAt);
+        return true;
+    }
+
+    private static long? ReadSeconds(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var number))
+        {
+            return number;
+        }
+
+        if (reader.TokenType == JsonTokenType.String
+            && long.TryParse(reader.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var text))
+        {
+            return text;
+        }
+
+        return null;
+    }
+}

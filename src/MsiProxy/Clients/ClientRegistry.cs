@@ -1,0 +1,149 @@
+using System.Net;
+
+namespace MsiProxy.Clients;
+
+/// <summary>
+/// The one registry of callers, fed by configuration, the admin API, the Docker monitor and Kubernetes.
+/// Reads (one per request) are lock-free: they see an immutable snapshot that writers replace atomically.
+/// </summary>
+public sealed class ClientRegistry
+{
+    private readonly Lock _writeLock = new();
+    private readonly TimeProvider _time;
+    private volatile Snapshot _snapshot = Snapshot.Empty;
+
+    public ClientRegistry(TimeProvider time) => _time = time;
+
+    /// <summary>Raised after a registration was added or replaced (never under the write lock).</summary>
+    public event Action<ClientRegistration>? Registered;
+
+    /// <summary>Raised after a registration was removed, including when a new owner took its address or name.</summary>
+    public event Action<ClientRegistration>? Deregistered;
+
+    public int Count => _snapshot.ByName.Count;
+
+    public IReadOnlyCollection<ClientRegistration> All => _snapshot.ByName.Values;
+
+    /// <summary>The registration responsible for <paramref name="caller"/>: an exact address first, then the longest CIDR.</summary>
+    public ClientRegistration? Find(IPAddress caller)
+    {
+        var snapshot = _snapshot;
+        caller = AddressRange.Normalise(caller);
+        if (snapshot.BySingleAddress.TryGetValue(caller, out var exact))
+        {
+            return exact;
+        }
+
+        foreach (var registration in snapshot.Ranges)
+        {
+            if (registration.Address.Contains(caller))
+            {
+                return registration;
+            }
+        }
+
+        return null;
+    }
+
+    public ClientRegistration? Get(string name) => _snapshot.ByName.GetValueOrDefault(name);
+
+    /// <summary>
+    /// Adds or replaces a registration. Whoever held the same name or the same address before is removed first (and
+    /// <see cref="Deregistered"/> fires for it), so a container that inherits a dead one's IP never inherits its identities.
+    /// </summary>
+    public ClientRegistration Register(ClientRegistration registration)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(registration.Name);
+        if (registration.RegisteredAt == default)
+        {
+            registration = registration with { RegisteredAt = _time.GetUtcNow() };
+        }
+
+        List<ClientRegistration> displaced = [];
+        lock (_writeLock)
+        {
+            var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
+            if (byName.Remove(registration.Name, out var previous) && !SameOwner(previous, registration))
+            {
+                displaced.Add(previous);
+            }
+
+            foreach (var other in byName.Values.Where(r => r.Address == registration.Address).ToList())
+            {
+                byName.Remove(other.Name);
+                displaced.Add(other);
+            }
+
+            byName[registration.Name] = registration;
+            _snapshot = Snapshot.Create(byName);
+        }
+
+        foreach (var old in displaced)
+        {
+            Deregistered?.Invoke(old);
+        }
+
+        Registered?.Invoke(registration);
+        return registration;
+    }
+
+    public bool Deregister(string name) => RemoveWhere(r => r.Name == name) > 0;
+
+    /// <summary>Removes every registration matching <paramref name="predicate"/>; returns how many were removed.</summary>
+    public int RemoveWhere(Func<ClientRegistration, bool> predicate)
+    {
+        List<ClientRegistration> removed;
+        lock (_writeLock)
+        {
+            removed = _snapshot.ByName.Values.Where(predicate).ToList();
+            if (removed.Count == 0)
+            {
+                return 0;
+            }
+
+            var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
+            foreach (var registration in removed)
+            {
+                byName.Remove(registration.Name);
+            }
+
+            _snapshot = Snapshot.Create(byName);
+        }
+
+        foreach (var registration in removed)
+        {
+            Deregistered?.Invoke(registration);
+        }
+
+        return removed.Count;
+    }
+
+    /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
+    private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
+        a.Address == b.Address && a.ContainerId == b.ContainerId && a.Identities.SequenceEqual(b.Identities);
+
+    private sealed class Snapshot
+    {
+        public static readonly Snapshot Empty = Create(new Dictionary<string, ClientRegistration>());
+
+        private Snapshot(Dictionary<string, ClientRegistration> byName,
+            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges)
+        {
+            ByName = byName;
+            BySingleAddress = bySingleAddress;
+            Ranges = ranges;
+        }
+
+        // Plain dictionaries: never mutated after publication, so concurrent reads are safe and rebuilds stay cheap.
+        public Dictionary<string, ClientRegistration> ByName { get; }
+        public Dictionary<IPAddress, ClientRegistration> BySingleAddress { get; }
+
+        /// <summary>CIDR registrations, longest prefix first so the most specific wins.</summary>
+        public ClientRegistration[] Ranges { get; }
+
+        public static Snapshot Create(Dictionary<string, ClientRegistration> byName) => new(
+            new Dictionary<string, ClientRegistration>(byName, StringComparer.Ordinal),
+            byName.Values.Where(r => r.Address.IsSingleAddress).ToDictionary(r => r.Address.Network),
+            [.. byName.Values.Where(r => !r.Address.IsSingleAddress).OrderByDescending(r => r.Address.PrefixLength)]);
+    }
+}

@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Options;
+using MsiProxy.Configuration;
+
+namespace MsiProxy.Clients;
+
+/// <summary>Keeps the registry in step with <c>MsiProxy:Clients</c>, at start-up and on every configuration reload.</summary>
+public sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<MsiProxyOptions> options, ILogger<ConfiguredClients> logger)
+    : IHostedService, IDisposable
+{
+    private IDisposable? _subscription;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        Apply(options.CurrentValue);
+        _subscription = options.OnChange(Apply);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public static ClientRegistration ToRegistration(ClientOptions client) => new()
+    {
+        Name = client.Name!,
+        Address = AddressRange.Parse(client.Address!),
+        Identities = IdentityBinding.ParseAll(client.Identities),
+        Prefetch = client.Prefetch,
+        Source = RegistrationSources.Configuration,
+    };
+
+    private void Apply(MsiProxyOptions current)
+    {
+        List<ClientRegistration> wanted;
+        try
+        {
+            wanted = [.. current.Clients.Select(ToRegistration)];
+        }
+        catch (FormatException ex)
+        {
+            // Start-up validation rejects this; on a reload keep the clients we have rather than drop them all.
+            logger.LogError("Ignoring a configuration reload with invalid clients: {Error}", ex.Message);
+            return;
+        }
+
+        var names = wanted.Select(w => w.Name).ToHashSet(StringComparer.Ordinal);
+        registry.RemoveWhere(r => r.Source == RegistrationSources.Configuration && !names.Contains(r.Name));
+        foreach (var registration in wanted)
+        {
+            var existing = registry.Get(registration.Name);
+            if (existing is null || existing.Address != registration.Address || !existing.Identities.SequenceEqual(registration.Identities)
+                || !existing.Prefetch.SequenceEqual(registration.Prefetch))
+            {
+                registry.Register(registration);
+            }
+        }
+    }
+
+    public void Dispose() => _subscription?.Dispose();
+}

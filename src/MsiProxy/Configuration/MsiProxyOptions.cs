@@ -1,0 +1,131 @@
+namespace MsiProxy.Configuration;
+
+/// <summary>
+/// The configuration contract (section <c>MsiProxy</c>). Users' configuration files depend on these names:
+/// change them only with a migration note in README.
+/// </summary>
+public sealed class MsiProxyOptions
+{
+    public const string SectionName = "MsiProxy";
+
+    /// <summary>The one address IMDS lives at. The product default; tests and the demo always override it.</summary>
+    public const string ImdsAddress = "http://169.254.169.254";
+
+    /// <summary>Ordered upstream base URLs: IMDS itself, or msiserviceclient instances (other MsiProxies).</summary>
+    public List<string> Upstreams { get; set; } = [];
+
+    /// <summary>Statically registered callers.</summary>
+    public List<ClientOptions> Clients { get; set; } = [];
+
+    /// <summary>Path prefixes that may be forwarded. Empty means the defaults in <see cref="DefaultAllowedPaths"/>.</summary>
+    public List<string> AllowedPaths { get; set; } = [];
+
+    /// <summary>Clients must send <c>Metadata: true</c>, exactly as IMDS demands (an SSRF guard we keep).</summary>
+    public bool RequireMetadataHeader { get; set; } = true;
+
+    public ManagementOptions Management { get; set; } = new();
+    public CacheOptions Cache { get; set; } = new();
+    public ResilienceOptions Resilience { get; set; } = new();
+    public ClientRateLimitOptions ClientRateLimit { get; set; } = new();
+    public HealthOptions Health { get; set; } = new();
+    public PrefetchOptions Prefetch { get; set; } = new();
+
+    public static readonly IReadOnlyList<string> DefaultAllowedPaths =
+        ["/metadata/identity/oauth2/token", "/metadata/instance"];
+
+    public IReadOnlyList<string> EffectiveUpstreams => Upstreams.Count > 0 ? Upstreams : [ImdsAddress];
+
+    public IReadOnlyList<string> EffectiveAllowedPaths => AllowedPaths.Count > 0 ? AllowedPaths : DefaultAllowedPaths;
+}
+
+public sealed class ClientOptions
+{
+    public string? Name { get; set; }
+    public string? Address { get; set; }
+    public List<string> Identities { get; set; } = [];
+    public List<string> Prefetch { get; set; } = [];
+}
+
+public sealed class ManagementOptions
+{
+    public string Urls { get; set; } = "http://0.0.0.0:8081";
+
+    /// <summary>Admin API key. Without a key (here or in <see cref="ApiKeyFile"/>) the admin API is off.</summary>
+    public string? ApiKey { get; set; }
+
+    public string? ApiKeyFile { get; set; }
+}
+
+public sealed class CacheOptions
+{
+    public int MaxEntries { get; set; } = 10_000;
+
+    /// <summary>Never serve a token with less than this left: the SDKs treat it as expired and would come straight back.</summary>
+    public TimeSpan MinimumRemainingLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Fraction of a token's lifetime after which a hit starts a background refresh (the SDKs use one half).</summary>
+    public double RefreshAfter { get; set; } = 0.5;
+
+    /// <summary>After a failed background refresh, wait this long before the next one.</summary>
+    public TimeSpan RefreshRetryInterval { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class ResilienceOptions
+{
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Total time a client's request may spend upstream. Short: the SDKs retry on their own.</summary>
+    public TimeSpan RequestBudget { get; set; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>Total time a background refresh may spend: long enough for IMDS's 70 s "410 updating" window.</summary>
+    public TimeSpan RefreshBudget { get; set; } = TimeSpan.FromSeconds(90);
+
+    public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Cap on an upstream <c>Retry-After</c> we honour.</summary>
+    public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long IMDS may answer 410 ("updating") before we give up, as documented.</summary>
+    public TimeSpan GoneWindow { get; set; } = TimeSpan.FromSeconds(70);
+
+    public int MaxConcurrency { get; set; } = 5;
+    public int RequestsPerSecond { get; set; } = 20;
+    public int QueueLimit { get; set; } = 1_000;
+
+    public double BreakerFailureRatio { get; set; } = 0.5;
+    public int BreakerMinimumThroughput { get; set; } = 10;
+    public TimeSpan BreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan BreakerDuration { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+public sealed class ClientRateLimitOptions
+{
+    /// <summary>Cache misses a client may cause per second (token bucket refill). 0 turns the limit off.</summary>
+    public double RequestsPerSecond { get; set; } = 5;
+    public int Burst { get; set; } = 20;
+}
+
+public sealed class HealthOptions
+{
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>A cheap GET every upstream answers: IMDS's unversioned version list.</summary>
+    public string ProbePath { get; set; } = "/metadata/versions";
+
+    /// <summary>Consecutive transport failures or timeouts after which an upstream is skipped.</summary>
+    public int PassiveFailureThreshold { get; set; } = 3;
+
+    /// <summary>How long an upstream that kept failing is skipped before it is tried again.</summary>
+    public TimeSpan PassiveReactivation { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary><c>/readyz</c> is ready while an upstream answered within this window.</summary>
+    public TimeSpan ReadyWindow { get; set; } = TimeSpan.FromSeconds(60);
+}
+
+public sealed class PrefetchOptions
+{
+    /// <summary>Resources warmed for every client's identities when it registers, so its first call is a hit.</summary>
+    public List<string> Resources { get; set; } = [];
+}

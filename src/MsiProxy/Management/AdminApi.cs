@@ -1,0 +1,204 @@
+using MsiProxy.Caching;
+using MsiProxy.Clients;
+using MsiProxy.Requests;
+using MsiProxy.Tokens;
+using MsiProxy.Upstreams;
+
+namespace MsiProxy.Management;
+
+/// <summary>
+/// The admin API (management listener only, API key required): clients, cache entries (never tokens) and
+/// upstreams. Bad input is refused with 400 naming the field, and a refused change leaves the previous state.
+/// </summary>
+public static class AdminApi
+{
+    public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
+    {
+        var admin = endpoints.MapGroup("/admin").AddEndpointFilter<ApiKeyFilter>();
+        admin.MapGet("/clients", ListClients);
+        admin.MapGet("/clients/{name}", GetClient);
+        admin.MapPut("/clients/{name}", PutClient);
+        admin.MapDelete("/clients/{name}", DeleteClient);
+        admin.MapGet("/cache", ListCache);
+        admin.MapDelete("/cache", FlushCache);
+        admin.MapPost("/cache/refresh", RefreshCache);
+        admin.MapGet("/upstreams", ListUpstreams);
+        admin.MapPut("/upstreams", PutUpstreams);
+        return admin;
+    }
+
+    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId);
+
+    public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
+        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready)
+    {
+        public static ClientView From(ClientRegistration r) =>
+            new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.ContainerId, r.Prefetch, r.Ready);
+    }
+
+    public sealed record CacheEntryView(string Identity, string Resource, string ApiVersionFamily, DateTimeOffset ExpiresOn, DateTimeOffset FetchedAt,
+        DateTimeOffset RefreshAt, long Hits);
+
+    public sealed record UpstreamsBody(List<string>? Upstreams);
+
+    private static IResult ListClients(ClientRegistry registry) =>
+        Results.Ok(registry.All.OrderBy(r => r.Name, StringComparer.Ordinal).Select(ClientView.From));
+
+    private static IResult GetClient(string name, ClientRegistry registry) =>
+        registry.Get(name) is { } r ? Results.Ok(ClientView.From(r)) : NotFound($"No client named '{name}'");
+
+    private static IResult PutClient(string name, ClientBody? body, ClientRegistry registry)
+    {
+        if (body is null)
+        {
+            return Invalid("body: a JSON object with address and identities is required");
+        }
+
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 253)
+        {
+            return Invalid("name: must be 1-253 characters");
+        }
+
+        if (!AddressRange.TryParse(body.Address, out var address))
+        {
+            return Invalid($"address: '{body.Address}' is not an IPv4/IPv6 address or CIDR block");
+        }
+
+        var identities = new List<IdentityBinding>();
+        foreach (var (entry, index) in (body.Identities ?? []).Select((e, i) => (e, i)))
+        {
+            if (!IdentityBinding.TryParse(entry, out var binding, out var error))
+            {
+                return Invalid($"identities[{index}]: {error}");
+            }
+
+            identities.Add(binding);
+        }
+
+        foreach (var (resource, index) in (body.Prefetch ?? []).Select((e, i) => (e, i)))
+        {
+            if (!Uri.TryCreate(resource, UriKind.Absolute, out _))
+            {
+                return Invalid($"prefetch[{index}]: '{resource}' is not an absolute resource URI");
+            }
+        }
+
+        var existed = registry.Get(name) is not null;
+        var registration = registry.Register(new ClientRegistration
+        {
+            Name = name,
+            Address = address,
+            Identities = identities,
+            Prefetch = body.Prefetch ?? [],
+            ContainerId = body.ContainerId,
+            Source = RegistrationSources.Admin,
+        });
+        var view = ClientView.From(registration);
+        return existed ? Results.Ok(view) : Results.Created($"/admin/clients/{Uri.EscapeDataString(name)}", view);
+    }
+
+    private static IResult DeleteClient(string name, ClientRegistry registry) =>
+        registry.Deregister(name) ? Results.NoContent() : NotFound($"No client named '{name}'");
+
+    private static IResult ListCache(TokenCache cache) =>
+        Results.Ok(cache.Snapshot().OrderBy(e => e.Key.ToString(), StringComparer.Ordinal).Select(e =>
+            new CacheEntryView(e.Key.Identity.ToString(), e.Key.Resource, e.Key.ApiVersionFamily, e.ExpiresOn, e.FetchedAt, e.RefreshAt, e.Hits)));
+
+    private static IResult FlushCache(string? client, string? identity, string? resource, TokenCache cache, ClientRegistry registry)
+    {
+        if (!TryBuildFilter(client, identity, resource, registry, out var filter, out var error))
+        {
+            return error!;
+        }
+
+        return Results.Ok(new { removed = cache.RemoveWhere(filter, "admin") });
+    }
+
+    private static async Task<IResult> RefreshCache(string? client, string? identity, string? resource, TokenCache cache, ClientRegistry registry,
+        UpstreamTokenClient upstream, CancellationToken cancellationToken)
+    {
+        if (!TryBuildFilter(client, identity, resource, registry, out var filter, out var error))
+        {
+            return error!;
+        }
+
+        var refreshed = 0;
+        var failed = new List<string>();
+        foreach (var key in cache.Snapshot().Select(e => e.Key).Where(filter))
+        {
+            var request = new TokenRequest(TokenPrefetcher.PrefetchApiVersion, key.Resource, key.Identity, BypassCache: true, key.Authority);
+            var pathAndQuery = request.ToUpstreamPathAndQuery(key.Identity, bypassCache: true);
+            var result = await cache.GetAsync(key, bypassCache: true, purpose => upstream.FetchAsync(pathAndQuery, purpose, CancellationToken.None),
+                cancellationToken);
+            if (result.Token is not null)
+            {
+                refreshed++;
+            }
+            else
+            {
+                failed.Add($"{key}: {result.Failure?.Status}");
+            }
+        }
+
+        return Results.Ok(new { refreshed, failed });
+    }
+
+    private static IResult ListUpstreams(UpstreamSet upstreams) => Results.Ok(upstreams.Describe());
+
+    private static IResult PutUpstreams(UpstreamsBody? body, UpstreamSet upstreams)
+    {
+        if (body?.Upstreams is not { } list)
+        {
+            return Invalid("upstreams: a JSON array of base URLs is required");
+        }
+
+        var errors = UpstreamSet.Validate(list).ToList();
+        if (errors.Count > 0)
+        {
+            return Invalid("upstreams: " + string.Join("; ", errors).Replace("MsiProxy:Upstreams:", "upstreams[", StringComparison.Ordinal));
+        }
+
+        upstreams.Set(list);
+        return Results.Ok(upstreams.Describe());
+    }
+
+    private static bool TryBuildFilter(string? client, string? identity, string? resource, ClientRegistry registry,
+        out Func<TokenCacheKey, bool> filter, out IResult? error)
+    {
+        filter = _ => true;
+        error = null;
+        Func<TokenCacheKey, bool>? byClient = null;
+        if (client is not null)
+        {
+            if (registry.Get(client) is not { } registration)
+            {
+                error = NotFound($"No client named '{client}'");
+                return false;
+            }
+
+            byClient = key => registration.CanReach(key.Identity);
+        }
+
+        IdentitySelector? selector = null;
+        if (identity is not null)
+        {
+            if (!IdentityBinding.TryParse(identity, out var binding, out var why) || binding.IsAny)
+            {
+                error = Invalid($"identity: {why ?? "'*' is not a single identity"}");
+                return false;
+            }
+
+            selector = binding.Selector;
+        }
+
+        filter = key => (byClient is null || byClient(key)) && (selector is null || key.Identity == selector)
+            && (resource is null || key.Resource == resource);
+        return true;
+    }
+
+    private static IResult Invalid(string description) =>
+        Results.Json(new Dictionary<string, string> { ["error"] = "invalid_request", ["error_description"] = description }, statusCode: 400);
+
+    private static IResult NotFound(string description) =>
+        Results.Json(new Dictionary<string, string> { ["error"] = "not_found", ["error_description"] = description }, statusCode: 404);
+}

@@ -1,0 +1,62 @@
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace MsiProxy.Upstreams;
+
+/// <summary>
+/// Active health probes the way IMDS needs them: YARP's default probe sends no <c>Metadata</c> header, which IMDS
+/// answers with 400, so every probe would look like a failure. Ours sends the header and is marked so the retry
+/// policy leaves it alone (a probe must report what it saw, not retry it).
+/// </summary>
+public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
+{
+    public static readonly HttpRequestOptionsKey<bool> IsProbe = new("msiproxy.probe");
+
+    public HttpRequestMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
+    {
+        var probe = cluster.Config.HealthCheck?.Active;
+        var address = (destination.Config.Health ?? destination.Config.Address).TrimEnd('/');
+        var request = new HttpRequestMessage(HttpMethod.Get, address + (probe?.Path ?? "/") + (probe?.Query ?? ""))
+        {
+            Version = System.Net.HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+        request.Headers.Add("Metadata", "true");
+        request.Options.Set(IsProbe, true);
+        return request;
+    }
+}
+
+/// <summary>
+/// An upstream is healthy when it answers at all with a status below 500: a 400 or 403 still proves it is there
+/// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not.
+/// </summary>
+public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams) : IActiveHealthCheckPolicy
+{
+    public const string PolicyName = "MsiProxyUpstream";
+
+    public string Name => PolicyName;
+
+    public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
+    {
+        var results = new List<NewActiveDestinationHealth>(probingResults.Count);
+        foreach (var result in probingResults)
+        {
+            var healthy = result.Response is { } response && (int)response.StatusCode < 500;
+            if (healthy)
+            {
+                upstreams.Value?.RecordProbeAnswer();
+            }
+
+            results.Add(new NewActiveDestinationHealth(result.Destination, healthy ? DestinationHealth.Healthy : DestinationHealth.Unhealthy));
+        }
+
+        healthUpdater.SetActive(cluster, results);
+    }
+}
+
+/// <summary>Breaks the construction cycle UpstreamSet → YARP state → health policy → UpstreamSet.</summary>
+public sealed class UpstreamSetAccessor
+{
+    public UpstreamSet? Value { get; set; }
+}

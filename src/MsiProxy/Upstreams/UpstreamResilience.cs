@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using System.Net;
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Options;
+using MsiProxy.Configuration;
+using MsiProxy.Telemetry;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.RateLimiting;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace MsiProxy.Upstreams;
+
+/// <summary>
+/// The one Polly pipeline every upstream request goes through — token fetches and forwarded instance-metadata
+/// requests alike, so together they never exceed what IMDS allows a VM. Outermost first:
+/// total budget → IMDS-aware retry → circuit breaker → rate limit (20/s) → concurrency limit (5) → attempt timeout.
+/// </summary>
+public sealed class UpstreamResilience : IDisposable
+{
+    public const string PipelineName = "msiproxy-upstream";
+
+    public static readonly ResiliencePropertyKey<DateTimeOffset> Deadline = new("msiproxy.deadline");
+    public static readonly ResiliencePropertyKey<DateTimeOffset> FirstGoneAt = new("msiproxy.first-gone-at");
+    public static readonly ResiliencePropertyKey<TimeSpan> NextDelay = new("msiproxy.next-delay");
+
+    private readonly ResilienceOptions _options;
+    private readonly TimeProvider _time;
+    private readonly MsiProxyTelemetry _telemetry;
+    private readonly ImdsRetryPolicy _retryPolicy;
+    private readonly ConcurrencyLimiter _concurrency;
+    private readonly SlidingWindowRateLimiter _rate;
+    private readonly CircuitBreakerStateProvider _circuit = new();
+
+    public UpstreamResilience(IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry)
+    {
+        _options = options.Value.Resilience;
+        _time = time;
+        _telemetry = telemetry;
+        _retryPolicy = new ImdsRetryPolicy(_options, Random.Shared.NextDouble);
+        _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        {
+            PermitLimit = _options.MaxConcurrency,
+            QueueLimit = _options.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        });
+        _rate = new SlidingWindowRateLimiter(new SlidingWindowRateLimiterOptions
+        {
+            PermitLimit = _options.RequestsPerSecond,
+            Window = TimeSpan.FromSeconds(1),
+            SegmentsPerWindow = 10,
+            QueueLimit = _options.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    public CircuitState CircuitState => _circuit.CircuitState;
+
+    /// <summary>Requests waiting for an upstream slot (rate or concurrency).</summary>
+    public long QueueLength =>
+        (_concurrency.GetStatistics()?.CurrentQueuedCount ?? 0) + (_rate.GetStatistics()?.CurrentQueuedCount ?? 0);
+
+    public void Configure(ResiliencePipelineBuilder<HttpResponseMessage> builder)
+    {
+        builder
+            .AddTimeout(new TimeoutStrategyOptions { Name = "budget", TimeoutGenerator = args => ValueTask.FromResult(RemainingBudget(args.Context)) })
+            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            {
+                Name = "imds-retry",
+                MaxRetryAttempts = 100,
+                ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.AttemptNumber, args.Context)),
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(args.Context.Properties.GetValue(NextDelay, TimeSpan.Zero)),
+                OnRetry = args =>
+                {
+                    var reason = ImdsRetryPolicy.Classify((int?)args.Outcome.Result?.StatusCode, args.Outcome.Exception) ?? "unknown";
+                    _telemetry.UpstreamRetries.Add(1, new KeyValuePair<string, object?>("reason", reason));
+                    Activity.Current?.AddEvent(new ActivityEvent("retry", tags: new ActivityTagsCollection
+                    {
+                        ["msiproxy.retry.attempt"] = args.AttemptNumber + 1,
+                        ["msiproxy.retry.reason"] = reason,
+                        ["msiproxy.retry.delay_ms"] = args.RetryDelay.TotalMilliseconds,
+                    }));
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
+            {
+                Name = "upstream-breaker",
+                FailureRatio = _options.BreakerFailureRatio,
+                MinimumThroughput = _options.BreakerMinimumThroughput,
+                SamplingDuration = _options.BreakerSamplingDuration,
+                BreakDuration = _options.BreakerDuration,
+                StateProvider = _circuit,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
+                {
+                    { Exception: HttpRequestException or TimeoutRejectedException } => true,
+                    { Result.StatusCode: HttpStatusCode.RequestTimeout } => true,
+                    { Result: { } response } => (int)response.StatusCode >= 500,
+                    _ => false,
+                }),
+            })
+            .AddRateLimiter(new RateLimiterStrategyOptions
+            {
+                Name = "upstream-rate",
+                RateLimiter = args => _rate.AcquireAsync(1, args.Context.CancellationToken),
+            })
+            .AddRateLimiter(new RateLimiterStrategyOptions
+            {
+                Name = "upstream-concurrency",
+                RateLimiter = args => _concurrency.AcquireAsync(1, args.Context.CancellationToken),
+            })
+            .AddTimeout(new TimeoutStrategyOptions { Name = "attempt", Timeout = _options.AttemptTimeout });
+    }
+
+    /// <summary>Starts a caller's budget; pipelines entered without one (the forwarder) get the request budget.</summary>
+    public void StartBudget(ResilienceContext context, TimeSpan budget) =>
+        context.Properties.Set(Deadline, _time.GetUtcNow() + budget);
+
+    public TimeSpan CircuitRetryAfter => _options.BreakerDuration;
+
+    private TimeSpan RemainingBudget(ResilienceContext context)
+    {
+        if (!context.Properties.TryGetValue(Deadline, out var deadline))
+        {
+            StartBudget(context, _options.RequestBudget);
+            return _options.RequestBudget;
+        }
+
+        var remaining = deadline - _time.GetUtcNow();
+        return remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1);
+    }
+
+    private bool ShouldRetry(Outcome<HttpResponseMessage> outcome, int attempt, ResilienceContext context)
+    {
+        if (context.GetRequestMessage()?.Options.TryGetValue(ImdsProbingRequestFactory.IsProbe, out _) == true)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        var status = (int?)outcome.Result?.StatusCode;
+        DateTimeOffset? firstGone = null;
+        if (status == (int)HttpStatusCode.Gone)
+        {
+            if (!context.Properties.TryGetValue(FirstGoneAt, out var since))
+            {
+                context.Properties.Set(FirstGoneAt, since = now);
+            }
+
+            firstGone = since;
+        }
+
+        var retryAfter = outcome.Result?.Headers.RetryAfter?.Delta;
+        var deadline = context.Properties.GetValue(Deadline, now + _options.RequestBudget);
+        var decision = _retryPolicy.Decide(status, outcome.Exception, retryAfter, attempt, now, deadline, firstGone);
+        context.Properties.Set(NextDelay, decision.Delay);
+        return decision.Retry;
+    }
+
+    public void Dispose()
+    {
+        _concurrency.Dispose();
+        _rate.Dispose();
+    }
+}

@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+
+namespace MsiProxy.Testing.Clients;
+
+/// <summary>Which real, unmodified client to run.</summary>
+public enum SdkKind
+{
+    /// <summary>Azure.Identity 1.21.0 ManagedIdentityCredential (tests/clients/dotnet/SdkClient).</summary>
+    AzureIdentity,
+
+    /// <summary>MSAL.NET 4.92.0 ManagedIdentityApplication (tests/clients/dotnet/SdkClient).</summary>
+    Msal,
+
+    /// <summary>@azure/identity 4.14.1 ManagedIdentityCredential on Node (tests/clients/js).</summary>
+    Js,
+}
+
+/// <summary>One token request made by a client process. At most one selector.</summary>
+public sealed record SdkClientRequest(SdkKind Sdk, string Resource)
+{
+    public string? ClientId { get; init; }
+
+    public string? ObjectId { get; init; }
+
+    public string? ResourceId { get; init; }
+
+    /// <summary>The process is killed (whole tree) after this long and the result says so.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Runs the client through this command, e.g. ["ip", "netns", "exec", "msiproxy-test-1"] for a network
+    /// namespace the test created. Only with a wrapper may the authority host be a non-loopback address.
+    /// </summary>
+    public IReadOnlyList<string>? Wrapper { get; init; }
+
+    /// <summary>Extra environment for the client (e.g. AZURE_TOKEN_CREDENTIALS); applied after scrubbing.</summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
+}
+
+/// <summary>What the client printed: {"ok":true,"token","expiresOn"} or {"ok":false,"errorType","message"}.</summary>
+public sealed record SdkClientResult(
+    bool Ok,
+    string? Token,
+    DateTimeOffset? ExpiresOn,
+    string? ErrorType,
+    string? Message,
+    int ExitCode,
+    bool TimedOut,
+    TimeSpan Elapsed,
+    string StandardOutput,
+    string StandardError)
+{
+    public override string ToString() =>
+        $"ok={Ok} exit={ExitCode} timedOut={TimedOut} elapsed={Elapsed.TotalSeconds:0.0}s error={ErrorType}: {Message}\nstdout: {StandardOutput}\nstderr: {StandardError}";
+}
+
+/// <summary>
+/// Runs a real SDK client in a child process against an IMDS-compatible endpoint (the emulator or MsiProxy).
+/// The SDKs fix their endpoint per process, hence one process per call. The child's environment is scrubbed of
+/// every variable that could send it elsewhere (other managed-identity protocols, proxies), and the authority host
+/// must be loopback unless a <see cref="SdkClientRequest.Wrapper"/> puts the client in a test-made namespace.
+/// </summary>
+public static class SdkClientRunner
+{
+    private static readonly string[] ScrubbedVariables =
+    [
+        "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT",
+        "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_TOKEN_CREDENTIALS", "AZURE_AUTHORITY_HOST",
+        "DEFAULT_IDENTITY_CLIENT_ID", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+    ];
+
+    private static readonly Lazy<string> DotnetClient = new(BuildDotnetClient, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    public static string DotnetClientProject => RepositoryPaths.Combine("tests", "clients", "dotnet", "SdkClient");
+
+    public static string JsClientDirectory => RepositoryPaths.Combine("tests", "clients", "js");
+
+    /// <summary>True when this process sees no network interface but loopback (e.g. run under unshare -n).</summary>
+    public static bool IsNetworkIsolated =>
+        Directory.Exists("/sys/class/net") && Directory.GetDirectories("/sys/class/net").All(d => Path.GetFileName(d) == "lo");
+
+    public static async Task<SdkClientResult> RunAsync(Uri authorityHost, SdkClientRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(authorityHost);
+        ArgumentNullException.ThrowIfNull(request);
+        GuardAuthority(authorityHost, request);
+        if (File.Exists("/opt/azcmagent/bin/himds"))
+        {
+            throw new InvalidOperationException("/opt/azcmagent/bin/himds exists: the SDKs would switch to the Azure Arc protocol.");
+        }
+
+        var start = CreateStartInfo(request);
+        foreach (var name in ScrubbedVariables)
+        {
+            start.Environment.Remove(name);
+        }
+
+        // Scheme, host and port only: msal-node appends the path itself and lower-cases the whole URL.
+        start.Environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = authorityHost.GetLeftPart(UriPartial.Authority);
+        start.Environment["NO_PROXY"] = "127.0.0.1,localhost";
+        start.Environment["no_proxy"] = "127.0.0.1,localhost";
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in request.Environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+    }
+
+    private static void GuardAuthority(Uri authority, SdkClientRequest request)
+    {
+        if (authority.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new ArgumentException($"Authority host {authority} must be http://.", nameof(authority));
+        }
+
+        var loopback = authority.IsLoopback || (IPAddress.TryParse(authority.Host, out var ip) && IPAddress.IsLoopback(ip));
+        if (!loopback && request.Wrapper is not { Count: > 0 })
+        {
+            throw new ArgumentException(
+                $"Authority host {authority} is not loopback; only a client run inside a test-made namespace (Wrapper) may use it.",
+                nameof(authority));
+        }
+
+        if (authority.Host == "169.254.169.254")
+        {
+            throw new ArgumentException("Tests never target the real IMDS address.", nameof(authority));
+        }
+    }
+
+    private static ProcessStartInfo CreateStartInfo(SdkClientRequest request)
+    {
+        var (program, args) = request.Sdk switch
+        {
+            SdkKind.Js => ("node", new List<string> { JsEntryPoint(), "--sdk", "azure-identity" }),
+            SdkKind.Msal => ("dotnet", new List<string> { DotnetClient.Value, "--sdk", "msal" }),
+            _ => ("dotnet", new List<string> { DotnetClient.Value, "--sdk", "azure-identity" }),
+        };
+        args.AddRange(["--resource", request.Resource]);
+        AddOption(args, "--client-id", request.ClientId);
+        AddOption(args, "--object-id", request.ObjectId);
+        AddOption(args, "--resource-id", request.ResourceId);
+
+        var command = new List<string>(request.Wrapper ?? []) { program };
+        command.AddRange(args);
+        var start = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = request.Sdk == SdkKind.Js ? JsClientDirectory : Path.GetTempPath(),
+        };
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return start;
+    }
+
+    private static void AddOption(List<string> args, string name, string? value)
+    {
+        if (value is not null)
+        {
+            args.AddRange([name, value]);
+        }
+    }
+
+    private static string JsEntryPoint()
+    {
+        if (!Directory.Exists(Path.Combine(JsClientDirectory, "node_modules", "@azure", "identity")))
+        {
+            throw new InvalidOperationException(
+                $"{JsClientDirectory}/node_modules is missing: run `npm ci --prefix tests/clients/js` first.");
+        }
+
+        return Path.Combine(JsClientDirectory, "get-token.mjs");
+    }
+
+    private static async Task<SdkClientResult> RunProcessAsync(ProcessStartInfo start, TimeSpan timeout, CancellationToken ct)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        var timedOut = false;
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            timedOut = true;
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        var output = await stdout.ConfigureAwait(false);
+        var errors = await stderr.ConfigureAwait(false);
+        stopwatch.Stop();
+        return Parse(output, errors, timedOut ? -1 : process.ExitCode, timedOut, stopwatch.Elapsed);
+    }
+
+    private static SdkClientResult Parse(string output, string errors, int exitCode, bool timedOut, TimeSpan elapsed)
+    {
+        var line = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault(l => l.StartsWith('{'));
+        if (line is null)
+        {
+            return new SdkClientResult(false, null, null, timedOut ? "Timeout" : "NoOutput", "The client printed no JSON result.", exitCode, timedOut, elapsed, output, errors);
+        }
+
+        using var json = JsonDocument.Parse(line);
+        var root = json.RootElement;
+        string? Get(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        var ok = root.TryGetProperty("ok", out var okValue) && okValue.ValueKind == JsonValueKind.True;
+        DateTimeOffset? expiresOn = DateTimeOffset.TryParse(Get("expiresOn"), System.Globalization.CultureInfo.InvariantCulture, out var e) ? e : null;
+        return new SdkClientResult(ok, Get("token"), expiresOn, Get("errorType"), Get("message"), exitCode, timedOut, elapsed, output, errors);
+    }
+
+    /// <summary>
+    /// Builds tests/clients/dotnet/SdkClient once per test process (incremental, so cheap when up to date), under a
+    /// file lock so parallel test assemblies do not build it at the same time.
+    /// </summary>
+    private static string BuildDotnetClient()
+    {
+        var project = DotnetClientProject;
+        var output = Path.Combine(project, "bin", "Release", "net10.0", "SdkClient.dll");
+        using (AcquireBuildLock())
+        {
+            var start = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+                WorkingDirectory = project,
+            };
+            foreach (var arg in new[] { "build", project, "-c", "Release", "--nologo", "-v", "q" })
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var build = Process.Start(start)!;
+            var log = build.StandardOutput.ReadToEndAsync();
+            var err = build.StandardError.ReadToEnd();
+            build.WaitForExit();
+            // An existing output is good enough when the build cannot run (e.g. inside a network namespace with no feed).
+            if (build.ExitCode != 0 && !File.Exists(output))
+            {
+                throw new InvalidOperationException($"dotnet build {project} failed ({build.ExitCode}):\n{log.Result}\n{err}");
+            }
+        }
+
+        return File.Exists(output) ? output : throw new InvalidOperationException($"{output} was not produced.");
+    }
+
+    private static FileStream AcquireBuildLock()
+    {
+        var lockPath = Path.Combine(Path.GetTempPath(), "msiproxy-sdkclient-build.lock");
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(200);
+            }
+        }
+    }
+}
