@@ -20,6 +20,11 @@ public sealed class Listeners
         ManagementUrls = managementUrls;
     }
 
+    /// <summary>Client URLs from <c>--urls</c>/<c>ASPNETCORE_URLS</c> (default port 80), management from <c>MsiProxy:Management:Urls</c>.</summary>
+    public static Listeners FromConfiguration(IConfiguration configuration) => new(
+        Split(configuration["urls"], "http://0.0.0.0:80"),
+        Split(configuration["MsiProxy:Management:Urls"], new Configuration.ManagementOptions().Urls));
+
     public IReadOnlyList<string> ClientUrls { get; }
     public IReadOnlyList<string> ManagementUrls { get; }
 

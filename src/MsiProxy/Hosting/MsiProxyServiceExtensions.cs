@@ -7,6 +7,7 @@ using MsiProxy.Management;
 using MsiProxy.Telemetry;
 using MsiProxy.Tokens;
 using MsiProxy.Upstreams;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Polly;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -26,11 +27,9 @@ public static class MsiProxyServiceExtensions
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
-        var listeners = new Listeners(
-            Listeners.Split(builder.Configuration["urls"], "http://0.0.0.0:80"),
-            Listeners.Split(section["Management:Urls"], new ManagementOptions().Urls));
-        services.AddSingleton(listeners);
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        // Listeners are read from the final configuration (so --demo and tests can add to it after this call).
+        services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
+        services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
         {
             listeners.Configure(kestrel);
             // Deliberate limits: IMDS requests are short GETs. Anything larger is refused by Kestrel (414/431/413).
@@ -75,9 +74,13 @@ public static class MsiProxyServiceExtensions
         UpstreamReadiness.AddProbeClient(services);
         services.AddSingleton<IReadinessCheck, UpstreamReadiness>();
 
-        var options = section.Get<MsiProxyOptions>() ?? new MsiProxyOptions();
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value;
+            return new InMemoryConfigProvider(UpstreamSet.BuildRoutes(), [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)]);
+        });
+        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<InMemoryConfigProvider>());
         services.AddReverseProxy()
-            .LoadFromMemory(UpstreamSet.BuildRoutes(), [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)])
             .AddTransforms(transforms =>
             {
                 // IMDS rejects any request with X-Forwarded-For; "Remove" also drops what a client sent, and Forwarded.

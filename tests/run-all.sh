@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every test MsiProxy has, after installing what they need (idempotent; apt and the Docker engine only as root):
+#   1. prerequisites — Debian packages (docker.io, iptables, yamllint, busybox-static, debootstrap), pwsh + Pester,
+#      the Node SDK client's packages, and a running dockerd for the end-to-end tests;
+#   2. dotnet test on MsiProxy.sln (unit, integration, real-SDK and real-Docker tests);
+#   3. the Pester tests of the PowerShell wiring scripts;
+#   4. the deployment checks (Dockerfile/YAML lint, chart schema, image build and run).
+# Ends with one line "N passed, N failed, N skipped" summed over all of them, and fails when any test failed or none ran.
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+results="$repo/artifacts/test-results"
+cd "$repo"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 NO_PROXY="127.0.0.1,localhost,${NO_PROXY:-}"
+unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+install_prerequisites() {
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
+    local wanted=(docker.io iptables iproute2 yamllint busybox-static debootstrap)
+    local missing=()
+    for p in "${wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if ((${#missing[@]})); then
+      log "installing Debian packages: ${missing[*]}"
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    fi
+    if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+      log "starting dockerd"
+      (dockerd >/tmp/msiproxy-dockerd.log 2>&1 &)
+      for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    fi
+  else
+    log "not root: skipping Debian packages and the Docker engine (the Docker tests will report as skipped)"
+  fi
+
+  if [[ -f tests/clients/js/package-lock.json && ! -d tests/clients/js/node_modules ]]; then
+    log "installing the Node SDK client (npm ci)"
+    npm ci --prefix tests/clients/js --no-audit --no-fund >&2 || log "npm ci failed: the Node SDK tests will fail"
+  fi
+}
+
+rm -rf "$results" && mkdir -p "$results"
+install_prerequisites
+
+status=0
+log "dotnet test"
+dotnet test MsiProxy.sln -c Release --logger "trx" --results-directory "$results/dotnet" -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
+
+pester_line=""
+if [[ -f tests/scripts/run-pester.sh ]]; then
+  log "Pester"
+  pester_line="$(bash tests/scripts/run-pester.sh | tee /dev/stderr | tail -n 1)" || status=1
+fi
+
+deploy_line=""
+if [[ -f tests/deploy/run.sh ]]; then
+  log "deployment checks"
+  deploy_line="$(bash tests/deploy/run.sh | tee /dev/stderr | tail -n 1)" || status=1
+fi
+
+python3 - "$results/dotnet" "$pester_line" "$deploy_line" "$status" <<'PY'
+import glob, re, sys, xml.etree.ElementTree as ET
+folder, pester, deploy, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+passed = failed = skipped = 0
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for trx in glob.glob(folder + "/**/*.trx", recursive=True):
+    counters = ET.parse(trx).getroot().find("t:ResultSummary/t:Counters", ns)
+    if counters is None:
+        continue
+    passed += int(counters.get("passed", 0))
+    failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
+    skipped += int(counters.get("notExecuted", 0)) + int(counters.get("inconclusive", 0))
+for line in (pester, deploy):
+    m = re.fullmatch(r"\s*(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*", line or "")
+    if line and not m:
+        print(f"unreadable summary line: {line!r}", file=sys.stderr)
+        failed += 1
+    elif m:
+        passed += int(m.group(1)); failed += int(m.group(2)); skipped += int(m.group(3) or 0)
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed or status or passed == 0 else 0)
+PY
