@@ -102,7 +102,7 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
         }
 
         // A framework-dependent app needs its runtimeconfig and deps next to the entry assembly.
-        var assembly = absolute.First(a => a.EndsWith(".exe", StringComparison.OrdinalIgnoreCase) || a.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+        var assembly = absolute.First(a => (a.EndsWith(".exe", StringComparison.OrdinalIgnoreCase) || a.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
             && !a.Contains("powershell", StringComparison.OrdinalIgnoreCase));
         var stem = Key(assembly, windows)[..^4];
         Assert.Contains(stem + ".dll", files.Keys);
