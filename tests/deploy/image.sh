@@ -62,6 +62,10 @@ run() {
 }
 
 run "$RUN-imds" --network-alias imds "$RUN/emulator:test"
+# The upstream must be up before the proxy's first health probe, or the proxy starts with it marked unhealthy.
+docker exec "$RUN-imds" bash -c 'for i in $(seq 1 600); do
+    curl -fs -o /dev/null -H "Metadata: true" "http://localhost:80/metadata/instance?api-version=2021-02-01" && exit 0; sleep 0.05; done; exit 1' \
+  || fail "image: emulator never answered within 30 s"
 # The upstream is the emulator on the internal network: the product default (169.254.169.254) is never used.
 run "$RUN-proxy" --network-alias proxy \
   -e MsiProxy__Upstreams__0=http://imds:80 \
