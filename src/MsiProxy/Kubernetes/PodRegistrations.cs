@@ -80,7 +80,7 @@ public sealed class PodRegistrations(ClientRegistry registry, ILogger<PodRegistr
         {
             // This pod owns the address now: whoever held it before is gone, even if its DELETED event has not arrived yet.
             var range = AddressRange.ForAddress(address);
-            var stale = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && r.Address == range && r.ContainerId != pod.Uid);
+            var stale = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && SameAddress(r.Address, range) && r.ContainerId != pod.Uid);
             if (stale > 0)
             {
                 logger.LogInformation("Pod {Pod} ({Uid}) now has {Address}; removed the registration of its previous holder",
@@ -96,7 +96,7 @@ public sealed class PodRegistrations(ClientRegistry registry, ILogger<PodRegistr
         }
 
         var existing = registry.All.FirstOrDefault(r => r.Source == RegistrationSources.Kubernetes && r.ContainerId == pod.Uid);
-        if (existing is not null && existing.Name == wanted.Name && existing.Address == wanted.Address && existing.Ready == wanted.Ready
+        if (existing is not null && existing.Name == wanted.Name && SameAddress(existing.Address, wanted.Address) && existing.Ready == wanted.Ready
             && existing.Identities.SequenceEqual(wanted.Identities))
         {
             return;
@@ -139,6 +139,9 @@ public sealed class PodRegistrations(ClientRegistry registry, ILogger<PodRegistr
             Ready = pod.IsRunning,
         };
     }
+
+    // AddressRange's generated record equality compares its byte array by reference, so compare the values.
+    private static bool SameAddress(AddressRange a, AddressRange b) => a.PrefixLength == b.PrefixLength && a.Network.Equals(b.Network);
 
     private void Unregister(string uid, string name, string reason)
     {
