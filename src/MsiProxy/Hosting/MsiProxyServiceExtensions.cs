@@ -3,6 +3,7 @@ using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.Forwarding;
+using MsiProxy.Kubernetes;
 using MsiProxy.Management;
 using MsiProxy.Telemetry;
 using MsiProxy.Tokens;
@@ -44,6 +45,7 @@ public static class MsiProxyServiceExtensions
         // Who may call
         services.AddSingleton<ClientRegistry>();
         services.AddHostedService<ConfiguredClients>();
+        builder.AddKubernetesDiscovery();
 
         // Tokens: cache, per-client fairness, prefetch, purge on deregistration
         services.AddSingleton<TokenCache>();
