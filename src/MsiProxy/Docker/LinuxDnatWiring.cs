@@ -68,7 +68,7 @@ public sealed class LinuxDnatWiring(IHostCommands host) : IContainerWiring
 
         var added = await IptablesAsync(container, ["-t", "nat", "-A", .. Rule(proxy)], cancellationToken).ConfigureAwait(false);
         return added.Succeeded
-            ? new(true, $"wired to {proxy}")
+            ? new(true, stale.Rules.Count > 0 ? $"re-pointed to {proxy}" : $"wired to {proxy}")
             : new(false, $"iptables -A failed ({added.ExitCode}): {added.Stderr.Trim()}");
     }
 
