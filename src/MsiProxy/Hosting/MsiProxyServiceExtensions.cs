@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
+using MsiProxy.Docker;
 using MsiProxy.Forwarding;
 using MsiProxy.Kubernetes;
 using MsiProxy.Management;
@@ -94,6 +95,8 @@ public static class MsiProxyServiceExtensions
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
         services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
         services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
+
+        builder.AddDockerMonitor(); // only when MsiProxy:Docker:Endpoint is set
         return builder;
     }
 

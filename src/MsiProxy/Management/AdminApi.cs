@@ -1,5 +1,6 @@
 using MsiProxy.Caching;
 using MsiProxy.Clients;
+using MsiProxy.Docker;
 using MsiProxy.Requests;
 using MsiProxy.Tokens;
 using MsiProxy.Upstreams;
@@ -24,6 +25,7 @@ public static class AdminApi
         admin.MapPost("/cache/refresh", RefreshCache);
         admin.MapGet("/upstreams", ListUpstreams);
         admin.MapPut("/upstreams", PutUpstreams);
+        admin.MapWiringState();
         return admin;
     }
 
