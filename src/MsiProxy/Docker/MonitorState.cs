@@ -61,15 +61,17 @@ public sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
         }
 
         var clients = state.Clients;
+        // One container that cannot be wired is reported here (and in /admin/wiring and the metrics) but does not make the
+        // proxy unready: the proxy still serves every other client on the node, and taking it out of service would hurt them.
         var broken = clients.Where(c => c.Status is WiringStatus.Failed or WiringStatus.Invalid).ToList();
+        var wired = clients.Count(c => c.Status == WiringStatus.Wired);
+        var summary = $"{wired}/{clients.Count} client containers wired, {state.DiscoveredUpstreams.Count} msiserviceclient upstreams, reconciled at {state.LastReconcile:O}";
         if (broken.Count > 0)
         {
-            return ValueTask.FromResult(new ReadinessResult("docker-monitor", false,
-                string.Join("; ", broken.Select(c => $"{c.Name} ({c.ContainerId[..Math.Min(12, c.ContainerId.Length)]}) {c.Status} after {c.Attempts} attempt(s): {c.Detail}"))));
+            summary += "; failing: " + string.Join("; ", broken.Select(c =>
+                $"{c.Name} ({c.ContainerId[..Math.Min(12, c.ContainerId.Length)]}) {c.Status} after {c.Attempts} attempt(s): {c.Detail}"));
         }
 
-        var wired = clients.Count(c => c.Status == WiringStatus.Wired);
-        return ValueTask.FromResult(new ReadinessResult("docker-monitor", true,
-            $"{wired}/{clients.Count} client containers wired, {state.DiscoveredUpstreams.Count} msiserviceclient upstreams, reconciled at {state.LastReconcile:O}"));
+        return ValueTask.FromResult(new ReadinessResult("docker-monitor", true, summary));
     }
 }

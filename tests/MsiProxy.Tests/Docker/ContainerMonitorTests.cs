@@ -156,8 +156,10 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         using var management = proxy.CreateManagementClient();
         using (var ready = await management.GetAsync("/readyz"))
         {
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            // Reported, but one client's wiring does not take the node's proxy out of service.
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
             var body = await ready.Content.ReadAsStringAsync();
+            Assert.Contains("0/1 client containers wired", body);
             Assert.Contains("app (c1) failed", body);
             Assert.Contains("permission denied (fake)", body);
         }
