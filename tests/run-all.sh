@@ -18,7 +18,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 
 install_prerequisites() {
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
-    local wanted=(docker.io iptables iproute2 curl yamllint busybox-static debootstrap)
+    local wanted=(docker.io iptables iproute2 util-linux curl yamllint busybox-static debootstrap)
     local missing=()
     for p in "${wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if ((${#missing[@]})); then
