@@ -9,8 +9,8 @@ namespace MsiProxy.Docker;
 
 /// <summary>
 /// The standalone monitor (<c>MsiProxy monitor</c>) drives a proxy it cannot share a process with through the admin
-/// API: PUT/DELETE /admin/clients/{name}, PUT /admin/upstreams. The admin API has no "pending" state, so a client is
-/// registered only once it is wired (until then it gets 403, not 503).
+/// API: PUT/DELETE /admin/clients/{name} (with <c>ready</c> false while a container is being wired, so it gets 503,
+/// not 403), PUT /admin/upstreams.
 /// </summary>
 public sealed class AdminApiRegistrationSink : IRegistrationSink
 {
@@ -38,8 +38,6 @@ public sealed class AdminApiRegistrationSink : IRegistrationSink
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
     }
 
-    public bool SupportsPending => false;
-
     public IReadOnlyList<string> StaticUpstreams => _options.Value.Upstreams;
 
     public async Task<IReadOnlyList<ManagedRegistration>> ListAsync(CancellationToken cancellationToken)
@@ -50,17 +48,13 @@ public sealed class AdminApiRegistrationSink : IRegistrationSink
 
     public async Task RegisterAsync(ClientRegistration registration, CancellationToken cancellationToken)
     {
-        if (!registration.Ready)
-        {
-            return;
-        }
-
         var body = new
         {
             address = registration.Address.ToString(),
             identities = registration.Identities.Select(i => i.ToString()).ToList(),
             prefetch = registration.Prefetch,
             containerId = registration.ContainerId,
+            ready = registration.Ready,
         };
         using var response = await _http.PutAsJsonAsync("admin/clients/" + Uri.EscapeDataString(registration.Name), body, cancellationToken)
             .ConfigureAwait(false);

@@ -97,7 +97,7 @@ public sealed partial class ContainerReconciler(
     private async Task WireAsync(Tracked tracked, ProxyEndpoint? proxy, CancellationToken cancellationToken)
     {
         var spec = tracked.Spec;
-        if (sink.SupportsPending && tracked.Failures == 0)
+        if (tracked.Failures == 0)
         {
             // Registered before it is wired: its first calls get 503 + Retry-After (SDKs retry), not 403.
             using var register = StartActivity("monitor.register", tracked);

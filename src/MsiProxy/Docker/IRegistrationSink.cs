@@ -11,9 +11,6 @@ public sealed record ManagedRegistration(string Name, string ContainerId);
 /// <summary>Where the monitor's decisions go: the in-process registry, or a remote proxy's admin API (standalone monitor).</summary>
 public interface IRegistrationSink
 {
-    /// <summary>False when the sink cannot hold a not-yet-ready registration (it then registers only once wired).</summary>
-    bool SupportsPending { get; }
-
     /// <summary>Upstreams kept after the discovered msiserviceclients (the configured ones).</summary>
     IReadOnlyList<string> StaticUpstreams { get; }
 
@@ -31,8 +28,6 @@ public interface IRegistrationSink
 public sealed class InProcessRegistrationSink(ClientRegistry registry, UpstreamSet upstreamSet, IOptions<MsiProxyOptions> options)
     : IRegistrationSink
 {
-    public bool SupportsPending => true;
-
     // Only explicitly configured upstreams follow the msiserviceclients: the IMDS default is what the msiserviceclients
     // exist to replace (this host has no route to it), so it is used only when no msiserviceclient runs.
     public IReadOnlyList<string> StaticUpstreams => options.Value.Upstreams;

@@ -29,7 +29,8 @@ public static class AdminApi
         return admin;
     }
 
-    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId);
+    /// <param name="Ready">False registers a client that is still being wired: it gets 503 + Retry-After instead of 403.</param>
+    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null);
 
     public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
         string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready)
@@ -93,6 +94,7 @@ public static class AdminApi
             Identities = identities,
             Prefetch = body.Prefetch ?? [],
             ContainerId = body.ContainerId,
+            Ready = body.Ready ?? true,
             Source = RegistrationSources.Admin,
         });
         var view = ClientView.From(registration);
