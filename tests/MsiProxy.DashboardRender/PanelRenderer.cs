@@ -30,8 +30,11 @@ internal static class PanelRenderer
         {
             var left = (i % Columns) * PanelWidth;
             var top = Header + (i / Columns) * PanelHeight;
-            var plot = Draw(panels[i], window);
-            plot.Render(canvas, new PixelRect(left, left + PanelWidth, top + PanelHeight, top));
+            // Each plot renders on its own surface: ScottPlot paints the whole canvas it is given.
+            using var panel = SKSurface.Create(new SKImageInfo(PanelWidth, PanelHeight));
+            Draw(panels[i], window).Render(panel);
+            using var snapshot = panel.Snapshot();
+            canvas.DrawImage(snapshot, left, top);
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
