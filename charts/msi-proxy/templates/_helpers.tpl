@@ -51,9 +51,20 @@ app.kubernetes.io/component: node-proxy
 {{- default (printf "%s-admin" (include "msi-proxy.fullname" .)) .Values.adminApi.existingSecret -}}
 {{- end -}}
 
-{{/* Host networking: HostProcess on Windows, or the node DNAT redirect on Linux. */}}
+{{- define "msi-proxy.bindingsName" -}}
+{{- printf "%s-bindings" (include "msi-proxy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The Linux transparent path: the proxy installs the node DNAT rule itself (MsiProxy:Kubernetes:Dnat). */}}
+{{- define "msi-proxy.dnat" -}}
+{{- if and (eq .Values.os "linux") .Values.kubernetes.enabled .Values.kubernetes.dnat.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Host networking: HostProcess on Windows, or the DNAT path on Linux (the rule points at the node IP). */}}
 {{- define "msi-proxy.hostNetwork" -}}
-{{- if or (and (eq .Values.os "windows") .Values.windows.hostProcess.enabled) (and (eq .Values.os "linux") .Values.linux.redirect.enabled) -}}
+{{- if or (and (eq .Values.os "windows") .Values.windows.hostProcess.enabled) (include "msi-proxy.dnat" .) -}}
 true
 {{- end -}}
 {{- end -}}

@@ -43,6 +43,18 @@ public partial class ChartValuesTests
     [InlineData("hostPort: {enabled: \"yes\"}", "/hostPort/enabled")]
     [InlineData("unknownTopLevel: 1", "/unknownTopLevel")]
     [InlineData("adminApi: {apiKeyy: x}", "/adminApi/apiKeyy")]
+    [InlineData("linux: {redirect: {enabled: true}}", "/linux/redirect")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelectr: {}}]}", "/kubernetes/bindings/0/podSelectr")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: []}]}", "/kubernetes/bindings/0/identities")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, identities: [system]}]}", "/kubernetes/bindings/0")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelector: {matchLabels: {app: 1}}}]}", "/kubernetes/bindings/0/podSelector/matchLabels/app")]
+    [InlineData("kubernetes: {dnat: {enabled: true}}", "/kubernetes/dnat/interface")]
+    [InlineData("kubernetes: {dnat: {enabled: true, interface: \"azv+ -j ACCEPT\"}}", "/kubernetes/dnat/interface")]
+    [InlineData("kubernetes: {dnat: {enabled: true, sourceCidr: 10.244.0.0}}", "/kubernetes/dnat/sourceCidr")]
+    [InlineData("kubernetes: {dnat: {enabled: true, interface: cni+, command: nft}}", "/kubernetes/dnat/command")]
+    [InlineData("kubernetes: {enabled: false, dnat: {enabled: true, interface: cni+}}", "/kubernetes/enabled")]
+    [InlineData("{os: windows, kubernetes: {dnat: {enabled: true, interface: cni+}}}", "/kubernetes/dnat/enabled")]
+    [InlineData("terminationGracePeriodSeconds: 5", "/terminationGracePeriodSeconds")]
     public void A_bad_value_fails_the_schema_at_its_location(string overrideYaml, string location)
     {
         var values = YamlValues.Merge(Chart.DefaultValues, YamlValues.Parse(overrideYaml));
@@ -58,6 +70,31 @@ public partial class ChartValuesTests
         var results = Validate(values);
         Assert.True(results.IsValid, Errors(results));
     }
+
+    [Fact]
+    public void Linux_dnat_values_validate()
+    {
+        var values = YamlValues.Merge(Chart.DefaultValues, YamlValues.Parse(LinuxDnatValues));
+        var results = Validate(values);
+        Assert.True(results.IsValid, Errors(results));
+    }
+
+    /// <summary>The worked example of docs/kubernetes.md: two namespaces, the transparent path on Azure CNI.</summary>
+    internal const string LinuxDnatValues = """
+        kubernetes:
+          bindings:
+            - namespace: team-a
+              serviceAccount: api
+              identities: ["client_id=1f0c2a4e-6b3d-4c8a-9e71-2d5b7a9c0e13"]
+            - namespace: team-b
+              serviceAccount: worker
+              podSelector: {matchLabels: {app: worker, tier: "true"}}
+              identities: ["client_id=7a9e1c3b-2d4f-4e60-8a1b-3c5d7e9f1a2b", system]
+          dnat:
+            enabled: true
+            interface: azv+
+            sourceCidr: 10.244.0.0/16
+        """;
 
     internal const string WindowsHostProcessValues = """
         os: windows

@@ -640,7 +640,7 @@ internal sealed partial class GoTemplate
     public static readonly IReadOnlySet<string> Functions = new HashSet<string>(StringComparer.Ordinal)
     {
         "include", "default", "toYaml", "toJson", "nindent", "indent", "quote", "printf", "trunc", "trimSuffix",
-        "contains", "eq", "ne", "and", "or", "not", "b64enc", "required", "sha256sum", "empty",
+        "contains", "eq", "ne", "and", "or", "not", "b64enc", "required", "sha256sum", "empty", "dict",
     };
 
     private object? CallFunction(string name, List<object?> args, object? dot)
@@ -721,6 +721,18 @@ internal sealed partial class GoTemplate
             case "sha256sum":
                 Arity(1);
                 return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToText(args[0]))));
+            case "dict":
+                {
+                    // Sprig: dict "k1" v1 "k2" v2 …; a missing last value is "" (as in Sprig).
+                    var map = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    for (var i = 0; i < args.Count; i += 2)
+                    {
+                        map[ToText(args[i])] = i + 1 < args.Count ? args[i + 1] : "";
+                    }
+
+                    return map;
+                }
+
             case "required":
                 Arity(2);
                 return IsTrue(args[1]) ? args[1] : throw new TemplateException(ToText(args[0]));

@@ -65,6 +65,8 @@ public class GoTemplateTests
         Assert.Equal("{\"a\":[\"x\"]}", Render("{{ toJson .v }}", Map(("v", Map(("a", new List<object?> { "x" }))))));
         Assert.Equal("a2V5", Render("{{ b64enc \"key\" }}", null));
         Assert.Equal("true", Render("{{ and true (not false) }}", null));
+        Assert.Equal("list:\n- x\nn: 1", Render("{{ dict \"n\" 1 \"list\" .v | toYaml }}", Map(("v", new List<object?> { "x" }))));
+        Assert.Equal("list: []", Render("{{ dict \"list\" .v | toYaml }}", Map(("v", new List<object?>()))));
     }
 
     [Fact]
