@@ -31,8 +31,12 @@ public sealed class MsiProxyOptions
     public PrefetchOptions Prefetch { get; set; } = new();
     public KubernetesOptions Kubernetes { get; set; } = new();
 
+    /// <summary>
+    /// Tokens and instance metadata, plus the static api-version list: the cheap GET an upstream health probe sends, so a
+    /// front proxy can probe an msiserviceclient (another MsiProxy) without being counted as a denied caller.
+    /// </summary>
     public static readonly IReadOnlyList<string> DefaultAllowedPaths =
-        ["/metadata/identity/oauth2/token", "/metadata/instance"];
+        ["/metadata/identity/oauth2/token", "/metadata/instance", "/metadata/versions"];
 
     public IReadOnlyList<string> EffectiveUpstreams => Upstreams.Count > 0 ? Upstreams : [ImdsAddress];
 
