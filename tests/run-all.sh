@@ -40,8 +40,31 @@ install_prerequisites() {
   fi
 }
 
+# Everything the tests restore later is fetched now, while the package registry is reachable: the tests themselves run
+# in a network namespace with only loopback (below). That is the runtime packs for the win-x64/linux-x64 publish checks
+# and the Aspire Dashboard (the OTLP receiver of the export test).
+prefetch_packages() {
+  log "restoring packages the tests publish or download"
+  for rid in linux-x64 win-x64; do
+    dotnet restore src/MsiProxy/MsiProxy.csproj -r "$rid" -p:CustomBeforeMicrosoftCommonProps="$repo/docker/publish.props" >&2 || true
+  done
+  dotnet restore src/MsiProxy/MsiProxy.csproj >&2 || true # put the plain restore back for the build below
+  local scratch
+  scratch="$(mktemp -d)"
+  for f in Directory.Build.props Directory.Build.targets Directory.Packages.props; do echo '<Project />' >"$scratch/$f"; done
+  cat >"$scratch/download.csproj" <<'XML'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup><PackageDownload Include="Aspire.Dashboard.Sdk.linux-x64" Version="[13.6.5]" /></ItemGroup>
+</Project>
+XML
+  dotnet restore "$scratch/download.csproj" >&2 || log "Aspire Dashboard not restored: the OTLP export test will be skipped"
+  rm -rf "$scratch"
+}
+
 rm -rf "$results" && mkdir -p "$results"
 install_prerequisites
+prefetch_packages
 
 status=0
 log "dotnet build"
