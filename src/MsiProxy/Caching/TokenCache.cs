@@ -19,7 +19,11 @@ public enum CacheOutcome
     Bypass,
 }
 
-public readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Failure);
+public readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Failure)
+{
+    /// <summary>The upstream that answered the fetch this caller waited for (null for hits): the audit log names it.</summary>
+    public string? Upstream { get; init; }
+}
 
 /// <summary>Why the cache asks for a token: a caller is waiting (short budget) or it refreshes ahead (long budget).</summary>
 public enum FetchPurpose
@@ -95,7 +99,7 @@ public sealed class TokenCache
         }
 
         var result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new(outcome, result.Token, result.Token is null ? result.Response : null);
+        return new(outcome, result.Token, result.Token is null ? result.Response : null) { Upstream = result.Response.Upstream };
     }
 
     /// <summary>

@@ -74,6 +74,7 @@ public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream
 
         if (result.Token is { } token)
         {
+            request.Upstream ??= result.Upstream;
             audit.Decision(request, result.Outcome is CacheOutcome.Hit or CacheOutcome.HitRefreshing ? "cache" : "fetched", null, 200);
             await WriteTokenAsync(context, token);
             return;

@@ -30,10 +30,18 @@ public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 /// <summary>
 /// An upstream is healthy when it answers at all with a status below 500: a 400 or 403 still proves it is there
 /// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not.
+/// One answer heals it; it turns unhealthy only after <see cref="FailuresBeforeUnhealthy"/> failed probes in a row.
+/// A single failure is not enough because the very first probe runs while the process is still cold (JIT, first
+/// connection) and can exceed the probe timeout: marking the upstream unhealthy for a whole interval on that would
+/// answer every miss after start-up with 503. A truly dead upstream is caught sooner by passive health anyway.
 /// </summary>
 public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams) : IActiveHealthCheckPolicy
 {
     public const string PolicyName = "MsiProxyUpstream";
+
+    public const int FailuresBeforeUnhealthy = 2;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _consecutiveFailures = new(StringComparer.Ordinal);
 
     public string Name => PolicyName;
 
@@ -42,13 +50,22 @@ public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater,
         var results = new List<NewActiveDestinationHealth>(probingResults.Count);
         foreach (var result in probingResults)
         {
+            var address = result.Destination.Model.Config.Address;
             var healthy = result.Response is { } response && (int)response.StatusCode < 500;
+            DestinationHealth health;
             if (healthy)
             {
+                _consecutiveFailures.TryRemove(address, out _);
                 upstreams.Value?.RecordProbeAnswer();
+                health = DestinationHealth.Healthy;
+            }
+            else
+            {
+                var failures = _consecutiveFailures.AddOrUpdate(address, 1, static (_, count) => count + 1);
+                health = failures >= FailuresBeforeUnhealthy ? DestinationHealth.Unhealthy : result.Destination.Health.Active;
             }
 
-            results.Add(new NewActiveDestinationHealth(result.Destination, healthy ? DestinationHealth.Healthy : DestinationHealth.Unhealthy));
+            results.Add(new NewActiveDestinationHealth(result.Destination, health));
         }
 
         healthUpdater.SetActive(cluster, results);
