@@ -59,10 +59,23 @@ public sealed class TokenCache
 
     private CacheOptions Options => _options.CurrentValue.Cache;
 
-    /// <summary>True when a hit for <paramref name="key"/> would be served right now (no upstream call needed).</summary>
-    public bool HasUsable(TokenCacheKey key) =>
-        _entries.TryGetValue(key, out var entry) && entry.Token is { } token
-        && _time.GetUtcNow() < token.ExpiresOn - Options.MinimumRemainingLifetime;
+    /// <summary>
+    /// True when a request for <paramref name="key"/> would start an upstream call: nothing usable is cached and no
+    /// fetch is under way. A caller that would join a fetch in flight costs the upstream nothing.
+    /// </summary>
+    public bool WouldFetch(TokenCacheKey key)
+    {
+        if (!_entries.TryGetValue(key, out var entry))
+        {
+            return true;
+        }
+
+        lock (entry.Gate)
+        {
+            return entry.InFlight is null
+                && (entry.Token is not { } token || _time.GetUtcNow() >= token.ExpiresOn - Options.MinimumRemainingLifetime);
+        }
+    }
 
     public async ValueTask<CacheResult> GetAsync(TokenCacheKey key, bool bypassCache, TokenFetcher fetch, CancellationToken cancellationToken)
     {

@@ -62,7 +62,7 @@ public sealed class TokenCacheTests
 
         // Less than five minutes left: the SDKs would treat it as expired, so the cache does too.
         _time.Advance(TimeSpan.FromSeconds(2));
-        Assert.False(cache.HasUsable(Key()));
+        Assert.True(cache.WouldFetch(Key()));
         var renewed = await cache.GetAsync(Key(), false, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, renewed.Outcome);
         Assert.Equal("token-2", AccessToken(renewed.Token!, _time.GetUtcNow()));
@@ -220,6 +220,7 @@ public sealed class TokenCacheTests
 
         var callers = Enumerable.Range(0, 200).Select(_ => Task.Run(() => cache.GetAsync(Key(), false, Fetch, default).AsTask())).ToArray();
         await Eventually(() => Volatile.Read(ref calls) == 1);
+        Assert.False(cache.WouldFetch(Key())); // joining the fetch under way costs the upstream nothing
         Assert.All(callers, c => Assert.False(c.IsCompleted));
         release.SetResult(Ok(TokenJson("shared", _time.GetUtcNow(), Day)));
 
@@ -272,7 +273,8 @@ public sealed class TokenCacheTests
         var cache = CreateCache(_time);
         var upstream = new Upstream(_time, Day);
         Assert.True(cache.Prefetch(Key(), upstream.Fetch));
-        await Eventually(() => cache.HasUsable(Key()));
+        await Eventually(() => cache.Snapshot().Count == 1);
+        Assert.False(cache.WouldFetch(Key()));
         Assert.False(cache.Prefetch(Key(), upstream.Fetch));
         Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
         Assert.Equal(1, upstream.Calls);

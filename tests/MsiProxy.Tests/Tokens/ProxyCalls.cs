@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
+using MsiProxy.Testing.Proxy;
 
 namespace MsiProxy.Tests.Tokens;
 
@@ -9,6 +10,17 @@ namespace MsiProxy.Tests.Tokens;
 public static class ProxyCalls
 {
     public const string Arm = "https://management.azure.com/";
+
+    /// <summary>
+    /// <see cref="ProxyHost.Settings"/> with a probe timeout that survives a busy 2-core machine: a 1 s probe timeout
+    /// lets two slow probes in a row mark the only upstream unhealthy while other tests load the CPU.
+    /// </summary>
+    public static Dictionary<string, string?> Settings(ImdsEmulatorServer emulator, params (string Name, string Address, string[] Identities)[] clients)
+    {
+        var settings = ProxyHost.Settings(emulator.BaseAddress, clients);
+        settings["MsiProxy:Health:Timeout"] = "00:00:05";
+        return settings;
+    }
 
     public sealed record Answer(HttpStatusCode Status, string Body, string? RetryAfter)
     {

@@ -12,7 +12,7 @@ public sealed class ResilienceIntegrationTests
 {
     private static Dictionary<string, string?> Settings(ImdsEmulatorServer emulator, params (string Key, string Value)[] extra)
     {
-        var settings = ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", ["*"]));
+        var settings = Tokens.ProxyCalls.Settings(emulator, ("app", "127.0.0.2", ["*"]));
         settings["MsiProxy:Resilience:BaseDelay"] = "00:00:00.050";
         foreach (var (key, value) in extra)
         {
