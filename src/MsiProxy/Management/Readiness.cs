@@ -13,7 +13,10 @@ public interface IReadinessCheck
     ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>Ready while an upstream answered recently; otherwise asks the first available one right now.</summary>
+/// <summary>
+/// Not ready while every upstream is unhealthy; otherwise ready while an upstream answered recently, else asks the first
+/// available one right now.
+/// </summary>
 public sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time,
     IHttpClientFactory httpClients) : IReadinessCheck
 {
@@ -22,6 +25,12 @@ public sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<Msi
     public async ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
     {
         var health = options.CurrentValue.Health;
+        if (upstreams.Pick() is null)
+        {
+            // Every upstream failed its health checks: a recent answer does not make the proxy ready again.
+            return new("upstream", false, "no upstream is available (all failed their health checks)");
+        }
+
         if (upstreams.LastAnswer is { } last && time.GetUtcNow() - last < health.ReadyWindow)
         {
             return new("upstream", true, $"an upstream answered at {last:O}");
