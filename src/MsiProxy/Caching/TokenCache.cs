@@ -19,7 +19,11 @@ public enum CacheOutcome
     Bypass,
 }
 
-public readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Failure);
+public readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Failure)
+{
+    /// <summary>The upstream that answered the fetch this caller waited for (null for hits): the audit log names it.</summary>
+    public string? Upstream { get; init; }
+}
 
 /// <summary>Why the cache asks for a token: a caller is waiting (short budget) or it refreshes ahead (long budget).</summary>
 public enum FetchPurpose
@@ -55,10 +59,23 @@ public sealed class TokenCache
 
     private CacheOptions Options => _options.CurrentValue.Cache;
 
-    /// <summary>True when a hit for <paramref name="key"/> would be served right now (no upstream call needed).</summary>
-    public bool HasUsable(TokenCacheKey key) =>
-        _entries.TryGetValue(key, out var entry) && entry.Token is { } token
-        && _time.GetUtcNow() < token.ExpiresOn - Options.MinimumRemainingLifetime;
+    /// <summary>
+    /// True when a request for <paramref name="key"/> would start an upstream call: nothing usable is cached and no
+    /// fetch is under way. A caller that would join a fetch in flight costs the upstream nothing.
+    /// </summary>
+    public bool WouldFetch(TokenCacheKey key)
+    {
+        if (!_entries.TryGetValue(key, out var entry))
+        {
+            return true;
+        }
+
+        lock (entry.Gate)
+        {
+            return entry.InFlight is null
+                && (entry.Token is not { } token || _time.GetUtcNow() >= token.ExpiresOn - Options.MinimumRemainingLifetime);
+        }
+    }
 
     public async ValueTask<CacheResult> GetAsync(TokenCacheKey key, bool bypassCache, TokenFetcher fetch, CancellationToken cancellationToken)
     {
@@ -95,7 +112,7 @@ public sealed class TokenCache
         }
 
         var result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new(outcome, result.Token, result.Token is null ? result.Response : null);
+        return new(outcome, result.Token, result.Token is null ? result.Response : null) { Upstream = result.Response.Upstream };
     }
 
     /// <summary>

@@ -85,6 +85,14 @@ public sealed record AddressRange
         return (bytes[fullBytes] & mask) == (_network[fullBytes] & mask) && fullBytes < length;
     }
 
+    // Value equality by what the range covers. The compiler-generated record equality would compare the private byte
+    // array by reference, so two parses of one address were different ranges: a new owner of an address never
+    // displaced the old one (and the registry's address index then threw on the duplicate).
+    public bool Equals(AddressRange? other) =>
+        other is not null && PrefixLength == other.PrefixLength && _network.AsSpan().SequenceEqual(other._network);
+
+    public override int GetHashCode() => HashCode.Combine(Network, PrefixLength);
+
     public static IPAddress Normalise(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 
     private static IPAddress Mask(IPAddress address, int prefix)
@@ -98,12 +106,6 @@ public sealed record AddressRange
 
         return new IPAddress(bytes);
     }
-
-    // Value equality over what the range means; the record's generated equality would compare the byte array by reference,
-    // and two registrations of the same address must be recognised as the same address.
-    public bool Equals(AddressRange? other) => other is not null && PrefixLength == other.PrefixLength && Network.Equals(other.Network);
-
-    public override int GetHashCode() => HashCode.Combine(Network, PrefixLength);
 
     public override string ToString() => IsSingleAddress ? Network.ToString() : $"{Network}/{PrefixLength}";
 }

@@ -26,7 +26,8 @@ public sealed partial class AuditLog(ILoggerFactory loggerFactory)
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, EventName = "TokenDecision",
-        Message = "Token {Decision} for {ClientName} ({Caller}) identity {Identity} resource {Resource}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
+        Message = "Token {Decision} for {ClientName} (container {ContainerId}, {Caller}) identity {Identity} resource {Resource}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
+    // Every field is in the template: a parameter missing from it was dropped on the way through Serilog (ContainerId was).
     private static partial void TokenDecision(ILogger logger, string caller, string? clientName, string? containerId, string? identity,
         string? resource, string decision, string? upstream, int status, double durationMs);
 }

@@ -39,7 +39,9 @@ public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream
         Activity.Current?.SetTag("msiproxy.client", client.Name);
         Activity.Current?.SetTag("msiproxy.identity", identity.ToString());
 
-        if ((tokenRequest.BypassCache || !cache.HasUsable(key)) && !clientLimits.TryAcquire(client.Name, out var wait))
+        // Only requests that would make an upstream call spend the client's budget: hits and callers joining a fetch
+        // already under way cost the upstream nothing, and refusing them would only hurt a busy but well-behaved client.
+        if ((tokenRequest.BypassCache || cache.WouldFetch(key)) && !clientLimits.TryAcquire(client.Name, out var wait))
         {
             telemetry.ClientThrottled.Add(1, new KeyValuePair<string, object?>("msiproxy.client", client.Name));
             request.Outcome = "throttled";
@@ -74,6 +76,7 @@ public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream
 
         if (result.Token is { } token)
         {
+            request.Upstream ??= result.Upstream;
             audit.Decision(request, result.Outcome is CacheOutcome.Hit or CacheOutcome.HitRefreshing ? "cache" : "fetched", null, 200);
             await WriteTokenAsync(context, token);
             return;

@@ -30,9 +30,11 @@ public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 
 /// <summary>
 /// An upstream is healthy when it answers at all with a status below 500: a 400 or 403 still proves it is there
-/// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not. One bad
-/// probe is not enough to take an upstream out of service — a busy IMDS may miss one — only
-/// <c>MsiProxy:Health:ActiveFailureThreshold</c> in a row are.
+/// (another MsiProxy may refuse the probe's path), while a transport failure, a timeout or a 5xx does not. One answer
+/// heals it; only <c>MsiProxy:Health:ActiveFailureThreshold</c> failed probes in a row take it out of service. A single
+/// failure is not enough: the very first probe runs while the process is still cold (JIT, first connection) and can
+/// exceed the probe timeout, and a whole interval of 503s after start-up would follow. A dead upstream is caught sooner
+/// by passive health anyway.
 /// </summary>
 public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams,
     Microsoft.Extensions.Options.IOptionsMonitor<Configuration.MsiProxyOptions> options) : IActiveHealthCheckPolicy

@@ -186,6 +186,16 @@ public sealed class UpstreamSet
                 Policy = UpstreamProbePolicy.PolicyName,
                 Path = options.Health.ProbePath,
             },
+            // YARP ignores a destination's passive health when choosing available destinations unless passive checks
+            // are enabled: without this, ReportFailure marked an upstream unhealthy and Pick() kept choosing it.
+            // The health state is set by ReportFailure; YARP's own passive middleware is not in the pipeline, so the
+            // named policy (which must exist) never runs.
+            Passive = new PassiveHealthCheckConfig
+            {
+                Enabled = true,
+                Policy = HealthCheckConstants.PassivePolicy.TransportFailureRate,
+                ReactivationPeriod = options.Health.PassiveReactivation,
+            },
         },
         HttpRequest = new ForwarderRequestConfig
         {

@@ -1,0 +1,117 @@
+using System.Net;
+using Microsoft.Extensions.Time.Testing;
+using MsiProxy.Clients;
+
+namespace MsiProxy.Tests.Clients;
+
+public sealed class ClientRegistryTests
+{
+    private static ClientRegistration Client(string name, string address, params string[] identities) => new()
+    {
+        Name = name,
+        Address = AddressRange.Parse(address),
+        Identities = IdentityBinding.ParseAll(identities),
+        Source = RegistrationSources.Admin,
+    };
+
+    [Fact]
+    public void Two_parses_of_one_address_are_the_same_range()
+    {
+        Assert.Equal(AddressRange.Parse("10.1.2.3"), AddressRange.Parse("10.1.2.3"));
+        Assert.Equal(AddressRange.Parse("10.1.2.0/24"), AddressRange.Parse("10.1.2.77/24"));
+        Assert.Equal(AddressRange.Parse("::ffff:10.1.2.3"), AddressRange.Parse("10.1.2.3"));
+        Assert.NotEqual(AddressRange.Parse("10.1.2.0/24"), AddressRange.Parse("10.1.2.0/25"));
+        Assert.Equal(AddressRange.Parse("fd00::1").GetHashCode(), AddressRange.Parse("FD00:0::1").GetHashCode());
+    }
+
+    [Fact]
+    public void A_new_owner_of_an_address_displaces_the_old_one_and_it_is_reported_deregistered()
+    {
+        var registry = new ClientRegistry(new FakeTimeProvider());
+        var gone = new List<string>();
+        registry.Deregistered += r => gone.Add(r.Name);
+        registry.Register(Client("old", "10.0.0.5", "client_id=11111111-1111-1111-1111-111111111111"));
+        registry.Register(Client("new", "10.0.0.5", "client_id=22222222-2222-2222-2222-222222222222"));
+
+        Assert.Equal(["old"], gone);
+        Assert.Equal("new", registry.Find(IPAddress.Parse("10.0.0.5"))!.Name);
+        Assert.Null(registry.Get("old"));
+        Assert.Equal(1, registry.Count);
+    }
+
+    [Fact]
+    public void The_same_owner_re_registering_is_not_a_deregistration()
+    {
+        var registry = new ClientRegistry(new FakeTimeProvider());
+        var gone = new List<string>();
+        registry.Deregistered += r => gone.Add(r.Name);
+        registry.Register(Client("app", "10.0.0.5", "*"));
+        registry.Register(Client("app", "10.0.0.5", "*") with { Ready = false });
+        Assert.Empty(gone);
+
+        registry.Register(Client("app", "10.0.0.5", "system"));
+        Assert.Equal(["app"], gone);
+    }
+
+    [Fact]
+    public void Lookups_prefer_an_exact_address_then_the_longest_prefix_and_handle_ipv6()
+    {
+        var registry = new ClientRegistry(new FakeTimeProvider());
+        registry.Register(Client("wide", "10.0.0.0/8"));
+        registry.Register(Client("narrow", "10.1.0.0/16"));
+        registry.Register(Client("exact", "10.1.2.3"));
+        registry.Register(Client("v6", "fd00:1::/64"));
+
+        Assert.Equal("exact", registry.Find(IPAddress.Parse("10.1.2.3"))!.Name);
+        Assert.Equal("exact", registry.Find(IPAddress.Parse("::ffff:10.1.2.3"))!.Name);
+        Assert.Equal("narrow", registry.Find(IPAddress.Parse("10.1.9.9"))!.Name);
+        Assert.Equal("wide", registry.Find(IPAddress.Parse("10.200.0.1"))!.Name);
+        Assert.Equal("v6", registry.Find(IPAddress.Parse("fd00:1::abcd"))!.Name);
+        Assert.Null(registry.Find(IPAddress.Parse("fd00:2::1")));
+        Assert.Null(registry.Find(IPAddress.Parse("11.0.0.1")));
+    }
+
+    [Theory]
+    [InlineData("client_id=AAAAAAAA-1111-1111-1111-111111111111", SelectorKind.ClientId)]
+    [InlineData("object_id=aaaaaaaa-1111-1111-1111-111111111111", SelectorKind.ObjectId)]
+    [InlineData("aaaaaaaa-1111-1111-1111-111111111111", SelectorKind.ClientId)]
+    [InlineData("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id", SelectorKind.ResourceId)]
+    [InlineData("msi_res_id=/subscriptions/s/rg", SelectorKind.ResourceId)]
+    [InlineData("system", SelectorKind.SystemAssigned)]
+    public void Typed_bindings_parse(string text, SelectorKind kind)
+    {
+        Assert.True(IdentityBinding.TryParse(text, out var binding, out _));
+        Assert.Equal(kind, binding.Selector.Kind);
+        Assert.False(binding.IsAny);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("client_id=not-a-guid")]
+    [InlineData("msi_res_id=/resourceGroups/x")]
+    [InlineData("tenant=abc")]
+    [InlineData("hello")]
+    public void Bad_bindings_are_refused_with_a_reason(string text)
+    {
+        Assert.False(IdentityBinding.TryParse(text, out _, out var error));
+        Assert.False(string.IsNullOrEmpty(error));
+    }
+
+    [Fact]
+    public void Resolution_follows_the_bindings_case_insensitively()
+    {
+        var bound = Client("a", "10.0.0.1", "client_id=aaaaaaaa-1111-1111-1111-111111111111", "system");
+        Assert.Equal(IdentitySelector.Create(SelectorKind.ClientId, "aaaaaaaa-1111-1111-1111-111111111111"), bound.Resolve(null));
+        Assert.NotNull(bound.Resolve(IdentitySelector.Create(SelectorKind.ClientId, "AAAAAAAA-1111-1111-1111-111111111111")));
+        Assert.Equal(IdentitySelector.SystemAssigned, bound.Resolve(IdentitySelector.SystemAssigned));
+        Assert.Null(bound.Resolve(IdentitySelector.Create(SelectorKind.ClientId, "bbbbbbbb-1111-1111-1111-111111111111")));
+
+        var none = Client("b", "10.0.0.2");
+        Assert.Equal(IdentitySelector.SystemAssigned, none.Resolve(null));
+        Assert.Null(none.Resolve(IdentitySelector.Create(SelectorKind.ObjectId, "aaaaaaaa-1111-1111-1111-111111111111")));
+
+        var any = Client("c", "10.0.0.3", "*");
+        Assert.Equal(IdentitySelector.SystemAssigned, any.Resolve(null));
+        Assert.NotNull(any.Resolve(IdentitySelector.Create(SelectorKind.ResourceId, "/subscriptions/x")));
+    }
+}

@@ -1,0 +1,223 @@
+using System.Net;
+using System.Text.Json;
+using MsiProxy.ImdsEmulator;
+using MsiProxy.Testing.Proxy;
+using static MsiProxy.Tests.Tokens.ProxyCalls;
+
+namespace MsiProxy.Tests.Management;
+
+/// <summary>The admin API on the management listener: authentication, every operation, bad input, concurrency.</summary>
+public sealed class AdminApiTests
+{
+    private const string Key = "admin-key-0123456789";
+    private static readonly UserAssignedIdentity X = UserAssigned(0);
+    private static readonly UserAssignedIdentity Y = UserAssigned(1);
+
+    private static async Task<ProxyHost> StartAsync(ImdsEmulatorServer emulator, string? key = Key)
+    {
+        var settings = Settings(emulator, ("static", "127.0.0.2", ["*"]));
+        if (key is not null)
+        {
+            settings["MsiProxy:Management:ApiKey"] = key;
+        }
+
+        return await ProxyHost.StartAsync(settings);
+    }
+
+    [Fact]
+    public async Task Without_or_with_a_wrong_key_it_is_401_and_without_a_configured_key_it_does_not_exist()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using (var proxy = await StartAsync(emulator))
+        {
+            using var anonymous = new AdminClient(proxy, null);
+            using var wrong = new AdminClient(proxy, Key + "x");
+            using var right = new AdminClient(proxy, Key);
+            foreach (var path in new[] { "/admin/clients", "/admin/cache", "/admin/upstreams" })
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(path)).Status);
+                Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync(path)).Status);
+                Assert.Equal(HttpStatusCode.OK, (await right.GetAsync(path)).Status);
+            }
+
+            Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.DeleteAsync("/admin/clients/static")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await right.GetAsync("/admin/clients/static")).Status);
+
+            // Never on the client listener, even with the key.
+            using var app = proxy.CreateClient("127.0.0.2");
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/clients") { Headers = { { "Authorization", "Bearer " + Key }, { "Metadata", "true" } } };
+            Assert.Equal(HttpStatusCode.NotFound, (await app.SendAsync(request)).StatusCode);
+        }
+
+        await using var keyless = await StartAsync(emulator, key: null);
+        using var any = new AdminClient(keyless, Key);
+        Assert.Equal(HttpStatusCode.NotFound, (await any.GetAsync("/admin/clients")).Status);
+    }
+
+    [Fact]
+    public async Task Clients_can_be_listed_registered_read_updated_and_deregistered()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync(WithUserAssigned(2));
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        using var caller = proxy.CreateClient("127.0.0.30");
+        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller)).Status);
+
+        var created = await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.30", identities = new[] { $"client_id={X.ClientId}" }, containerId = "c0ffee" });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal("admin", created.Json.GetProperty("source").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(caller)).Status);
+
+        var read = await admin.GetAsync("/admin/clients/web");
+        Assert.Equal("127.0.0.30", read.Json.GetProperty("address").GetString());
+        Assert.Equal("c0ffee", read.Json.GetProperty("containerId").GetString());
+        Assert.Equal([$"client_id={X.ClientId}"], read.Json.GetProperty("identities").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["static", "web"], (await admin.GetAsync("/admin/clients")).Json.EnumerateArray().Select(e => e.GetProperty("name").GetString()));
+
+        var updated = await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.30", identities = new[] { Y.ClientId } });
+        Assert.Equal(HttpStatusCode.OK, updated.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller, extraQuery: $"client_id={X.ClientId}")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(caller, extraQuery: $"client_id={Y.ClientId}")).Status);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/clients/web")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync("/admin/clients/web")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync("/admin/clients/web")).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller)).Status);
+    }
+
+    [Theory]
+    [InlineData("{\"address\":\"300.1.1.1\",\"identities\":[]}", "address")]
+    [InlineData("{\"identities\":[]}", "address")]
+    [InlineData("{\"address\":\"127.0.0.2/40\"}", "address")]
+    [InlineData("{\"address\":\"127.0.0.2\",\"identities\":[\"*\",\"client_id=nope\"]}", "identities[1]")]
+    [InlineData("{\"address\":\"127.0.0.2\",\"prefetch\":[\"not a uri\"]}", "prefetch[0]")]
+    public async Task Malformed_client_bodies_are_400_naming_the_field_and_change_nothing(string body, string field)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        var before = (await admin.GetAsync("/admin/clients/static")).Body;
+
+        var refused = await admin.SendAsync(HttpMethod.Put, "/admin/clients/static", rawBody: body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Equal("invalid_request", refused.Json.GetProperty("error").GetString());
+        Assert.StartsWith(field + ":", refused.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.Equal(before, (await admin.GetAsync("/admin/clients/static")).Body);
+    }
+
+    [Theory]
+    [InlineData("{\"address\":")]
+    [InlineData("[1,2]")]
+    [InlineData("{\"address\":\"127.0.0.9\",\"identities\":\"*\"}")]
+    public async Task Unparseable_bodies_are_400_and_not_a_crash(string body)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await admin.SendAsync(HttpMethod.Put, "/admin/clients/new", rawBody: body)).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await admin.SendAsync(HttpMethod.Put, "/admin/upstreams", rawBody: body)).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync("/admin/clients/new")).Status);
+    }
+
+    [Fact]
+    public async Task The_cache_is_listed_without_tokens_flushed_by_client_identity_or_resource_and_refreshed()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync(WithUserAssigned(2));
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        using var app = proxy.CreateClient("127.0.0.2");
+        Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/onlyx", new { address = "127.0.0.40", identities = new[] { X.ClientId } })).Status);
+        foreach (var identity in new[] { X, Y })
+        {
+            foreach (var resource in new[] { Arm, "https://vault.azure.net" })
+            {
+                Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app, resource, $"client_id={identity.ClientId}")).Status);
+            }
+        }
+
+        var list = await admin.GetAsync("/admin/cache");
+        Assert.Equal(4, list.Json.GetArrayLength());
+        Assert.All(emulator.State.IssuedTokens, token => Assert.DoesNotContain(token, list.Body, StringComparison.Ordinal));
+        Assert.DoesNotContain("access_token", list.Body, StringComparison.Ordinal);
+        var first = list.Json[0];
+        foreach (var field in new[] { "identity", "resource", "expiresOn", "hits" })
+        {
+            Assert.True(first.TryGetProperty(field, out _), field);
+        }
+
+        // Force refresh: every entry fetched again with bypass_cache.
+        var callsBefore = TokenRequests(emulator).Count;
+        var refreshed = await admin.SendAsync(HttpMethod.Post, "/admin/cache/refresh?resource=" + Uri.EscapeDataString(Arm));
+        Assert.Equal(2, refreshed.Json.GetProperty("refreshed").GetInt32());
+        Assert.Equal(callsBefore + 2, TokenRequests(emulator).Count);
+        Assert.All(TokenRequests(emulator).Skip(callsBefore), r => Assert.Contains("bypass_cache=true", r.Query, StringComparison.Ordinal));
+
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync("/admin/cache?client=ghost")).Status);
+        var badIdentity = await admin.DeleteAsync("/admin/cache?identity=client_id%3Dnope");
+        Assert.Equal(HttpStatusCode.BadRequest, badIdentity.Status);
+        Assert.StartsWith("identity:", badIdentity.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+
+        Assert.Equal(1, (await admin.DeleteAsync($"/admin/cache?identity=client_id%3D{Y.ClientId}&resource={Uri.EscapeDataString(Arm)}")).Json.GetProperty("removed").GetInt32());
+        Assert.Equal(2, (await admin.DeleteAsync("/admin/cache?client=onlyx")).Json.GetProperty("removed").GetInt32());
+        Assert.Equal(["https://vault.azure.net"], (await admin.GetAsync("/admin/cache")).Json.EnumerateArray().Select(e => e.GetProperty("resource").GetString()));
+        Assert.Equal(1, (await admin.DeleteAsync("/admin/cache")).Json.GetProperty("removed").GetInt32());
+        Assert.Equal(0, (await admin.GetAsync("/admin/cache")).Json.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Upstreams_can_be_read_and_replaced_and_a_bad_list_changes_nothing()
+    {
+        await using var first = await ImdsEmulatorServer.StartAsync();
+        await using var second = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(first);
+        using var admin = new AdminClient(proxy, Key);
+        using var app = proxy.CreateClient("127.0.0.2");
+        var original = (await admin.GetAsync("/admin/upstreams")).Body;
+        Assert.Contains(first.BaseAddress.ToString().TrimEnd('/'), original, StringComparison.Ordinal);
+
+        foreach (var bad in new object[] { new { upstreams = Array.Empty<string>() }, new { upstreams = new[] { "ftp://127.0.0.1:1" } },
+                     new { upstreams = new[] { second.BaseAddress.ToString(), "http://127.0.0.1:1/path" } }, new { } })
+        {
+            var refused = await admin.PutAsync("/admin/upstreams", bad);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+            Assert.StartsWith("upstreams", refused.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+            Assert.Equal(original, (await admin.GetAsync("/admin/upstreams")).Body);
+        }
+
+        var set = await admin.PutAsync("/admin/upstreams", new { upstreams = new[] { second.BaseAddress.ToString() } });
+        Assert.Equal(HttpStatusCode.OK, set.Status);
+        Assert.Equal(second.BaseAddress.ToString().TrimEnd('/'), set.Json[0].GetProperty("address").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
+        Assert.Single(TokenRequests(second));
+        Assert.Empty(TokenRequests(first));
+    }
+
+    [Fact]
+    public async Task Parallel_updates_end_in_one_consistent_state()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync(WithUserAssigned(2));
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+
+        // Many writers on one name, and many names fighting over one address.
+        var sameName = Enumerable.Range(0, 20).Select(i => admin.PutAsync("/admin/clients/shared",
+            new { address = $"127.0.1.{i}", identities = new[] { i % 2 == 0 ? X.ClientId : Y.ClientId } }));
+        var sameAddress = Enumerable.Range(0, 20).Select(i => admin.PutAsync($"/admin/clients/squatter{i}", new { address = "127.0.2.1", identities = new[] { "*" } }));
+        var results = await Task.WhenAll(sameName.Concat(sameAddress));
+        Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.OK or HttpStatusCode.Created, r.Body));
+
+        var clients = (await admin.GetAsync("/admin/clients")).Json.EnumerateArray().ToList();
+        var shared = Assert.Single(clients, c => c.GetProperty("name").GetString() == "shared");
+        var squatter = Assert.Single(clients, c => c.GetProperty("address").GetString() == "127.0.2.1");
+        Assert.StartsWith("squatter", squatter.GetProperty("name").GetString(), StringComparison.Ordinal);
+        Assert.Equal(3, clients.Count); // static, shared, one squatter
+
+        // What the API says is what the proxy does.
+        using var sharedCaller = proxy.CreateClient(shared.GetProperty("address").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(sharedCaller)).Status);
+        using var squatterCaller = proxy.CreateClient("127.0.2.1");
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(squatterCaller, "https://vault.azure.net")).Status);
+    }
+}
