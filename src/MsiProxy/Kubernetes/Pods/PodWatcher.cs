@@ -53,23 +53,32 @@ public sealed class PodWatcher(IPodSource source, PodRegistrations registrations
             while (true)
             {
                 var events = 0;
-                await foreach (var change in source.WatchAsync(resourceVersion, resync.Token).ConfigureAwait(false))
+                try
                 {
-                    events++;
-                    switch (change.Kind)
+                    await foreach (var change in source.WatchAsync(resourceVersion, resync.Token).ConfigureAwait(false))
                     {
-                        case PodEventKind.Upserted:
-                            registrations.Upsert(change.Pod!);
-                            break;
-                        case PodEventKind.Deleted:
-                            registrations.Delete(change.Pod!);
-                            break;
-                    }
+                        events++;
+                        switch (change.Kind)
+                        {
+                            case PodEventKind.Upserted:
+                                registrations.Upsert(change.Pod!);
+                                break;
+                            case PodEventKind.Deleted:
+                                registrations.Delete(change.Pod!);
+                                break;
+                        }
 
-                    if (!string.IsNullOrEmpty(change.ResourceVersion))
-                    {
-                        resourceVersion = change.ResourceVersion;
+                        if (!string.IsNullOrEmpty(change.ResourceVersion))
+                        {
+                            resourceVersion = change.ResourceVersion;
+                        }
                     }
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException && !resync.IsCancellationRequested)
+                {
+                    // A connection that breaks mid-stream is a watch that ended: resume from the last version seen. If that
+                    // version is too old by now, the server answers 410 and we relist.
+                    logger.LogDebug("Pod watch broke: {Error}", ex.Message);
                 }
 
                 // The server ended the watch: its timeout, or a dropped connection. Resume where we were; back off only when
