@@ -38,7 +38,7 @@ public sealed class ForwardedHeadersTests
     public async Task A_forwarded_instance_request_carries_metadata_true_the_upstream_host_and_nothing_that_looks_proxied()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = proxy.CreateClient("127.0.0.2");
 
         using var request = WithClientHeaders(ImdsRequests.Get("/metadata/instance/compute?api-version=2021-02-01"));
@@ -64,7 +64,7 @@ public sealed class ForwardedHeadersTests
     public async Task A_token_request_upstream_carries_only_what_the_proxy_chose()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = proxy.CreateClient("127.0.0.2");
 
         using var request = WithClientHeaders(ImdsRequests.Token("https://management.azure.com/"));
@@ -98,7 +98,7 @@ public sealed class ForwardedHeadersTests
             context.Response.Headers.SetCookie = "upstream=secret; Path=/";
             return Task.CompletedTask;
         });
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(upstream.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(upstream.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = new HttpClient(new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
@@ -119,7 +119,7 @@ public sealed class ForwardedHeadersTests
     public async Task A_client_metadata_header_is_replaced_not_appended()
     {
         await using var upstream = await ScriptedUpstream.StartAsync(context => context.Response.WriteAsync("{}"));
-        var settings = ProxyHost.Settings(upstream.BaseAddress, ("app", "127.0.0.2", []));
+        var settings = CoreSettings.Proxy(upstream.BaseAddress, ("app", "127.0.0.2", []));
         settings["MsiProxy:RequireMetadataHeader"] = "false";
         await using var proxy = await ProxyHost.StartAsync(settings);
         using var client = proxy.CreateClient("127.0.0.2");

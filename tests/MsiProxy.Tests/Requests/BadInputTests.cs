@@ -40,7 +40,7 @@ public sealed class BadInputTests
     public async Task A_bad_token_query_is_400_json_naming_the_problem_and_nothing_goes_upstream(string query, string named)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", ["*"])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", ["*"])));
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, TokenPath + query, Metadata);
 
@@ -55,7 +55,7 @@ public sealed class BadInputTests
     public async Task A_bad_instance_query_is_400_json_and_nothing_goes_upstream(string query)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, "/metadata/instance" + query, Metadata);
 
@@ -80,7 +80,7 @@ public sealed class BadInputTests
     public async Task Without_exactly_metadata_true_the_request_is_400_and_nothing_goes_upstream(string[] values)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
         var headers = values.Select(v => ("Metadata", v)).ToArray();
 
         var token = await RawHttp.GetAsync(proxy.ClientAddress, TokenPath + "?api-version=2018-02-01&" + Resource, headers);
@@ -95,7 +95,7 @@ public sealed class BadInputTests
     public async Task An_over_long_request_line_is_414_and_nothing_goes_upstream()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
 
         var target = TokenPath + "?api-version=2018-02-01&resource=https%3A%2F%2F" + new string('a', 9 * 1024) + ".azure.com%2F";
         var response = await RawHttp.GetAsync(proxy.ClientAddress, target, Metadata);
@@ -113,7 +113,7 @@ public sealed class BadInputTests
     public async Task Over_large_headers_are_431_and_nothing_goes_upstream()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
         (string, string)[] headers = [("Metadata", "true"), ("X-Padding-1", new string('p', 9 * 1024)), ("X-Padding-2", new string('q', 9 * 1024))];
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, TokenPath + "?api-version=2018-02-01&" + Resource, headers);
@@ -126,7 +126,7 @@ public sealed class BadInputTests
     public async Task Too_many_headers_are_431_and_nothing_goes_upstream()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
         var headers = Enumerable.Range(0, 100).Select(i => ($"X-H{i}", "v")).Append(("Metadata", "true")).ToArray();
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, TokenPath + "?api-version=2018-02-01&" + Resource, headers);
@@ -139,7 +139,7 @@ public sealed class BadInputTests
     public async Task Metadata_true_is_what_the_upstream_sees_on_both_paths()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = proxy.CreateClient("127.0.0.2");
 
         using var token = await client.SendAsync(ImdsRequests.Token("https://management.azure.com/"));

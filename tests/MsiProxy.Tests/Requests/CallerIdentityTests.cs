@@ -23,7 +23,7 @@ public sealed class CallerIdentityTests
     public async Task An_unregistered_caller_gets_403_naming_its_address_and_nothing_goes_upstream()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
 
         using var stranger = proxy.CreateClient("127.0.0.3");
         using var token = await stranger.SendAsync(ImdsRequests.Token(Resource));
@@ -52,7 +52,7 @@ public sealed class CallerIdentityTests
     public async Task A_header_naming_a_registered_address_does_not_make_a_stranger_that_client(string header, string value)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
 
         using var stranger = proxy.CreateClient("127.0.0.3");
         using var request = ImdsRequests.Token(Resource);
@@ -68,7 +68,7 @@ public sealed class CallerIdentityTests
     public async Task A_registered_caller_is_served_whatever_address_its_headers_claim()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
 
         using var app = proxy.CreateClient("127.0.0.2");
         using var request = ImdsRequests.Token(Resource);
@@ -86,7 +86,7 @@ public sealed class CallerIdentityTests
     public async Task A_client_registered_as_ipv6_loopback_is_served_over_ipv6_and_its_ipv4_twin_is_not()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var settings = ProxyHost.Settings(emulator.BaseAddress, ("v6", "::1", []));
+        var settings = CoreSettings.Proxy(emulator.BaseAddress, ("v6", "::1", []));
         settings["urls"] = "http://127.0.0.1:0;http://[::1]:0";
         await using var proxy = await ProxyHost.StartAsync(settings);
         var v6Port = proxy.Get<MsiProxy.Hosting.Listeners>().ClientEndpoints.Single(e => e.Address.Equals(IPAddress.IPv6Loopback)).Port;
@@ -104,7 +104,7 @@ public sealed class CallerIdentityTests
     public async Task A_cidr_registration_admits_addresses_inside_the_block_only()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("block", "127.0.0.0/29", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("block", "127.0.0.0/29", [])));
 
         foreach (var inside in new[] { "127.0.0.1", "127.0.0.5", "127.0.0.7" })
         {
@@ -130,7 +130,7 @@ public sealed class CallerIdentityTests
         // A dual-mode listener reports IPv4 peers as ::ffff:a.b.c.d. Binding one would listen beyond loopback, so this
         // drives the real gate (with the running proxy's registry) with such a peer address directly.
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         var reachedNext = false;
         var gate = new ImdsRequestGate(_ => { reachedNext = true; return Task.CompletedTask; }, proxy.Get<ClientRegistry>(),
             proxy.Get<IOptionsMonitor<MsiProxyOptions>>(), proxy.Get<MsiProxyTelemetry>());

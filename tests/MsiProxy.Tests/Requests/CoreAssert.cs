@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Proxy;
 
 namespace MsiProxy.Tests.Requests;
 
@@ -50,5 +51,20 @@ internal static class CoreAssert
         var description = json.RootElement.GetProperty("error_description").GetString();
         Assert.False(string.IsNullOrWhiteSpace(description));
         return description!;
+    }
+}
+
+/// <summary>Proxy settings for the core tests.</summary>
+internal static class CoreSettings
+{
+    /// <summary>
+    /// <see cref="ProxyHost.Settings"/> with a probe timeout long enough for a cold, loaded test machine: today one
+    /// slow first probe marks the only upstream unavailable and every request is a 503 until the next probe.
+    /// </summary>
+    public static Dictionary<string, string?> Proxy(Uri upstream, params (string Name, string Address, string[] Identities)[] clients)
+    {
+        var settings = ProxyHost.Settings(upstream, clients);
+        settings["MsiProxy:Health:Timeout"] = "00:00:05";
+        return settings;
     }
 }

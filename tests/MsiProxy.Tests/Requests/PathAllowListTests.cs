@@ -61,7 +61,7 @@ public sealed class PathAllowListTests
     public async Task A_target_outside_the_allow_list_is_404_json_and_never_forwarded(string target)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, target + Query, Metadata);
 
@@ -93,7 +93,7 @@ public sealed class PathAllowListTests
     public async Task An_allowed_spelling_is_served_and_what_goes_upstream_is_the_normalised_path(string target, string upstreamPath)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", [])));
 
         var response = await RawHttp.GetAsync(proxy.ClientAddress, target, Metadata);
 
@@ -106,7 +106,7 @@ public sealed class PathAllowListTests
     public async Task Identity_info_is_forwarded_only_when_the_operator_allows_it()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var settings = ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.1", []));
+        var settings = CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.1", []));
         settings["MsiProxy:AllowedPaths:0"] = "/metadata/identity/oauth2/token";
         settings["MsiProxy:AllowedPaths:1"] = "/metadata/identity/info";
         await using var proxy = await ProxyHost.StartAsync(settings);
@@ -131,7 +131,7 @@ public sealed class PathAllowListTests
     public async Task Another_method_on_an_allowed_path_is_405_with_allow_get(string method, string target)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = proxy.CreateClient("127.0.0.2");
 
         using var request = new HttpRequestMessage(new HttpMethod(method), target) { Headers = { { "Metadata", "true" } } };
@@ -156,7 +156,7 @@ public sealed class PathAllowListTests
     public async Task A_method_on_a_path_outside_the_allow_list_is_404_not_405()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await ProxyHost.StartAsync(ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
         using var client = proxy.CreateClient("127.0.0.2");
 
         using var response = await client.PostAsync("/admin/clients", new StringContent("{}"));
