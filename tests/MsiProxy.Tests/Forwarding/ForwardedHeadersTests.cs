@@ -116,6 +116,25 @@ public sealed class ForwardedHeadersTests
     }
 
     [Fact]
+    public async Task Listing_metadata_as_hop_by_hop_does_not_strip_the_proxys_own_metadata_header()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        using var client = proxy.CreateClient("127.0.0.2");
+
+        using var request = ImdsRequests.Get("/metadata/instance?api-version=2021-02-01");
+        request.Headers.Connection.Add("Metadata");
+        request.Headers.Connection.Add("X-App-Header");
+        request.Headers.TryAddWithoutValidation("X-App-Header", "hop");
+        using var response = await client.SendAsync(request);
+
+        await CoreAssert.OkAsync(response);
+        var upstream = Assert.Single(CoreAssert.NonProbeRequests(emulator));
+        Assert.Equal("true", upstream.Headers["Metadata"]);
+        Assert.False(upstream.Headers.ContainsKey("X-App-Header"));
+    }
+
+    [Fact]
     public async Task A_client_metadata_header_is_replaced_not_appended()
     {
         await using var upstream = await ScriptedUpstream.StartAsync(context => context.Response.WriteAsync("{}"));
