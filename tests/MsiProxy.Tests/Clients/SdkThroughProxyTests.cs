@@ -10,6 +10,7 @@ namespace MsiProxy.Tests.Clients;
 /// Real, unmodified SDK clients (child processes connecting from 127.0.0.1) get tokens through the proxy exactly
 /// as they would from IMDS — and are refused when their address is not registered.
 /// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
 public sealed class SdkThroughProxyTests
 {
     private const string Resource = "https://management.azure.com/";

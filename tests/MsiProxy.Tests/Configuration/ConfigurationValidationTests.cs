@@ -7,6 +7,7 @@ namespace MsiProxy.Tests.Configuration;
 /// A bad address, CIDR, URL or path stops the proxy with exit code 2 and a message naming the key and the value —
 /// shown with the real program (inside a network namespace with only loopback) and with the validator directly.
 /// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
 public sealed class ConfigurationValidationTests
 {
     // Loopback listeners and a loopback upstream (nothing listens there): only the value under test is wrong.

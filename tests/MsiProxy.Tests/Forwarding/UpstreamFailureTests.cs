@@ -29,13 +29,14 @@ public sealed class UpstreamFailureTests
     private const string NeedsHealthyOrPanic = "Bug in Upstreams (not this branch's folder): a down upstream is 503 no_upstream, not 502";
 
     /// <summary>
-    /// Settings for one request's failure. A budget shorter than the first retry delay means one attempt: these tests
+    /// Settings for one request's failure. A first retry delay longer than the budget means one attempt: these tests
     /// are about how a failure is answered; retries, passive health and the circuit breaker have their own tests.
     /// </summary>
     private static Dictionary<string, string?> SingleAttempt(Uri upstream)
     {
         var settings = Settings(upstream);
-        settings["MsiProxy:Resilience:RequestBudget"] = "00:00:00.200";
+        settings["MsiProxy:Resilience:RequestBudget"] = "00:00:01";
+        settings["MsiProxy:Resilience:BaseDelay"] = "00:00:05";
         // Only the start-up probe: a later one could mark the stopped upstream unavailable first (see NeedsHealthyOrPanic).
         settings["MsiProxy:Health:Interval"] = "00:05:00";
         return settings;
@@ -47,8 +48,6 @@ public sealed class UpstreamFailureTests
         // These tests are about how one request's failure is answered; the circuit breaker (which turns a sustained
         // outage into a fast 503) has its own tests and must not open on the probes and retries of these.
         settings["MsiProxy:Resilience:BreakerMinimumThroughput"] = "1000";
-        settings["MsiProxy:Resilience:AttemptTimeout"] = "00:00:01";
-        settings["MsiProxy:Resilience:RequestBudget"] = "00:00:03";
         return settings;
     }
 
@@ -130,7 +129,10 @@ public sealed class UpstreamFailureTests
         await using var emulator = await ImdsEmulatorServer.StartAsync();
         emulator.State.Faults.Enqueue(new FaultRule { PathPrefix = "/metadata/identity", Stall = true, Times = 0 });
         emulator.State.Faults.Enqueue(new FaultRule { PathPrefix = "/metadata/instance", Stall = true, Times = 0 });
-        await using var proxy = await ProxyHost.StartAsync(Settings(emulator.BaseAddress));
+        var settings = Settings(emulator.BaseAddress);
+        settings["MsiProxy:Resilience:AttemptTimeout"] = "00:00:01";
+        settings["MsiProxy:Resilience:RequestBudget"] = "00:00:03";
+        await using var proxy = await ProxyHost.StartAsync(settings);
         using var client = proxy.CreateClient("127.0.0.2");
 
         var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token(Resource));

@@ -6,6 +6,7 @@ namespace MsiProxy.Tests.Hosting;
 /// <c>--demo</c> end to end: the real program in a network namespace with only loopback (so it cannot reach
 /// 169.254.169.254 whatever happens), and the curl commands it prints, run verbatim next to it.
 /// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
 public sealed class DemoModeTests
 {
     [Fact]
