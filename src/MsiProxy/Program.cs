@@ -14,7 +14,5 @@ await using var demo = await DemoMode.StartIfRequestedAsync(builder, args); // -
 builder.AddMsiProxyTelemetry();                                               // Serilog, OpenTelemetry, Prometheus
 builder.AddMsiProxy();                                                        // listeners, clients, cache, upstreams, YARP
 
-var app = builder.Build();
-app.MapMsiProxy();                                                            // the routing table, in request order
-demo?.PrintInstructionsWhenStarted(app);
-return await app.RunMsiProxyAsync();
+// Build → MapMsiProxy (the routing table, in request order) → run; a configuration error exits with code 2.
+return await builder.RunMsiProxyAsync(app => demo?.PrintInstructionsWhenStarted(app));

@@ -88,6 +88,7 @@ public static class MsiProxyServiceExtensions
             {
                 // IMDS rejects any request with X-Forwarded-For; "Remove" also drops what a client sent, and Forwarded.
                 transforms.AddXForwarded(ForwardedTransformActions.Remove);
+                transforms.AddRequestTransform(ConnectionListedHeaders.RemoveAsync);
                 transforms.AddRequestHeader("Metadata", "true", append: false);
                 transforms.AddRequestHeaderRemove("Cookie");
                 transforms.AddResponseHeaderRemove("Set-Cookie");

@@ -4,11 +4,22 @@ namespace MsiProxy.Hosting;
 
 public static class StartupExtensions
 {
-    /// <summary>Runs the proxy; a configuration error ends the process with exit code 2 and a message naming key and value.</summary>
-    public static async Task<int> RunMsiProxyAsync(this WebApplication app)
+    /// <summary>
+    /// Builds, maps and runs the proxy; a configuration error ends the process with exit code 2 and a message naming
+    /// key and value. Building and mapping are inside the guard because that is where most such errors surface:
+    /// Kestrel's listeners are parsed by <c>Build()</c>, and the options are first read (and validated) when
+    /// <c>MapMsiProxy</c> creates YARP's configuration — long before <c>RunAsync</c>.
+    /// </summary>
+    /// <param name="configure">Runs after the routing table is mapped (e.g. demo mode's start-up instructions).</param>
+    public static async Task<int> RunMsiProxyAsync(this WebApplicationBuilder builder, Action<WebApplication>? configure = null)
     {
+        ArgumentNullException.ThrowIfNull(builder);
+        WebApplication? app = null;
         try
         {
+            app = builder.Build();
+            app.MapMsiProxy();
+            configure?.Invoke(app);
             await app.RunAsync();
             return 0;
         }
@@ -22,6 +33,13 @@ public static class StartupExtensions
             }
 
             return 2;
+        }
+        finally
+        {
+            if (app is not null)
+            {
+                await app.DisposeAsync();
+            }
         }
     }
 }

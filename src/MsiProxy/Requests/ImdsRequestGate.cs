@@ -78,6 +78,13 @@ public sealed class ImdsRequestGate(RequestDelegate next, ClientRegistry clients
 
     private bool IsAllowed(string path)
     {
+        // Below the token path nothing is served: such a request would be forwarded as-is, skipping the identity
+        // binding and the cache that only the exact token path gets — whatever prefix the allow-list holds.
+        if (ImdsPaths.IsAtOrBelow(path, ImdsPaths.Token) && !ImdsPaths.IsToken(path))
+        {
+            return false;
+        }
+
         foreach (var prefix in options.CurrentValue.EffectiveAllowedPaths)
         {
             if (ImdsPaths.IsAtOrBelow(path, prefix))

@@ -15,8 +15,11 @@ public sealed class ProxyRequest
     public long StartedAt { get; init; } = System.Diagnostics.Stopwatch.GetTimestamp();
     public ClientRegistration? Client { get; set; }
 
-    /// <summary>The normalised path: what the allow-list was checked against and what is forwarded.</summary>
-    public string Path { get; set; } = "";
+    /// <summary>
+    /// The normalised path: what the allow-list was checked against and what is forwarded. Null when the request was
+    /// refused before its path was accepted, so the request log falls back to the path as received instead of "".
+    /// </summary>
+    public string? Path { get; set; }
 
     public QueryParameters Query { get; set; } = QueryParameters.Empty;
 

@@ -1,0 +1,108 @@
+using MsiProxy.Configuration;
+using MsiProxy.Tests.Hosting;
+
+namespace MsiProxy.Tests.Configuration;
+
+/// <summary>
+/// A bad address, CIDR, URL or path stops the proxy with exit code 2 and a message naming the key and the value —
+/// shown with the real program (inside a network namespace with only loopback) and with the validator directly.
+/// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
+public sealed class ConfigurationValidationTests
+{
+    // Loopback listeners and a loopback upstream (nothing listens there): only the value under test is wrong.
+    private static readonly string[] GoodBase =
+    [
+        "--urls", "http://127.0.0.1:0", "--MsiProxy:Management:Urls=http://127.0.0.1:0", "--MsiProxy:Upstreams:0=http://127.0.0.1:9",
+        "--MsiProxy:Clients:0:Name=app", "--MsiProxy:Clients:0:Address=127.0.0.2",
+    ];
+
+    public static TheoryData<string, string, string> BadSettings => new()
+    {
+        { "MsiProxy:Clients:0:Address", "300.1.1.1", "MsiProxy:Clients:0:Address = '300.1.1.1'" },
+        { "MsiProxy:Clients:0:Address", "10.0.0.0/33", "MsiProxy:Clients:0:Address = '10.0.0.0/33'" },
+        { "MsiProxy:Clients:0:Address", "app.example", "MsiProxy:Clients:0:Address = 'app.example'" },
+        { "MsiProxy:Upstreams:0", "ftp://127.0.0.1:9", "MsiProxy:Upstreams:0 = 'ftp://127.0.0.1:9'" },
+        { "MsiProxy:Upstreams:0", "http://127.0.0.1:9/metadata", "MsiProxy:Upstreams:0 = 'http://127.0.0.1:9/metadata'" },
+        { "MsiProxy:AllowedPaths:0", "/metadata/instance/../identity", "MsiProxy:AllowedPaths:0 = '/metadata/instance/../identity'" },
+        { "MsiProxy:AllowedPaths:0", "/admin", "MsiProxy:AllowedPaths:0 = '/admin'" },
+        { "MsiProxy:Clients:0:Identities:0", "client_id=not-a-guid", "MsiProxy:Clients:0:Identities:0 = 'client_id=not-a-guid'" },
+        { "urls", "http://proxy.example:80", "urls = 'http://proxy.example:80'" },
+        { "MsiProxy:Management:Urls", "https://127.0.0.1:0", "MsiProxy:Management:Urls = 'https://127.0.0.1:0'" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSettings))]
+    public async Task The_real_program_exits_2_naming_the_key_and_value(string key, string value, string expected)
+    {
+        var args = GoodBase.ToList();
+        if (key == "urls")
+        {
+            args[1] = value;
+        }
+        else
+        {
+            args.Add($"--{key}={value}");
+        }
+
+        await using var program = ProgramProcess.Start(args, isolated: true);
+        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(exit == 2, $"exit {exit}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+        Assert.Contains(expected, program.StandardError);
+        Assert.DoesNotContain("   at ", program.StandardError); // a message, not a stack trace
+    }
+
+    [Fact]
+    public async Task The_real_program_with_good_settings_keeps_running()
+    {
+        await using var program = ProgramProcess.Start(GoodBase, isolated: true);
+
+        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(8));
+
+        Assert.True(exit is null, $"exited with {exit}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+    }
+
+    [Fact]
+    public void The_validator_names_every_bad_key_and_value_at_once()
+    {
+        var options = new MsiProxyOptions
+        {
+            Upstreams = ["http://127.0.0.1:9", "not a url"],
+            Clients =
+            [
+                new ClientOptions { Name = "a", Address = "127.0.0.300" },
+                new ClientOptions { Name = "a", Address = "::1/129" },
+                new ClientOptions { Name = "", Address = "127.0.0.4" },
+            ],
+            AllowedPaths = ["/metadata/instance", "/metadata//x"],
+        };
+
+        var result = new MsiProxyOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Failed);
+        var failures = result.Failures!.ToList();
+        Assert.Contains(failures, f => f.Contains("MsiProxy:Upstreams:1 = 'not a url'"));
+        Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:0:Address = '127.0.0.300'"));
+        Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:1:Address = '::1/129'"));
+        Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:1:Name = 'a'"));
+        Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:2:Name"));
+        Assert.Contains(failures, f => f.Contains("MsiProxy:AllowedPaths:1 = '/metadata//x'"));
+        Assert.DoesNotContain(failures, f => f.Contains("AllowedPaths:0"));
+    }
+
+    [Fact]
+    public void Good_options_pass_the_validator()
+    {
+        var options = new MsiProxyOptions
+        {
+            Upstreams = ["http://127.0.0.1:9"],
+            Clients = [new ClientOptions { Name = "a", Address = "127.0.0.0/29", Identities = ["system", "*"] }, new ClientOptions { Name = "b", Address = "::1" }],
+            AllowedPaths = ["/metadata/instance", "/metadata/identity/oauth2/token"],
+        };
+
+        var result = new MsiProxyOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Succeeded, string.Join("; ", result.Failures ?? []));
+    }
+}

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Net.Sockets;
+using MsiProxy.ImdsEmulator;
+using MsiProxy.Testing.Emulator;
+using MsiProxy.Testing.Net;
+using MsiProxy.Tests.Hosting;
+using MsiProxy.Tests.Requests;
+
+namespace MsiProxy.Tests.Forwarding;
+
+/// <summary>
+/// Issue rule 2, "no outbound HTTP proxy": the real program, started with HTTP_PROXY pointing at a trap, must still
+/// talk to its upstream directly (an environment proxy between the proxy and IMDS would make IMDS refuse it, or
+/// leak tokens). Every address is loopback and the upstream is set explicitly.
+/// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
+public sealed class EnvironmentProxyTests
+{
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task Http_proxy_in_the_environment_is_never_used_for_upstream_calls()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        using var trap = new TcpListener(IPAddress.Loopback, 0);
+        trap.Start();
+        var trapped = 0;
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                using var socket = await trap.AcceptSocketAsync();
+                Interlocked.Increment(ref trapped);
+            }
+        });
+        var trapUrl = $"http://127.0.0.1:{((IPEndPoint)trap.LocalEndpoint).Port}";
+        var clientPort = FreePort();
+        var managementPort = FreePort();
+
+        await using var program = ProgramProcess.Start(
+        [
+            "--urls", $"http://127.0.0.1:{clientPort}", $"--MsiProxy:Management:Urls=http://127.0.0.1:{managementPort}",
+            $"--MsiProxy:Upstreams:0={emulator.BaseAddress.ToString().TrimEnd('/')}",
+            "--MsiProxy:Clients:0:Name=app", "--MsiProxy:Clients:0:Address=127.0.0.2",
+        ], isolated: false, new Dictionary<string, string>
+        {
+            ["HTTP_PROXY"] = trapUrl, ["http_proxy"] = trapUrl, ["HTTPS_PROXY"] = trapUrl, ["ALL_PROXY"] = trapUrl, ["NO_PROXY"] = "",
+        });
+
+        using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(5));
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                using var health = await management.GetAsync("/healthz");
+                if (health.IsSuccessStatusCode)
+                {
+                    break;
+                }
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the program did not come up\n{program.StandardOutput}\n{program.StandardError}");
+            await Task.Delay(200);
+        }
+
+        using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
+        using var token = await app.SendAsync(ImdsRequests.Token("https://management.azure.com/"));
+        using var instance = await app.SendAsync(ImdsRequests.Get("/metadata/instance?api-version=2021-02-01"));
+
+        await CoreAssert.OkAsync(token);
+        await CoreAssert.OkAsync(instance);
+        Assert.Equal(2, CoreAssert.NonProbeRequests(emulator).Count);
+        Assert.Equal(0, Volatile.Read(ref trapped));
+    }
+}

@@ -1,0 +1,53 @@
+using System.Text.Json;
+
+namespace MsiProxy.Tests.Hosting;
+
+/// <summary>
+/// <c>--demo</c> end to end: the real program in a network namespace with only loopback (so it cannot reach
+/// 169.254.169.254 whatever happens), and the curl commands it prints, run verbatim next to it.
+/// </summary>
+[Collection(MsiProxy.Tests.Hosting.Serial.Name)]
+public sealed class DemoModeTests
+{
+    [Fact]
+    public async Task The_printed_curl_commands_get_a_token_and_show_the_refusals()
+    {
+        await using var demo = ProgramProcess.Start(["--demo"], isolated: true);
+        Assert.True(await demo.WaitForOutputAsync("--interface 127.0.0.2", TimeSpan.FromSeconds(60)),
+            $"no instructions\nstdout: {demo.StandardOutput}\nstderr: {demo.StandardError}");
+
+        var curls = demo.StandardOutput.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("curl ", StringComparison.Ordinal)).ToList();
+        var token = curls.Single(c => c.Contains("oauth2/token", StringComparison.Ordinal) && !c.Contains("client_id", StringComparison.Ordinal)
+            && !c.Contains("--interface", StringComparison.Ordinal));
+        var userAssigned = curls.Single(c => c.Contains("client_id=8b4d6c3a", StringComparison.Ordinal));
+        var wrongIdentity = curls.Single(c => c.Contains("client_id=00000000", StringComparison.Ordinal));
+        var stranger = curls.Single(c => c.Contains("--interface 127.0.0.2", StringComparison.Ordinal));
+
+        var (status, body) = await CurlAsync(demo, token);
+        Assert.True(status == 200, $"{token} → {status} {body}");
+        using (var json = JsonDocument.Parse(body))
+        {
+            Assert.Equal(3, json.RootElement.GetProperty("access_token").GetString()!.Split('.').Length);
+            Assert.Equal("https://management.azure.com/", json.RootElement.GetProperty("resource").GetString());
+        }
+
+        (status, body) = await CurlAsync(demo, userAssigned);
+        Assert.True(status == 200, $"{userAssigned} → {status} {body}");
+
+        (status, body) = await CurlAsync(demo, wrongIdentity);
+        Assert.True(status == 403, $"{wrongIdentity} → {status} {body}");
+        Assert.Contains("forbidden", body);
+
+        (status, body) = await CurlAsync(demo, stranger);
+        Assert.True(status == 403, $"{stranger} → {status} {body}");
+        Assert.Contains("127.0.0.2", body);
+    }
+
+    private static async Task<(int Status, string Body)> CurlAsync(ProgramProcess demo, string curl)
+    {
+        var (exit, output) = await demo.InNamespaceAsync(curl + " --max-time 20 -w '\\n%{http_code}'", TimeSpan.FromSeconds(30));
+        Assert.True(exit == 0, $"{curl} exited {exit}: {output}");
+        var split = output.TrimEnd().LastIndexOf('\n');
+        return (int.Parse(output[(split + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture), output[..split]);
+    }
+}
