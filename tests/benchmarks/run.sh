@@ -53,8 +53,8 @@ trap cleanup EXIT
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 record() { echo "$1" >> "$RAW"; }
 
-wait_for() { # url [header]
-  for _ in $(seq 1 600); do
+wait_for() { # url [header [tries]]
+  for _ in $(seq 1 "${3:-600}"); do
     curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null && return 0
     sleep 0.1
   done
@@ -199,14 +199,16 @@ awk -v n="$POPULATE_CLIENTS" 'BEGIN {
   print "]}}"
 }' > "$WORK/populated/appsettings.json"
 # shellcheck disable=SC2046
+POP_STARTED=$(date +%s.%N)
 dotnet "$WORK/jit/MsiProxy.dll" --contentRoot "$WORK/populated" $(proxy_args $POP_PROXY $POP_MGMT) > "$WORK/populated.log" 2>&1 &
 POP_PID=$!; PIDS+=($POP_PID)
-wait_for "http://127.0.0.1:$POP_PROXY$TOKEN_PATH" "Metadata: true"
+wait_for "http://127.0.0.1:$POP_PROXY$TOKEN_PATH" "Metadata: true" 3000
+POP_START_S=$(awk -v a="$POP_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 "${BENCH[@]}" amplify --target "http://127.0.0.1:$POP_PROXY" --counters "http://127.0.0.1:$EMU_CONTROL/emulator/counters" \
   --clients 16 --requests $((POPULATE_TOKENS / 16)) --keys 1 --unique --tag "populate-$RANDOM" > "$WORK/populate.json"
 sleep 2
-record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"populated\",\"round\":0,\"rss_mb\":$(rss_mb $POP_PID),\"clients\":$POPULATE_CLIENTS,\"tokens\":$POPULATE_TOKENS}"
-log "  populated: $(cat "$WORK/populate.json") rss $(rss_mb $POP_PID) MB"
+record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"populated\",\"round\":0,\"rss_mb\":$(rss_mb $POP_PID),\"clients\":$POPULATE_CLIENTS,\"tokens\":$POPULATE_TOKENS,\"start_to_first_token_s\":$POP_START_S}"
+log "  populated: first token after ${POP_START_S}s; $(cat "$WORK/populate.json") rss $(rss_mb $POP_PID) MB"
 kill $POP_PID; wait $POP_PID 2>/dev/null || true
 
 # ---------------------------------------------------------------- scenario 5: start-up, JIT vs ReadyToRun

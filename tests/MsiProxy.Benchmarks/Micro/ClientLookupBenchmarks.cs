@@ -16,16 +16,13 @@ public class ClientLookupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        for (var i = 0; i < 10_000; i++)
+        _registry.RegisterAll([.. Enumerable.Range(0, 10_000).Select(i => new ClientRegistration
         {
-            _registry.Register(new ClientRegistration
-            {
-                Name = $"client-{i}",
-                Address = AddressRange.Parse($"10.{1 + (i / 65536)}.{i / 256 % 256}.{i % 256}"),
-                Identities = [IdentityBinding.Any],
-                Source = RegistrationSources.Configuration,
-            });
-        }
+            Name = $"client-{i}",
+            Address = AddressRange.Parse($"10.{1 + (i / 65536)}.{i / 256 % 256}.{i % 256}"),
+            Identities = [IdentityBinding.Any],
+            Source = RegistrationSources.Configuration,
+        })]);
 
         for (var i = 0; i < 16; i++)
         {

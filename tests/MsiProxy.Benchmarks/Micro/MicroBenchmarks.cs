@@ -19,7 +19,7 @@ internal static class MicroBenchmarks
     public static int Run(string[] args)
     {
         var smoke = args.Contains("--smoke");
-        var job = (smoke ? Job.Dry : Job.ShortRun.WithWarmupCount(3).WithIterationCount(8))
+        var job = (smoke ? Job.Dry : Job.ShortRun.WithWarmupCount(3).WithIterationCount(8).WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(150)))
             .WithToolchain(InProcessEmitToolchain.Instance);
         var config = ManualConfig.CreateEmpty()
             .AddJob(job)

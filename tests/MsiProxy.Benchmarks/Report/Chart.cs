@@ -12,6 +12,11 @@ internal static class Chart
         var miss = summary["miss"]!;
         var memory = summary["memory"]!;
         var multiplot = new Multiplot();
+        foreach (var empty in multiplot.GetPlots())
+        {
+            multiplot.RemovePlot(empty); // a new Multiplot starts with one empty plot
+        }
+
         multiplot.AddPlot(Bars("Cached hits: req/s (median)", "requests/s",
             [("MsiProxy", hits["msiproxy"]?["rps"]), ("nginx", hits["nginx"]?["rps"]), ("bare Kestrel", hits["kestrel"]?["rps"])]));
         multiplot.AddPlot(Bars("Cache miss: added p50 latency", "ms over the emulator",
