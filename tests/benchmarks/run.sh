@@ -150,12 +150,13 @@ done
 for ((round = 1; round <= ROUNDS; round++)); do
   for system in $(rotate "$round" msiproxy nginx kestrel); do
     # shellcheck disable=SC2046
-    (peak=0; while sleep 0.5; do now=$(rss_mb $(pids_of $system)); peak=$(awk -v a="$now" -v b="$peak" 'BEGIN{print (a>b)?a:b}'); echo "$peak" > "$WORK/peak"; done) &
+    (peak=0; while sleep 0.5; do now=$(rss_mb $(pids_of $system)); peak=$(awk -v a="$now" -v b="$peak" 'BEGIN{print (a>b)?a:b}'); echo "$peak" > "$WORK/peak.tmp" && mv "$WORK/peak.tmp" "$WORK/peak"; done) &
     sampler=$!
+    rm -f "$WORK/peak"
     result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/hits.lua" "$(url_of $system)$TOKEN_PATH" | wrk_result)
     kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
     record "{\"scenario\":\"hits\",\"system\":\"$system\",\"round\":$round,${result#\{}"
-    record "{\"scenario\":\"memory\",\"system\":\"$system\",\"phase\":\"load\",\"round\":$round,\"rss_mb\":$(cat "$WORK/peak")}"
+    record "{\"scenario\":\"memory\",\"system\":\"$system\",\"phase\":\"load\",\"round\":$round,\"rss_mb\":$(cat "$WORK/peak" 2>/dev/null || echo null)}"
     log "  round $round $system $result"
   done
 done
