@@ -18,7 +18,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 
 install_prerequisites() {
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
-    local wanted=(docker.io iptables iproute2 yamllint busybox-static debootstrap)
+    local wanted=(docker.io iptables iproute2 util-linux curl yamllint busybox-static debootstrap)
     local missing=()
     for p in "${wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if ((${#missing[@]})); then
@@ -40,12 +40,47 @@ install_prerequisites() {
   fi
 }
 
+# Everything the tests restore later is fetched now, while the package registry is reachable: the tests themselves run
+# in a network namespace with only loopback (below). That is the runtime packs for the win-x64/linux-x64 publish checks
+# and the Aspire Dashboard (the OTLP receiver of the export test).
+prefetch_packages() {
+  log "restoring packages the tests publish or download"
+  for rid in linux-x64 win-x64; do
+    dotnet restore src/MsiProxy/MsiProxy.csproj -r "$rid" -p:CustomBeforeMicrosoftCommonProps="$repo/docker/publish.props" >&2 || true
+  done
+  dotnet restore src/MsiProxy/MsiProxy.csproj >&2 || true # put the plain restore back for the build below
+  local scratch
+  scratch="$(mktemp -d)"
+  for f in Directory.Build.props Directory.Build.targets Directory.Packages.props; do echo '<Project />' >"$scratch/$f"; done
+  cat >"$scratch/download.csproj" <<'XML'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup><PackageDownload Include="Aspire.Dashboard.Sdk.linux-x64" Version="[13.6.5]" /></ItemGroup>
+</Project>
+XML
+  dotnet restore "$scratch/download.csproj" >&2 || log "Aspire Dashboard not restored: the OTLP export test will be skipped"
+  rm -rf "$scratch"
+}
+
 rm -rf "$results" && mkdir -p "$results"
 install_prerequisites
+prefetch_packages
 
 status=0
+log "dotnet build"
+dotnet build MsiProxy.sln -c Release >&2 || status=1
+
+# The tests run in a network namespace of their own with only loopback (when root): whatever a test does, it cannot
+# send a packet off this machine. The Docker engine is still reachable through its unix socket.
+isolate=()
+if [[ "$(id -u)" == "0" ]] && unshare -n true 2>/dev/null; then
+  isolate=(unshare -n sh -c 'ip link set lo up && exec "$@"' isolated)
+else
+  log "not root (or no unshare): the tests run in this machine's network namespace"
+fi
 log "dotnet test"
-dotnet test MsiProxy.sln -c Release --logger "trx" --results-directory "$results/dotnet" -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
+"${isolate[@]}" dotnet test MsiProxy.sln -c Release --no-build --logger "trx" --results-directory "$results/dotnet" \
+  -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
 
 # Runs a suite that ends with its own "N passed, N failed[, N skipped]" line; echoes that line.
 # (A failing exit code is reported as "exit N: <line>", so a suite that fails without counting a failure still fails.)

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Http;
 
 namespace MsiProxy.ImdsEmulator.Protocol;
@@ -13,4 +14,22 @@ internal static class RequestChecks
     }
 
     public static bool HasForwardedFor(HttpRequest request) => request.Headers.ContainsKey("X-Forwarded-For");
+
+    /// <summary>
+    /// The checks every identity endpoint makes first, in IMDS's order: the Metadata header (its exact 88-byte body),
+    /// X-Forwarded-For, a well-formed query, a supported api-version. On failure <paramref name="problem"/> is the 400 body.
+    /// </summary>
+    public static bool PassesIdentityChecks(HttpRequest request, EmulatorOptions options, [NotNullWhen(true)] ImdsQuery? query,
+        string? queryError, bool requireMetadata, [NotNullWhen(false)] out string? problem)
+    {
+        problem = requireMetadata && !HasMetadataHeader(request) ? ImdsResponses.MetadataHeaderMissing
+            : options.RejectForwardedFor && HasForwardedFor(request) ? InvalidRequest("Requests with an X-Forwarded-For header are not allowed")
+            : query is null ? InvalidRequest(queryError ?? "Malformed query string")
+            : query.Get("api-version") is not { Length: > 0 } apiVersion ? InvalidRequest("Required query variable 'api-version' is missing")
+            : !ApiVersions.SupportsIdentity(apiVersion) ? InvalidRequest($"Invalid api-version '{apiVersion}'")
+            : null;
+        return problem is null && query is not null;
+    }
+
+    private static string InvalidRequest(string description) => ImdsResponses.IdentityError("invalid_request", description);
 }

@@ -16,30 +16,9 @@ internal sealed class TokenEndpoint(EmulatorState state, ImdsResponseHeaders hea
 
     public Task HandleAsync(HttpContext context, ImdsQuery? query, string? queryError)
     {
-        if (state.Options.RequireMetadataHeader && !RequestChecks.HasMetadataHeader(context.Request))
+        if (!RequestChecks.PassesIdentityChecks(context.Request, state.Options, query, queryError, state.Options.RequireMetadataHeader, out var problem))
         {
-            return ImdsResponses.WriteAsync(context, headers, 400, ImdsResponses.MetadataHeaderMissing);
-        }
-
-        if (state.Options.RejectForwardedFor && RequestChecks.HasForwardedFor(context.Request))
-        {
-            return BadRequest(context, "Requests with an X-Forwarded-For header are not allowed");
-        }
-
-        if (query is null)
-        {
-            return BadRequest(context, queryError ?? "Malformed query string");
-        }
-
-        var apiVersion = query.Get("api-version");
-        if (string.IsNullOrEmpty(apiVersion))
-        {
-            return BadRequest(context, "Required query variable 'api-version' is missing");
-        }
-
-        if (!ApiVersions.SupportsIdentity(apiVersion))
-        {
-            return BadRequest(context, $"Invalid api-version '{apiVersion}'");
+            return ImdsResponses.WriteAsync(context, headers, 400, problem);
         }
 
         var resource = query.Get("resource");

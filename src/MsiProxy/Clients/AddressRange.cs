@@ -99,5 +99,11 @@ public sealed record AddressRange
         return new IPAddress(bytes);
     }
 
+    // Value equality over what the range means; the record's generated equality would compare the byte array by reference,
+    // and two registrations of the same address must be recognised as the same address.
+    public bool Equals(AddressRange? other) => other is not null && PrefixLength == other.PrefixLength && Network.Equals(other.Network);
+
+    public override int GetHashCode() => HashCode.Combine(Network, PrefixLength);
+
     public override string ToString() => IsSingleAddress ? Network.ToString() : $"{Network}/{PrefixLength}";
 }

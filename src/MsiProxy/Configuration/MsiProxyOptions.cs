@@ -29,9 +29,14 @@ public sealed class MsiProxyOptions
     public ClientRateLimitOptions ClientRateLimit { get; set; } = new();
     public HealthOptions Health { get; set; } = new();
     public PrefetchOptions Prefetch { get; set; } = new();
+    public KubernetesOptions Kubernetes { get; set; } = new();
 
+    /// <summary>
+    /// Tokens and instance metadata, plus the static api-version list: the cheap GET an upstream health probe sends, so a
+    /// front proxy can probe an msiserviceclient (another MsiProxy) without being counted as a denied caller.
+    /// </summary>
     public static readonly IReadOnlyList<string> DefaultAllowedPaths =
-        ["/metadata/identity/oauth2/token", "/metadata/instance"];
+        ["/metadata/identity/oauth2/token", "/metadata/instance", "/metadata/versions"];
 
     public IReadOnlyList<string> EffectiveUpstreams => Upstreams.Count > 0 ? Upstreams : [ImdsAddress];
 
@@ -131,4 +136,57 @@ public sealed class PrefetchOptions
 {
     /// <summary>Resources warmed for every client's identities when it registers, so its first call is a hit.</summary>
     public List<string> Resources { get; set; } = [];
+}
+
+/// <summary>Node-local pod discovery (the proxy as a DaemonSet). See docs/kubernetes.md.</summary>
+public sealed class KubernetesOptions
+{
+    public bool Enabled { get; set; }
+
+    /// <summary>The node whose pods are registered; the chart sets <c>NODE_NAME</c> from the downward API.</summary>
+    public string? NodeName { get; set; }
+
+    /// <summary>The admin-owned bindings file (a mounted ConfigMap key). Unset or missing = no pod gets any identity.</summary>
+    public string? BindingsPath { get; set; }
+
+    /// <summary>API server URL; unset = in-cluster configuration. Plain http is accepted for loopback only (tests).</summary>
+    public string? ApiServer { get; set; }
+
+    /// <summary>A full relist this often, even when the watch looks healthy (missed events cannot linger longer).</summary>
+    public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Server-side timeout of one watch request; the watch then resumes from the last resourceVersion.</summary>
+    public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>First and largest delay before reconnecting after a failed list or watch (doubling in between).</summary>
+    public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the bindings file is checked (polling survives the ConfigMap volume's symlink swap).</summary>
+    public TimeSpan BindingsPollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    public DnatOptions Dnat { get; set; } = new();
+}
+
+/// <summary>The Linux transparent path: <c>169.254.169.254:80</c> from the pod network DNAT-ed to this proxy.</summary>
+public sealed class DnatOptions
+{
+    public bool Enabled { get; set; }
+
+    /// <summary>Inbound interface pattern of pod traffic, e.g. <c>cni+</c>, <c>azv+</c>, <c>cali+</c>.</summary>
+    public string? Interface { get; set; }
+
+    /// <summary>Pod CIDR the rule is limited to, e.g. <c>10.244.0.0/16</c>.</summary>
+    public string? SourceCidr { get; set; }
+
+    /// <summary>Where the proxy listens on the node (the node IP, from <c>status.hostIP</c>).</summary>
+    public string? ProxyAddress { get; set; }
+
+    public int ProxyPort { get; set; } = 80;
+
+    /// <summary>The iptables binary; it must match the node's backend (nft or legacy).</summary>
+    public string Command { get; set; } = "iptables";
+
+    /// <summary>How often the rule is checked and put back if something (an iptables flush) removed it.</summary>
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

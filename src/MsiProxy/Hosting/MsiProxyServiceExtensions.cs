@@ -2,7 +2,9 @@ using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
+using MsiProxy.Docker;
 using MsiProxy.Forwarding;
+using MsiProxy.Kubernetes;
 using MsiProxy.Management;
 using MsiProxy.Telemetry;
 using MsiProxy.Tokens;
@@ -44,6 +46,7 @@ public static class MsiProxyServiceExtensions
         // Who may call
         services.AddSingleton<ClientRegistry>();
         services.AddHostedService<ConfiguredClients>();
+        builder.AddKubernetesDiscovery();
 
         // Tokens: cache, per-client fairness, prefetch, purge on deregistration
         services.AddSingleton<TokenCache>();
@@ -92,6 +95,8 @@ public static class MsiProxyServiceExtensions
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
         services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
         services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
+
+        builder.AddDockerMonitor(); // only when MsiProxy:Docker:Endpoint is set
         return builder;
     }
 

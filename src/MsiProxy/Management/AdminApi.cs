@@ -1,5 +1,6 @@
 using MsiProxy.Caching;
 using MsiProxy.Clients;
+using MsiProxy.Docker;
 using MsiProxy.Requests;
 using MsiProxy.Tokens;
 using MsiProxy.Upstreams;
@@ -24,10 +25,12 @@ public static class AdminApi
         admin.MapPost("/cache/refresh", RefreshCache);
         admin.MapGet("/upstreams", ListUpstreams);
         admin.MapPut("/upstreams", PutUpstreams);
+        admin.MapWiringState();
         return admin;
     }
 
-    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId);
+    /// <param name="Ready">False registers a client that is still being wired: it gets 503 + Retry-After instead of 403.</param>
+    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null);
 
     public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
         string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready)
@@ -91,6 +94,7 @@ public static class AdminApi
             Identities = identities,
             Prefetch = body.Prefetch ?? [],
             ContainerId = body.ContainerId,
+            Ready = body.Ready ?? true,
             Source = RegistrationSources.Admin,
         });
         var view = ClientView.From(registration);

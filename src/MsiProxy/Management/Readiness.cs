@@ -13,7 +13,10 @@ public interface IReadinessCheck
     ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>Ready while an upstream answered recently; otherwise asks the first available one right now.</summary>
+/// <summary>
+/// Ready while an upstream is available (by the health checks) and one answered recently; without a recent answer, asks
+/// the first available one right now. With no upstream available the proxy can only serve cached tokens: not ready.
+/// </summary>
 public sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time,
     IHttpClientFactory httpClients) : IReadinessCheck
 {
@@ -22,12 +25,19 @@ public sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<Msi
     public async ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
     {
         var health = options.CurrentValue.Health;
-        if (upstreams.LastAnswer is { } last && time.GetUtcNow() - last < health.ReadyWindow)
+        var available = upstreams.Pick();
+        if (available is null)
         {
-            return new("upstream", true, $"an upstream answered at {last:O}");
+            var states = string.Join(", ", upstreams.Describe().Select(u => $"{u.Address} active={u.Active} passive={u.Passive}"));
+            return new("upstream", false, $"no upstream is available ({states})");
         }
 
-        var candidate = upstreams.Pick()?.Address ?? upstreams.Current[0];
+        if (upstreams.LastAnswer is { } last && time.GetUtcNow() - last < health.ReadyWindow)
+        {
+            return new("upstream", true, $"{available.Address} is available; an upstream answered at {last:O}");
+        }
+
+        var candidate = available.Address;
         using var request = new HttpRequestMessage(HttpMethod.Get, candidate.TrimEnd('/') + health.ProbePath);
         request.Headers.Add("Metadata", "true");
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -42,6 +42,7 @@ public sealed partial class RequestTelemetryMiddleware(RequestDelegate next, Msi
             var status = context.Response.StatusCode;
             var route = request?.Route ?? "other";
             var outcome = request?.Outcome ?? "unknown";
+            TraceSpans.TagDecision(Activity.Current, request, route, outcome);
             telemetry.Requests.Add(1, new TagList
             {
                 { "msiproxy.route", route },

@@ -82,6 +82,8 @@ public sealed class UpstreamResilience : IDisposable
                         ["msiproxy.retry.attempt"] = args.AttemptNumber + 1,
                         ["msiproxy.retry.reason"] = reason,
                         ["msiproxy.retry.delay_ms"] = args.RetryDelay.TotalMilliseconds,
+                        ["msiproxy.retry.retry_after_ms"] = args.Outcome.Result?.Headers.RetryAfter?.Delta?.TotalMilliseconds,
+                        ["msiproxy.circuit_state"] = CircuitState.ToString(),
                     }));
                     return ValueTask.CompletedTask;
                 },

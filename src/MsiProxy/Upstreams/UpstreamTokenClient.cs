@@ -48,6 +48,7 @@ public sealed class UpstreamTokenClient
         _resilience.StartBudget(context, budget);
         var attempts = 0;
         SelectedUpstream? lastUpstream = null;
+        using var span = TraceSpans.StartFetch(purpose);
         try
         {
             var outcome = await _pipeline.ExecuteOutcomeAsync(async (ctx, _) =>
@@ -63,7 +64,9 @@ public sealed class UpstreamTokenClient
                 return await SendAttemptAsync(upstream, pathAndQuery, attempts, ctx.CancellationToken).ConfigureAwait(false);
             }, context, this).ConfigureAwait(false);
 
-            return await ToResponseAsync(outcome, lastUpstream?.Address, attempts).ConfigureAwait(false);
+            var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts).ConfigureAwait(false);
+            TraceSpans.EndFetch(span, response, _resilience.CircuitState);
+            return response;
         }
         finally
         {
@@ -74,7 +77,7 @@ public sealed class UpstreamTokenClient
     private async ValueTask<Outcome<HttpResponseMessage>> SendAttemptAsync(SelectedUpstream upstream, string pathAndQuery, int attempt,
         CancellationToken cancellationToken)
     {
-        using var activity = MsiProxyTelemetry.ActivitySource.StartActivity("upstream attempt", ActivityKind.Internal);
+        using var activity = MsiProxyTelemetry.ActivitySource.StartActivity(TraceSpans.UpstreamAttempt, ActivityKind.Internal);
         activity?.SetTag("msiproxy.upstream", upstream.Address);
         activity?.SetTag("msiproxy.attempt", attempt);
         activity?.SetTag("msiproxy.circuit_state", _resilience.CircuitState.ToString());

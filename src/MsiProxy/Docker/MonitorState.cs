@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using MsiProxy.Management;
+
+namespace MsiProxy.Docker;
+
+public static class WiringStatus
+{
+    public const string Pending = "pending";
+    public const string Wired = "wired";
+    public const string Failed = "failed";
+
+    /// <summary>The labels cannot be used (bad identity, no address): never registered, not retried until the container changes.</summary>
+    public const string Invalid = "invalid";
+}
+
+/// <summary>One client container's wiring, as the admin API and /readyz show it.</summary>
+public sealed record ClientWiringState(string ContainerId, string Name, string? Address, string Status, int Attempts, string? Detail,
+    DateTimeOffset UpdatedAt, DateTimeOffset? NextAttemptAt);
+
+/// <summary>What the monitor knows right now: engine connection, last reconcile, per-client wiring. Thread-safe reads.</summary>
+public sealed class MonitorState
+{
+    private readonly ConcurrentDictionary<string, ClientWiringState> _clients = new(StringComparer.Ordinal);
+
+    public bool Connected { get; private set; }
+    public string? EngineError { get; private set; }
+    public DateTimeOffset? LastReconcile { get; private set; }
+    public IReadOnlyList<string> DiscoveredUpstreams { get; set; } = [];
+
+    public IReadOnlyList<ClientWiringState> Clients => [.. _clients.Values.OrderBy(c => c.Name, StringComparer.Ordinal)];
+
+    public ClientWiringState? Get(string containerId) => _clients.GetValueOrDefault(containerId);
+
+    public void Set(ClientWiringState state) => _clients[state.ContainerId] = state;
+
+    public void Remove(string containerId) => _clients.TryRemove(containerId, out _);
+
+    public void Reconciled(DateTimeOffset at)
+    {
+        Connected = true;
+        EngineError = null;
+        LastReconcile = at;
+    }
+
+    public void Disconnected(string error)
+    {
+        Connected = false;
+        EngineError = error;
+    }
+}
+
+/// <summary>/readyz: not ready until the first reconcile, while the engine is unreachable, or while a client's wiring has failed.</summary>
+public sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
+{
+    public ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
+    {
+        if (state.LastReconcile is null || !state.Connected)
+        {
+            return ValueTask.FromResult(new ReadinessResult("docker-monitor", false,
+                state.EngineError is { } error ? $"engine unreachable: {error}" : "not reconciled yet"));
+        }
+
+        var clients = state.Clients;
+        // One container that cannot be wired is reported here (and in /admin/wiring and the metrics) but does not make the
+        // proxy unready: the proxy still serves every other client on the node, and taking it out of service would hurt them.
+        var broken = clients.Where(c => c.Status is WiringStatus.Failed or WiringStatus.Invalid).ToList();
+        var wired = clients.Count(c => c.Status == WiringStatus.Wired);
+        var summary = $"{wired}/{clients.Count} client containers wired, {state.DiscoveredUpstreams.Count} msiserviceclient upstreams, reconciled at {state.LastReconcile:O}";
+        if (broken.Count > 0)
+        {
+            summary += "; failing: " + string.Join("; ", broken.Select(c =>
+                $"{c.Name} ({c.ContainerId[..Math.Min(12, c.ContainerId.Length)]}) {c.Status} after {c.Attempts} attempt(s): {c.Detail}"));
+        }
+
+        return ValueTask.FromResult(new ReadinessResult("docker-monitor", true, summary));
+    }
+}

@@ -1,0 +1,159 @@
+using MsiProxy.Deploy.Tests.Support;
+
+namespace MsiProxy.Deploy.Tests.Docker;
+
+/// <summary>
+/// The Dockerfiles against what they build: the publish line of each build stage is run here (win-x64 and
+/// linux-x64), and every file the final stage copies or executes must exist in that output or in the build context.
+/// </summary>
+public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixture>
+{
+    public static TheoryData<string> ImageDockerfiles => new()
+    {
+        "docker/windows/Dockerfile",
+        "docker/windows/Dockerfile.msiserviceclient",
+        "docker/windows/Dockerfile.emulator",
+        "docker/linux/Dockerfile",
+        "docker/linux/Dockerfile.emulator",
+    };
+
+    private static Dockerfile Load(string relative) => Dockerfile.Load(RepositoryPaths.Combine(relative.Split('/')));
+
+    private static bool IsWindows(string relative) => relative.Contains("/windows/", StringComparison.Ordinal);
+
+    /// <summary>Normalises an image path for comparison (Windows paths are case-insensitive, separators vary).</summary>
+    private static string Key(string path, bool windows) =>
+        windows ? path.Replace('/', '\\').TrimEnd('\\').ToLowerInvariant() : path.TrimEnd('/');
+
+    /// <summary>The final image's files that the Dockerfile puts there: image path → where it comes from.</summary>
+    private Dictionary<string, string> FinalImageFiles(Dockerfile file, bool windows, out List<string> fromBuildImage)
+    {
+        var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        fromBuildImage = [];
+        var separator = windows ? "\\" : "/";
+        foreach (var copy in file.Final.All("COPY"))
+        {
+            var (flags, sources, destination) = copy.CopyParts();
+            if (flags.TryGetValue("from", out var stageName))
+            {
+                var stage = Assert.Single(file.Stages, s => s.Name == stageName);
+                var publishRun = stage.All("RUN").Single(r => r.Arguments.StartsWith("dotnet publish", StringComparison.Ordinal));
+                var publishDir = Key(publishRun.Arguments.Split(' ')[^1], windows);
+                foreach (var source in sources)
+                {
+                    if (Key(source, windows) != publishDir)
+                    {
+                        // Something the SDK image itself carries (e.g. PowerShell): cannot be checked without it.
+                        fromBuildImage.Add(Key(destination, windows));
+                        continue;
+                    }
+
+                    var output = publish.Publish(stage);
+                    foreach (var published in Directory.GetFiles(output, "*", SearchOption.AllDirectories))
+                    {
+                        var relative = Path.GetRelativePath(output, published).Replace("/", separator, StringComparison.Ordinal);
+                        files[Key(destination.TrimEnd('\\', '/') + separator + relative, windows)] = published;
+                    }
+                }
+            }
+            else
+            {
+                foreach (var source in sources)
+                {
+                    var local = RepositoryPaths.Combine(source.Split('/', StringSplitOptions.RemoveEmptyEntries));
+                    if (Directory.Exists(local))
+                    {
+                        foreach (var inFolder in Directory.GetFiles(local, "*", SearchOption.AllDirectories))
+                        {
+                            var relative = Path.GetRelativePath(local, inFolder).Replace("/", separator, StringComparison.Ordinal);
+                            files[Key(destination.TrimEnd('\\', '/') + separator + relative, windows)] = inFolder;
+                        }
+
+                        continue;
+                    }
+
+                    Assert.True(File.Exists(local), $"COPY {source}: not in the build context (repository)");
+                    var target = destination.EndsWith('\\') || destination.EndsWith('/') ? destination + Path.GetFileName(source) : destination;
+                    files[Key(target, windows)] = local;
+                }
+            }
+        }
+
+        return files;
+    }
+
+    [Theory]
+    [MemberData(nameof(ImageDockerfiles))]
+    public void Entrypoint_and_its_file_arguments_exist_in_the_published_output(string relative)
+    {
+        var windows = IsWindows(relative);
+        var file = Load(relative);
+        var files = FinalImageFiles(file, windows, out var fromBuildImage);
+        Assert.NotEmpty(files);
+
+        var entrypoint = file.Final.All("ENTRYPOINT").Single().ExecForm();
+        var absolute = entrypoint.Where(a => windows ? a.Length > 2 && a[1] == ':' : a.StartsWith("/app/", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(absolute);
+        foreach (var path in absolute)
+        {
+            var key = Key(path, windows);
+            Assert.True(files.ContainsKey(key) || fromBuildImage.Any(p => key.StartsWith(p + "\\", StringComparison.Ordinal)),
+                $"{relative}: ENTRYPOINT uses {path}, which the image does not get from the publish output or the context");
+        }
+
+        // A framework-dependent app needs its runtimeconfig and deps next to the entry assembly.
+        var assembly = absolute.First(a => (a.EndsWith(".exe", StringComparison.OrdinalIgnoreCase) || a.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+            && !a.Contains("powershell", StringComparison.OrdinalIgnoreCase));
+        var stem = Key(assembly, windows)[..^4];
+        Assert.Contains(stem + ".dll", files.Keys);
+        Assert.Contains(stem + ".runtimeconfig.json", files.Keys);
+        Assert.Contains(stem + ".deps.json", files.Keys);
+    }
+
+    [Theory]
+    [MemberData(nameof(ImageDockerfiles))]
+    public void Final_stage_is_least_privilege_healthchecked_and_configured_by_environment(string relative)
+    {
+        var windows = IsWindows(relative);
+        var file = Load(relative);
+        var final = file.Final;
+        var isEmulator = relative.EndsWith(".emulator", StringComparison.Ordinal);
+        var isServiceClient = relative.EndsWith(".msiserviceclient", StringComparison.Ordinal);
+
+        var user = final.All("USER").Last().Arguments;
+        Assert.Equal(windows ? (isServiceClient ? "ContainerAdministrator" : "ContainerUser") : "$APP_UID", user);
+
+        var health = final.All("HEALTHCHECK").Single().ExecForm("CMD");
+        Assert.Equal(windows ? "curl.exe" : "curl", health[0]);
+        Assert.Contains(isEmulator ? "http://localhost:80/metadata/instance?api-version=2021-02-01" : "http://localhost:8081/healthz", health);
+
+        var exposed = final.All("EXPOSE").SelectMany(e => e.Arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToHashSet();
+        Assert.Equal(isEmulator ? ["80"] : ["80", "8081"], exposed.Order(StringComparer.Ordinal));
+
+        var env = string.Join(' ', final.All("ENV").Select(e => e.Arguments));
+        Assert.Contains("ASPNETCORE_URLS=http://+:80", env, StringComparison.Ordinal);
+        if (!isEmulator)
+        {
+            Assert.Contains("MsiProxy__Management__Urls=http://+:8081", env, StringComparison.Ordinal);
+        }
+
+        if (windows)
+        {
+            Assert.All(file.Stages, s => Assert.EndsWith("-nanoserver-${WINDOWS_VERSION}", s.BaseImage, StringComparison.Ordinal));
+            Assert.Contains("ARG WINDOWS_VERSION=ltsc2022", File.ReadAllText(RepositoryPaths.Combine(relative.Split('/'))), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Ci_dockerfile_mirrors_the_production_linux_image()
+    {
+        var production = Load("docker/linux/Dockerfile").Final;
+        var ci = Load("docker/linux/Dockerfile.ci").Final;
+        foreach (var keyword in new[] { "USER", "EXPOSE", "ENV", "ENTRYPOINT" })
+        {
+            Assert.Equal(production.All(keyword).Select(i => i.Arguments), ci.All(keyword).Select(i => i.Arguments));
+        }
+
+        Assert.Equal(production.All("HEALTHCHECK").Single().ExecForm("CMD"), ci.All("HEALTHCHECK").Single().ExecForm("CMD"));
+    }
+}

@@ -1,0 +1,110 @@
+using System.Net;
+using System.Text.Json;
+using MsiProxy.ImdsEmulator;
+using MsiProxy.Testing.Net;
+
+namespace MsiProxy.Tests.Telemetry;
+
+/// <summary>
+/// The console as an operator sees it, from the real MsiProxy.dll in its own process: one compact-JSON line per
+/// event (Serilog writes through to OpenTelemetry, so no second console provider repeats it), with the trace and span
+/// ids of the request on every line logged during one.
+/// </summary>
+[Collection(TelemetryTestGroup.Name)]
+public sealed class ConsoleLogTests
+{
+    [Fact]
+    public async Task Console_lines_are_compact_json_once_each_with_trace_and_span_ids()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        var clientPort = ChildProcess.FreeLoopbackPort();
+        var managementPort = ChildProcess.FreeLoopbackPort();
+        using var proxy = new ChildProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll")], new Dictionary<string, string?>
+        {
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["urls"] = $"http://127.0.0.1:{clientPort}",
+            ["MsiProxy__Management__Urls"] = $"http://127.0.0.1:{managementPort}",
+            // Never the product default (169.254.169.254): the loopback emulator.
+            ["MsiProxy__Upstreams__0"] = emulator.BaseAddress.ToString().TrimEnd('/'),
+            ["MsiProxy__Clients__0__Name"] = "app",
+            ["MsiProxy__Clients__0__Address"] = "127.0.0.2",
+        });
+
+        using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(2));
+        await Scenario.UntilAsync(() => !proxy.HasExited && Answers(management, "/healthz"), "the proxy process answers /healthz");
+
+        using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
+        using (var token = await app.SendAsync(Scenario.Token()))
+        {
+            Assert.Equal(HttpStatusCode.OK, token.StatusCode);
+        }
+
+        using var stranger = LoopbackCaller.Create("127.0.0.3", new Uri($"http://127.0.0.1:{clientPort}"));
+        using (var refused = await stranger.SendAsync(Scenario.Token()))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        await Scenario.UntilAsync(() => Events(proxy, "RequestCompleted").Count >= 2, "both requests are logged");
+        await Task.Delay(300); // a duplicate line, if any, would come right after
+
+        var lines = proxy.Stdout.Where(l => l.Length > 0).ToList();
+        var events = lines.Select(l => (Line: l, Json: Parse(l))).ToList();
+        Assert.All(events, e => Assert.True(e.Json is not null && e.Json.Value.TryGetProperty("@t", out _), "Not a compact JSON event: " + e.Line));
+
+        var completed = Events(proxy, "RequestCompleted");
+        Assert.Equal(2, completed.Count);
+        var decisions = Events(proxy, "TokenDecision");
+        Assert.Single(decisions);
+        foreach (var e in completed.Concat(decisions))
+        {
+            Assert.Matches("^[0-9a-f]{32}$", e.GetProperty("@tr").GetString());
+            Assert.Matches("^[0-9a-f]{16}$", e.GetProperty("@sp").GetString());
+        }
+
+        // The audit line and the request line of the token request belong to the same trace; the denial is another.
+        var tokenLine = completed.Single(e => e.GetProperty("StatusCode").GetInt32() == 200);
+        Assert.Equal(tokenLine.GetProperty("@tr").GetString(), decisions[0].GetProperty("@tr").GetString());
+        Assert.NotEqual(tokenLine.GetProperty("@tr").GetString(), completed.Single(e => e.GetProperty("StatusCode").GetInt32() == 403).GetProperty("@tr").GetString());
+        Assert.Equal(lines.Count, lines.Distinct().Count());
+        foreach (var issued in emulator.State.IssuedTokens)
+        {
+            Assert.DoesNotContain(lines, l => l.Contains(issued, StringComparison.Ordinal));
+        }
+    }
+
+    private static bool Answers(HttpClient client, string path)
+    {
+        try
+        {
+            using var response = client.GetAsync(path).GetAwaiter().GetResult();
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static List<JsonElement> Events(ChildProcess proxy, string eventName) =>
+        proxy.Stdout.Select(Parse).Where(j => j is { } e && e.TryGetProperty("EventId", out var id) && id.ValueKind == JsonValueKind.Object
+            && id.TryGetProperty("Name", out var name) && name.GetString() == eventName).Select(j => j!.Value).ToList();
+
+    private static JsonElement? Parse(string line)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

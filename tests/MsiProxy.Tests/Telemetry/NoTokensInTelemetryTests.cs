@@ -1,0 +1,93 @@
+using System.Net;
+using MsiProxy.ImdsEmulator;
+using MsiProxy.Telemetry;
+using MsiProxy.Testing.Proxy;
+
+namespace MsiProxy.Tests.Telemetry;
+
+/// <summary>
+/// The promise operators rely on when they ship telemetry to shared back-ends: no token ever appears in a span,
+/// attribute, event, metric, log record or the Prometheus scrape — checked against every token the emulator issued
+/// during a scenario with hits, misses, retries, refreshes, bypasses, throttling, denials and forwarded requests.
+/// </summary>
+[Collection(TelemetryTestGroup.Name)]
+public sealed class NoTokensInTelemetryTests
+{
+    [Fact]
+    public async Task No_issued_token_appears_in_any_exported_telemetry()
+    {
+        var userAssigned = new UserAssignedIdentity(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(),
+            "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app2");
+        await using var emulator = await ImdsEmulatorServer.StartAsync(new EmulatorOptions { UserAssigned = [userAssigned] });
+        emulator.State.Faults.Enqueue(new FaultRule { PathPrefix = "/metadata/identity", Status = 503, Times = 2 });
+        emulator.State.Faults.Enqueue(new FaultRule { PathPrefix = "/metadata/identity", Resource = "https://storage.azure.com/", Status = 429,
+            RetryAfter = TimeSpan.FromSeconds(1), Times = 1 });
+        var capture = new TelemetryCapture();
+        var settings = ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", []), ("app2", "127.0.0.4", [$"client_id={userAssigned.ClientId}"]))
+            .WithFastRetries();
+        settings["MsiProxy:Cache:RefreshAfter"] = "0.000001"; // every later hit also refreshes in the background
+        settings["MsiProxy:ClientRateLimit:Burst"] = "3";
+        settings["MsiProxy:ClientRateLimit:RequestsPerSecond"] = "0.1";
+        await using var proxy = await ProxyHost.StartAsync(settings, capture.Configure);
+
+        using var app = proxy.CreateClient("127.0.0.2");
+        using var app2 = proxy.CreateClient("127.0.0.4");
+        using var stranger = proxy.CreateClient("127.0.0.3");
+        var statuses = new List<HttpStatusCode>();
+        async Task Send(HttpClient client, HttpRequestMessage request)
+        {
+            using (request)
+            using (var response = await client.SendAsync(request))
+            {
+                statuses.Add(response.StatusCode);
+            }
+        }
+
+        await Send(app, Scenario.Token());                                  // miss after two 503s
+        await Send(app, Scenario.Token());                                  // hit (+ refresh)
+        await Task.Delay(100);
+        await Send(app, Scenario.Token());                                  // hit (+ refresh)
+        await Send(app, Scenario.Token("https://storage.azure.com/"));      // miss after a 429 with Retry-After
+        await Send(app, new HttpRequestMessage(HttpMethod.Get,
+            "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&bypass_cache=true") { Headers = { { "Metadata", "true" } } });
+        await Send(app, Scenario.Instance());                               // forwarded
+        await Send(app, Scenario.Instance());
+        for (var i = 0; i < 5; i++)
+        {
+            await Send(app2, Scenario.Token($"https://resource{i}.example/", userAssigned.ClientId)); // misses, then throttled
+        }
+
+        await Send(app2, Scenario.Token(clientId: Guid.NewGuid().ToString()));   // identity denied
+        await Send(stranger, Scenario.Token());                                  // unregistered
+
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.Equal(2, statuses.Count(s => s == HttpStatusCode.Forbidden));
+        await Scenario.UntilAsync(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
+            >= statuses.Count, "every request's server span is exported");
+        await Scenario.UntilAsync(() => capture.Spans.Any(s => s.OperationName == TraceSpans.TokenRefresh), "a background refresh ran");
+        capture.Flush(proxy.Services);
+        using var scraper = proxy.CreateManagementClient();
+        var scrape = await scraper.GetStringAsync("/metrics");
+
+        var tokens = emulator.State.IssuedTokens;
+        Assert.True(tokens.Count >= 5, $"the scenario should have fetched several tokens, got {tokens.Count}");
+        var exported = capture.AllText();
+        var logged = proxy.Logs.AllText();
+        // The scan must be looking at real telemetry: spans, metrics and logs of this scenario are all there.
+        Assert.Contains(TraceSpans.UpstreamAttempt, exported, StringComparison.Ordinal);
+        Assert.Contains("msiproxy.cache.hits", exported, StringComparison.Ordinal);
+        Assert.Contains("TokenDecision", exported, StringComparison.Ordinal);
+        Assert.Contains("app2", logged, StringComparison.Ordinal);
+        Assert.Contains("msiproxy_requests_total", scrape, StringComparison.Ordinal);
+        foreach (var token in tokens)
+        {
+            // The whole token, and its signature alone (the part that makes a leaked prefix usable or not).
+            var signature = token[(token.LastIndexOf('.') + 1)..];
+            foreach (var (where, text) in new[] { ("exported telemetry", exported), ("logs", logged), ("/metrics", scrape) })
+            {
+                Assert.False(text.Contains(token, StringComparison.Ordinal), $"A token appears in the {where}");
+                Assert.False(signature.Length >= 16 && text.Contains(signature, StringComparison.Ordinal), $"A token signature appears in the {where}");
+            }
+        }
+    }
+}
