@@ -43,15 +43,9 @@ public sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<M
 
         var names = wanted.Select(w => w.Name).ToHashSet(StringComparer.Ordinal);
         registry.RemoveWhere(r => r.Source == RegistrationSources.Configuration && !names.Contains(r.Name));
-        foreach (var registration in wanted)
-        {
-            var existing = registry.Get(registration.Name);
-            if (existing is null || existing.Address != registration.Address || !existing.Identities.SequenceEqual(registration.Identities)
-                || !existing.Prefetch.SequenceEqual(registration.Prefetch))
-            {
-                registry.Register(registration);
-            }
-        }
+        registry.RegisterAll([.. wanted.Where(registration =>
+            registry.Get(registration.Name) is not { } existing || existing.Address != registration.Address
+            || !existing.Identities.SequenceEqual(registration.Identities) || !existing.Prefetch.SequenceEqual(registration.Prefetch))]);
     }
 
     public void Dispose() => _subscription?.Dispose();

@@ -19,6 +19,14 @@ public static class PathNormaliser
             return false;
         }
 
+        // What every SDK sends is already canonical; answering it without decoding or splitting keeps the token path
+        // allocation-free (the general path below allocated ~400 B per request: decoded copy, segment list, join).
+        if (IsPlainCanonical(rawPath, out var canonical))
+        {
+            normalised = canonical.SequenceEqual(ImdsPaths.Token) ? ImdsPaths.Token : canonical.ToString();
+            return true;
+        }
+
         if (rawPath.Contains('\\') || rawPath.Contains("%5c", StringComparison.OrdinalIgnoreCase)
             || rawPath.Contains("%2f", StringComparison.OrdinalIgnoreCase) || rawPath.Contains("%00", StringComparison.Ordinal))
         {
@@ -61,6 +69,39 @@ public static class PathNormaliser
         }
 
         normalised = "/" + string.Join('/', segments);
+        return true;
+    }
+
+    /// <summary>
+    /// True when the general algorithm would return <paramref name="rawPath"/> itself (less one trailing slash): printable
+    /// ASCII only, no escapes, backslashes or '+', no empty, "." or ".." segments. Anything else takes the general path.
+    /// </summary>
+    private static bool IsPlainCanonical(ReadOnlySpan<char> rawPath, out ReadOnlySpan<char> canonical)
+    {
+        canonical = rawPath.Length > 1 && rawPath[^1] == '/' ? rawPath[..^1] : rawPath;
+        var segmentStart = 1;
+        for (var i = 1; i <= canonical.Length; i++)
+        {
+            if (i < canonical.Length && canonical[i] != '/')
+            {
+                var c = canonical[i];
+                if (c <= ' ' || c >= 0x7F || c is '%' or '\\' or '+')
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            var segment = canonical[segmentStart..i];
+            if ((segment.IsEmpty && canonical.Length > 1) || segment is "." or "..")
+            {
+                return false;
+            }
+
+            segmentStart = i + 1;
+        }
+
         return true;
     }
 }

@@ -1,0 +1,26 @@
+// The .NET side of the benchmark harness (tests/benchmarks/run.sh drives it; method in docs/benchmarks.md):
+//   bare      --urls URL --body FILE        Kestrel answering every request with FILE's bytes (the .NET ceiling)
+//   amplify   --target URL --clients N --requests M --keys K --first-client-address 127.0.0.2
+//   startup   --exe PATH [args…]            process start → first 200 token, in ms
+//   micro     [BenchmarkDotNet args]        hot-path micro-benchmarks (MemoryDiagnoser)
+//   report    --raw FILE --out DIR          medians, ratios, results.md/json and the chart
+using MsiProxy.Benchmarks.Bare;
+using MsiProxy.Benchmarks.Load;
+using MsiProxy.Benchmarks.Micro;
+using MsiProxy.Benchmarks.Report;
+
+return args.FirstOrDefault() switch
+{
+    "bare" => await BareKestrel.RunAsync(args[1..]),
+    "amplify" => await AmplificationLoad.RunAsync(args[1..]),
+    "startup" => await StartupTimer.RunAsync(args[1..]),
+    "micro" => MicroBenchmarks.Run(args[1..]),
+    "report" => ResultsReport.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|startup|micro|report … (see docs/benchmarks.md)");
+    return 64;
+}

@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace MsiProxy.Benchmarks.Report;
+
+/// <summary>
+/// Turns the harness's raw measurements (one JSON object per line, every system measured in the same rounds) into
+/// results.json, results.md and chart.png. A ratio is computed per round, between systems measured back to back,
+/// and the median of those per-round ratios is the claim; absolute numbers are medians too but only describe this run.
+/// </summary>
+internal static class ResultsReport
+{
+    public static int Run(string[] args)
+    {
+        var raw = File.ReadAllLines(Arguments.Get(args, "raw"))
+            .Where(line => line.TrimStart().StartsWith('{'))
+            .Select(line => JsonNode.Parse(line)!.AsObject())
+            .ToList();
+        var environment = JsonNode.Parse(File.ReadAllText(Arguments.Get(args, "environment")))!.AsObject();
+        var micro = Arguments.Get(args, "micro", "");
+        var output = Arguments.Get(args, "out");
+        Directory.CreateDirectory(output);
+
+        var data = new Measurements(raw);
+        var summary = Summarise(data);
+        summary["environment"] = environment.DeepClone();
+        summary["micro"] = MicroTable.Read(micro);
+        File.WriteAllText(Path.Combine(output, "results.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.WriteAllText(Path.Combine(output, "results.md"), Markdown(summary));
+        Chart.Write(summary, Path.Combine(output, "chart.png"));
+        Console.WriteLine(Headline(summary));
+        return 0;
+    }
+
+    public static string Headline(JsonObject summary)
+    {
+        var hits = summary["hits"]!;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"RESULT cached hits: MsiProxy {Num(hits["ratio_msiproxy_to_nginx_rps"])}x nginx req/s, {Num(hits["ratio_msiproxy_to_kestrel_rps"])}x bare Kestrel; " +
+            $"p99 {Num(hits["msiproxy"]?["p99_ms"])} ms vs nginx {Num(hits["nginx"]?["p99_ms"])} ms; " +
+            $"miss added p50 ratio {Num(summary["miss"]?["ratio_added_p50_msiproxy_to_nginx"])}; " +
+            $"amplification upstream calls {Num(summary["amplify"]?["msiproxy"]?["upstream_calls"])}/{Num(summary["amplify"]?["keys"])} keys (nginx {Num(summary["amplify"]?["nginx"]?["upstream_calls"])}); " +
+            $"RSS under load {Num(summary["memory"]?["ratio_msiproxy_to_kestrel_load"])}x bare Kestrel");
+    }
+
+    private static JsonObject Summarise(Measurements data)
+    {
+        var hits = new JsonObject();
+        foreach (var system in new[] { "msiproxy", "nginx", "kestrel" })
+        {
+            hits[system] = new JsonObject
+            {
+                ["rps"] = data.Median("hits", system, "rps"),
+                ["p50_ms"] = data.Median("hits", system, "p50_ms"),
+                ["p99_ms"] = data.Median("hits", system, "p99_ms"),
+                ["errors"] = data.Sum("hits", system, "errors"),
+            };
+        }
+
+        hits["ratio_msiproxy_to_nginx_rps"] = data.RoundRatio("hits", "msiproxy", "nginx", "rps");
+        hits["ratio_msiproxy_to_kestrel_rps"] = data.RoundRatio("hits", "msiproxy", "kestrel", "rps");
+        hits["ratio_msiproxy_to_nginx_p99"] = data.RoundRatio("hits", "msiproxy", "nginx", "p99_ms");
+        hits["rounds"] = data.Rounds("hits");
+
+        var miss = new JsonObject();
+        foreach (var system in new[] { "direct", "msiproxy", "nginx" })
+        {
+            miss[system] = new JsonObject { ["p50_ms"] = data.Median("miss", system, "p50_ms"), ["p99_ms"] = data.Median("miss", system, "p99_ms"), ["rps"] = data.Median("miss", system, "rps") };
+        }
+
+        miss["msiproxy_added_p50_ms"] = data.MedianOfRounds("miss", round => round("msiproxy", "p50_ms") - round("direct", "p50_ms"));
+        miss["nginx_added_p50_ms"] = data.MedianOfRounds("miss", round => round("nginx", "p50_ms") - round("direct", "p50_ms"));
+        miss["ratio_added_p50_msiproxy_to_nginx"] = Ratio(miss["msiproxy_added_p50_ms"], miss["nginx_added_p50_ms"]);
+        miss["rounds"] = data.Rounds("miss");
+
+        var amplify = new JsonObject { ["keys"] = data.Median("amplify", "msiproxy", "keys"), ["clients"] = data.Median("amplify", "msiproxy", "clients"),
+            ["requests_per_client"] = data.Median("amplify", "msiproxy", "requests_per_client") };
+        foreach (var system in new[] { "msiproxy", "nginx" })
+        {
+            amplify[system] = new JsonObject
+            {
+                ["upstream_calls"] = data.Median("amplify", system, "upstream_calls"),
+                ["upstream_calls_max"] = data.Max("amplify", system, "upstream_calls"),
+                ["not_ok"] = data.Sum("amplify", system, "not_ok"),
+                ["elapsed_ms"] = data.Median("amplify", system, "elapsed_ms"),
+            };
+        }
+
+        amplify["rounds"] = data.Rounds("amplify");
+
+        var memory = new JsonObject();
+        foreach (var system in new[] { "msiproxy", "kestrel", "nginx" })
+        {
+            var phases = new JsonObject();
+            foreach (var phase in new[] { "idle", "load", "populated" })
+            {
+                if (data.Median("memory", system, "rss_mb", phase) is { } value)
+                {
+                    phases[phase] = value;
+                }
+            }
+
+            memory[system] = phases;
+        }
+
+        memory["populated_start_to_first_token_s"] = data.Median("memory", "msiproxy", "start_to_first_token_s", "populated");
+        memory["ratio_msiproxy_to_kestrel_load"] = data.RoundRatio("memory", "msiproxy", "kestrel", "rss_mb", "load");
+        memory["rounds"] = data.Rounds("hits"); // load samples come from the scenario-1 rounds; idle and populated are single readings
+
+        var startup = new JsonObject();
+        foreach (var system in new[] { "jit", "r2r" })
+        {
+            startup[system] = new JsonObject { ["first_token_ms"] = data.Median("startup", system, "first_token_ms") };
+        }
+
+        startup["ratio_r2r_to_jit"] = data.RoundRatio("startup", "r2r", "jit", "first_token_ms");
+        startup["rounds"] = data.Rounds("startup");
+
+        return new JsonObject
+        {
+            ["generated_utc"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+            ["hits"] = hits,
+            ["miss"] = miss,
+            ["amplify"] = amplify,
+            ["memory"] = memory,
+            ["startup"] = startup,
+            ["goals"] = Goals(hits, miss, amplify, memory),
+        };
+    }
+
+    private static JsonArray Goals(JsonObject hits, JsonObject miss, JsonObject amplify, JsonObject memory)
+    {
+        static JsonObject Goal(string name, string target, JsonNode? value, bool? met) =>
+            new() { ["goal"] = name, ["target"] = target, ["measured"] = value?.DeepClone(), ["met"] = met };
+
+        var rps = Value(hits["ratio_msiproxy_to_nginx_rps"]);
+        var kestrel = Value(hits["ratio_msiproxy_to_kestrel_rps"]);
+        var p99 = Value(hits["ratio_msiproxy_to_nginx_p99"]);
+        var added = Value(miss["ratio_added_p50_msiproxy_to_nginx"]);
+        var calls = Value(amplify["msiproxy"]?["upstream_calls_max"]);
+        var keys = Value(amplify["keys"]);
+        var rss = Value(memory["ratio_msiproxy_to_kestrel_load"]);
+        return
+        [
+            Goal("cached hits: MsiProxy req/s vs nginx", ">= 1.5x", hits["ratio_msiproxy_to_nginx_rps"], rps >= 1.5),
+            Goal("cached hits: MsiProxy p99 vs nginx p99", "<= 1.0x", hits["ratio_msiproxy_to_nginx_p99"], p99 <= 1.0),
+            Goal("cached hits: MsiProxy req/s vs bare Kestrel", ">= 0.7x", hits["ratio_msiproxy_to_kestrel_rps"], kestrel >= 0.7),
+            Goal("cache misses: added p50 latency vs nginx", "<= 1.2x", miss["ratio_added_p50_msiproxy_to_nginx"], added <= 1.2),
+            Goal("amplification: upstream calls (worst round)", "exactly K", amplify["msiproxy"]?["upstream_calls_max"], calls is null || keys is null ? null : calls == keys),
+            Goal("memory under load vs bare Kestrel", "<= 1.5x", memory["ratio_msiproxy_to_kestrel_load"], rss <= 1.5),
+        ];
+    }
+
+    private static string Markdown(JsonObject s)
+    {
+        var md = new StringBuilder();
+        var env = s["environment"]!;
+        md.AppendLine(CultureInfo.InvariantCulture, $"# Benchmark results ({s["generated_utc"]})").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Mode: **{env["mode"]}**, {env["rounds"]} round(s), {env["duration_s"]} s per measurement, systems alternated within each round. " +
+            $"Request logging: **{env["request_logging"]}**. Machine: {env["cpu_model"]}, {env["nproc"]} cores, {env["memory"]}; load average at start {env["loadavg_start"]}, at end {env["loadavg_end"]}.").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"`{ResultsReport.Headline(s)}`").AppendLine();
+
+        md.AppendLine("## Goals").AppendLine().AppendLine("| Goal | Target | Measured (median) | Met |").AppendLine("|---|---|---|---|");
+        foreach (var goal in s["goals"]!.AsArray())
+        {
+            var met = goal!["met"]?.GetValue<bool?>() switch { true => "yes", false => "**no**", null => "n/a" };
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {goal["goal"]} | {goal["target"]} | {Num(goal["measured"])} | {met} |");
+        }
+
+        var hits = s["hits"]!;
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 1. Cached token hits ({env["connections"]} connections, {hits["rounds"]} rounds)").AppendLine()
+            .AppendLine("| System | req/s | p50 ms | p99 ms | errors |").AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy"), ("nginx", "nginx proxy_cache"), ("kestrel", "bare Kestrel (ceiling)") })
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Num(hits[system]?["rps"], 0)} | {Num(hits[system]?["p50_ms"])} | {Num(hits[system]?["p99_ms"])} | {Num(hits[system]?["errors"], 0)} |");
+        }
+
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Per-round ratios (median): MsiProxy/nginx req/s **{Num(hits["ratio_msiproxy_to_nginx_rps"])}**, MsiProxy/bare Kestrel req/s **{Num(hits["ratio_msiproxy_to_kestrel_rps"])}**, MsiProxy/nginx p99 **{Num(hits["ratio_msiproxy_to_nginx_p99"])}**.");
+
+        var miss = s["miss"]!;
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 2. Cache misses (unique resources, {env["miss_connections"]} connection(s), {miss["rounds"]} rounds)").AppendLine()
+            .AppendLine("| Path | p50 ms | p99 ms | req/s | added p50 ms |").AppendLine("|---|---:|---:|---:|---:|");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| emulator directly | {Num(miss["direct"]?["p50_ms"])} | {Num(miss["direct"]?["p99_ms"])} | {Num(miss["direct"]?["rps"], 0)} | — |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| MsiProxy | {Num(miss["msiproxy"]?["p50_ms"])} | {Num(miss["msiproxy"]?["p99_ms"])} | {Num(miss["msiproxy"]?["rps"], 0)} | {Num(miss["msiproxy_added_p50_ms"])} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| nginx proxy_pass | {Num(miss["nginx"]?["p50_ms"])} | {Num(miss["nginx"]?["p99_ms"])} | {Num(miss["nginx"]?["rps"], 0)} | {Num(miss["nginx_added_p50_ms"])} |");
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Added-latency ratio MsiProxy/nginx: **{Num(miss["ratio_added_p50_msiproxy_to_nginx"])}**.");
+
+        var amp = s["amplify"]!;
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 3. Upstream amplification ({amp["clients"]} clients × {amp["requests_per_client"]} requests over {amp["keys"]} cold keys, {amp["rounds"]} rounds)").AppendLine()
+            .AppendLine("| System | upstream calls (median) | worst round | non-200 answers (all rounds) | burst time ms |").AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy"), ("nginx", "nginx proxy_cache_lock") })
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Num(amp[system]?["upstream_calls"], 0)} | {Num(amp[system]?["upstream_calls_max"], 0)} | {Num(amp[system]?["not_ok"], 0)} | {Num(amp[system]?["elapsed_ms"], 0)} |");
+        }
+
+        var mem = s["memory"]!;
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 4. Memory (RSS MB; under load: peak per run, median of {mem["rounds"]} rounds)").AppendLine()
+            .AppendLine("| System | idle | under scenario-1 load | 10,000 cache entries + 10,000 clients |").AppendLine("|---|---:|---:|---:|");
+        foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy"), ("kestrel", "bare Kestrel"), ("nginx", "nginx (master + workers)") })
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Num(mem[system]?["idle"], 0)} | {Num(mem[system]?["load"], 0)} | {Num(mem[system]?["populated"], 0)} |");
+        }
+
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Under load, MsiProxy/bare Kestrel: **{Num(mem["ratio_msiproxy_to_kestrel_load"])}**. " +
+            $"The populated proxy (10,000 clients in its configuration file) served its first token {Num(mem["populated_start_to_first_token_s"], 1)} s after start.");
+
+        var start = s["startup"]!;
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 5. Start-up: process start → first token served ({start["rounds"]} rounds)").AppendLine()
+            .AppendLine("| Publish | ms |").AppendLine("|---|---:|")
+            .AppendLine(CultureInfo.InvariantCulture, $"| JIT (framework-dependent) | {Num(start["jit"]?["first_token_ms"], 0)} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| ReadyToRun | {Num(start["r2r"]?["first_token_ms"], 0)} |")
+            .AppendLine().AppendLine(CultureInfo.InvariantCulture, $"ReadyToRun/JIT: **{Num(start["ratio_r2r_to_jit"])}**.");
+
+        if (s["micro"] is JsonArray { Count: > 0 } micro)
+        {
+            md.AppendLine().AppendLine("## 6. Micro-benchmarks (BenchmarkDotNet, in-process, MemoryDiagnoser)").AppendLine()
+                .AppendLine("| Benchmark | Mean ns | Allocated B/op |").AppendLine("|---|---:|---:|");
+            foreach (var row in micro)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {row!["name"]} | {Num(row["mean_ns"], 1)} | {Num(row["allocated_bytes"], 0)} |");
+            }
+        }
+
+        md.AppendLine().AppendLine("![chart](chart.png)");
+        return md.ToString();
+    }
+
+    internal static double? Value(JsonNode? node) => node is JsonValue value && value.TryGetValue<double>(out var d) ? d : null;
+
+    internal static JsonNode? Ratio(JsonNode? a, JsonNode? b) =>
+        Value(a) is { } x && Value(b) is { } y && y > 0 ? Math.Round(x / y, 3) : null;
+
+    internal static string Num(JsonNode? node, int decimals = 2) => Value(node) is { } d
+        ? d.ToString(decimals == 0 ? "N0" : "0." + new string('#', decimals), CultureInfo.InvariantCulture)
+        : node?.ToString() ?? "—";
+}

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# MsiProxy benchmark harness — method and results in docs/benchmarks.md.
+#
+#   bash tests/benchmarks/run.sh            full run: 5 rounds × 10 s, results written to docs/benchmarks/
+#   bash tests/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations), results in $BENCH_WORK/results
+#
+# Everything listens on 127.0.0.1 (callers 127.0.0.1–127.0.0.64): the IMDS emulator, MsiProxy (the Release build,
+# run as a real process), nginx from Debian's package with a config written here, and a bare Kestrel endpoint.
+# Each comparison alternates the systems inside every round; the report takes medians of per-round ratios.
+# Needs: dotnet SDK, wrk and nginx (`apt-get install -y wrk nginx-light`), curl. Environment knobs: BENCH_ROUNDS,
+# BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PORT_BASE, BENCH_WORK (scratch dir), BENCH_OUT, BENCH_SKIP_PUBLISH=1,
+# BENCH_SKIP_MICRO=1.
+set -euo pipefail
+
+SMOKE=0
+[[ "${1:-}" == "--smoke" ]] && SMOKE=1
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+HERE="$ROOT/tests/benchmarks"
+WORK="${BENCH_WORK:-/tmp/msiproxy-bench}"
+if [[ $SMOKE == 1 ]]; then
+  ROUNDS="${BENCH_ROUNDS:-1}"; DURATION="${BENCH_DURATION:-3}"; MISS_DURATION=3; OUT="${BENCH_OUT:-$WORK/results}"
+  AMP_CLIENTS=20; AMP_REQUESTS=5; AMP_KEYS=5; POPULATE_CLIENTS=1000; POPULATE_TOKENS=1000; MODE=smoke
+else
+  ROUNDS="${BENCH_ROUNDS:-5}"; DURATION="${BENCH_DURATION:-10}"; MISS_DURATION="${BENCH_DURATION:-10}"; OUT="${BENCH_OUT:-$ROOT/docs/benchmarks}"
+  AMP_CLIENTS=50; AMP_REQUESTS=20; AMP_KEYS=10; POPULATE_CLIENTS=10000; POPULATE_TOKENS=10000; MODE=full
+fi
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+MISS_CONNECTIONS=1
+BASE="${BENCH_PORT_BASE:-18000}"
+EMU=$((BASE + 80)); EMU_CONTROL=$((BASE + 81)); PROXY=$((BASE + 100)); PROXY_MGMT=$((BASE + 101))
+NGINX=$((BASE + 200)); KESTREL=$((BASE + 300)); START_PROXY=$((BASE + 400)); START_MGMT=$((BASE + 401))
+POP_PROXY=$((BASE + 500)); POP_MGMT=$((BASE + 501))
+TOKEN_PATH="/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/"
+RAW="$WORK/raw.jsonl"
+
+for tool in wrk nginx curl dotnet; do
+  command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is missing (apt-get install -y wrk nginx-light curl)" >&2; exit 2; }
+done
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 NO_PROXY=127.0.0.1,localhost
+unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy
+
+mkdir -p "$WORK" "$OUT"
+LOADAVG_START="$(cut -d" " -f1-3 /proc/loadavg)"
+: > "$RAW"
+declare -a PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [[ -f "$WORK/nginx/nginx.pid" ]] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+record() { echo "$1" >> "$RAW"; }
+
+wait_for() { # url [header [tries]]
+  for _ in $(seq 1 "${3:-600}"); do
+    curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "run.sh: $1 did not come up" >&2; return 1
+}
+
+rss_mb() { # pid… → summed VmRSS in MB
+  local total=0 kb
+  for pid in "$@"; do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  awk -v kb="$total" 'BEGIN { printf "%.1f", kb / 1024 }'
+}
+
+nginx_pids() { pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | tr '\n' ' '; cat "$WORK/nginx/nginx.pid"; }
+
+# ---------------------------------------------------------------- build
+if [[ "${BENCH_SKIP_PUBLISH:-0}" != 1 || ! -f "$WORK/jit/MsiProxy.dll" ]]; then
+  log "publishing (Release): MsiProxy JIT and ReadyToRun, emulator, benchmark tools"
+  dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -o "$WORK/jit" -v q -nologo >&2
+  dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -r linux-x64 --self-contained false \
+    -p:PublishReadyToRun=true -o "$WORK/r2r" -v q -nologo >&2
+  dotnet publish "$ROOT/src/MsiProxy.ImdsEmulator/MsiProxy.ImdsEmulator.csproj" -c Release -o "$WORK/emulator" -v q -nologo >&2
+  dotnet publish "$ROOT/tests/MsiProxy.Benchmarks/MsiProxy.Benchmarks.csproj" -c Release -o "$WORK/bench" -v q -nologo >&2
+fi
+BENCH=(dotnet "$WORK/bench/MsiProxy.Benchmarks.dll")
+
+# ---------------------------------------------------------------- emulator (limits off: we measure the proxies, not IMDS's 20/s)
+dotnet "$WORK/emulator/MsiProxy.ImdsEmulator.dll" --urls "http://127.0.0.1:$EMU" \
+  --Emulator:Control:Urls="http://127.0.0.1:$EMU_CONTROL" --Emulator:Limits:Enabled=false \
+  --Logging:LogLevel:Default=Warning > "$WORK/emulator.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$EMU_CONTROL/emulator/counters"
+curl -fsS -H 'Metadata: true' "http://127.0.0.1:$EMU$TOKEN_PATH" > "$WORK/token.json"
+
+# ---------------------------------------------------------------- MsiProxy (request and audit logging off, like nginx's access_log off)
+# The proxy's IMDS protections (per-client miss rate 5/s, upstream 20/s and 5 concurrent) exist to keep a real IMDS
+# from throttling; the emulator's limits are off, so they are raised here to measure the proxy path itself.
+proxy_args() { # port mgmt-port
+  echo --urls "http://127.0.0.1:$1" --MsiProxy:Management:Urls="http://127.0.0.1:$2" \
+    --MsiProxy:Upstreams:0="http://127.0.0.1:$EMU" \
+    --MsiProxy:ClientRateLimit:RequestsPerSecond=0 \
+    --MsiProxy:Resilience:MaxConcurrency=256 --MsiProxy:Resilience:RequestsPerSecond=1000000 \
+    --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning
+}
+client_args() { # first-index count first-last-octet  → 127.0.0.x clients with identity *
+  local i
+  for ((i = 0; i < $2; i++)); do
+    echo "--MsiProxy:Clients:$(($1 + i)):Name=bench-$(($3 + i)) --MsiProxy:Clients:$(($1 + i)):Address=127.0.0.$(($3 + i)) --MsiProxy:Clients:$(($1 + i)):Identities:0=*"
+  done
+}
+# shellcheck disable=SC2046
+dotnet "$WORK/jit/MsiProxy.dll" $(proxy_args $PROXY $PROXY_MGMT) $(client_args 0 64 1) > "$WORK/msiproxy.log" 2>&1 &
+MSIPROXY_PID=$!; PIDS+=($MSIPROXY_PID)
+
+# ---------------------------------------------------------------- bare Kestrel: the same token bytes, nothing else
+"${BENCH[@]}" bare --urls "http://127.0.0.1:$KESTREL" --body "$WORK/token.json" > "$WORK/kestrel.log" 2>&1 &
+KESTREL_PID=$!; PIDS+=($KESTREL_PID)
+
+# ---------------------------------------------------------------- nginx: what a platform team would write instead
+mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
+rm -rf "${WORK:?}/nginx/cache/"*
+sed -e "s#@WORK@#$WORK/nginx#g" -e "s#@PORT@#$NGINX#g" -e "s#@EMU@#$EMU#g" "$HERE/nginx.conf.template" > "$WORK/nginx/nginx.conf"
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log"
+for _ in $(seq 1 50); do [[ -s "$WORK/nginx/nginx.pid" ]] && break; sleep 0.1; done
+
+wait_for "http://127.0.0.1:$PROXY_MGMT/healthz"
+wait_for "http://127.0.0.1:$PROXY$TOKEN_PATH" "Metadata: true"
+wait_for "http://127.0.0.1:$NGINX$TOKEN_PATH" "Metadata: true"
+wait_for "http://127.0.0.1:$KESTREL$TOKEN_PATH"
+
+sleep 2
+record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"idle\",\"round\":0,\"rss_mb\":$(rss_mb $MSIPROXY_PID)}"
+record "{\"scenario\":\"memory\",\"system\":\"kestrel\",\"phase\":\"idle\",\"round\":0,\"rss_mb\":$(rss_mb $KESTREL_PID)}"
+# shellcheck disable=SC2046
+record "{\"scenario\":\"memory\",\"system\":\"nginx\",\"phase\":\"idle\",\"round\":0,\"rss_mb\":$(rss_mb $(nginx_pids))}"
+
+url_of() { case $1 in msiproxy) echo "http://127.0.0.1:$PROXY" ;; nginx) echo "http://127.0.0.1:$NGINX" ;;
+  kestrel) echo "http://127.0.0.1:$KESTREL" ;; direct) echo "http://127.0.0.1:$EMU" ;; esac; }
+pids_of() { case $1 in msiproxy) echo $MSIPROXY_PID ;; kestrel) echo $KESTREL_PID ;; nginx) nginx_pids ;; esac; }
+
+# rotate a list by the round number, so no system always goes first
+rotate() { local n=$1; shift; local a=("$@"); local k=$((n % ${#a[@]})); echo "${a[@]:k}" "${a[@]:0:k}"; }
+
+wrk_result() { grep '^RESULT ' | tail -1 | cut -d' ' -f2-; }
+
+# ---------------------------------------------------------------- scenario 1 (+ memory under load)
+log "scenario 1: cached hits, $CONNECTIONS connections, ${DURATION}s × $ROUNDS rounds"
+for system in msiproxy nginx kestrel; do  # warm-up: JIT, connection pools, caches
+  wrk -t2 -c"$CONNECTIONS" -d2s -s "$HERE/hits.lua" "$(url_of $system)$TOKEN_PATH" > /dev/null
+done
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" msiproxy nginx kestrel); do
+    # shellcheck disable=SC2046
+    (peak=0; while sleep 0.5; do now=$(rss_mb $(pids_of $system)); peak=$(awk -v a="$now" -v b="$peak" 'BEGIN{print (a>b)?a:b}'); echo "$peak" > "$WORK/peak.tmp" && mv "$WORK/peak.tmp" "$WORK/peak"; done) &
+    sampler=$!
+    rm -f "$WORK/peak"
+    result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/hits.lua" "$(url_of $system)$TOKEN_PATH" | wrk_result)
+    kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
+    record "{\"scenario\":\"hits\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+    record "{\"scenario\":\"memory\",\"system\":\"$system\",\"phase\":\"load\",\"round\":$round,\"rss_mb\":$(cat "$WORK/peak" 2>/dev/null || echo null)}"
+    log "  round $round $system $result"
+  done
+done
+
+# ---------------------------------------------------------------- scenario 2: misses, added latency over the emulator
+log "scenario 2: cache misses (unique resources), $MISS_CONNECTIONS connection, ${MISS_DURATION}s × $ROUNDS rounds"
+for system in direct msiproxy nginx; do
+  BENCH_TAG="warm-$system" wrk -t1 -c1 -d1s -s "$HERE/miss.lua" "$(url_of $system)" > /dev/null
+done
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" direct msiproxy nginx); do
+    result=$(BENCH_TAG="miss-$system-$round-$RANDOM" wrk -t1 -c"$MISS_CONNECTIONS" -d"${MISS_DURATION}s" --latency -s "$HERE/miss.lua" "$(url_of $system)" | wrk_result)
+    record "{\"scenario\":\"miss\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+    log "  round $round $system $result"
+  done
+done
+
+# ---------------------------------------------------------------- scenario 3: upstream amplification (50 ms upstream latency)
+log "scenario 3: $AMP_CLIENTS clients × $AMP_REQUESTS requests over $AMP_KEYS cold keys"
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$EMU_CONTROL/emulator/faults" -H 'Content-Type: application/json' \
+  -d '{"pathPrefix":"/metadata/identity","delay":"00:00:00.050","times":0}'
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" msiproxy nginx); do
+    result=$("${BENCH[@]}" amplify --target "$(url_of $system)" --counters "http://127.0.0.1:$EMU_CONTROL/emulator/counters" \
+      --clients "$AMP_CLIENTS" --requests "$AMP_REQUESTS" --keys "$AMP_KEYS" --tag "amp-$system-$round-$RANDOM")
+    record "{\"scenario\":\"amplify\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+    log "  round $round $system $result"
+  done
+done
+curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:$EMU_CONTROL/emulator/faults"
+
+# ---------------------------------------------------------------- scenario 4b: 10,000 clients + 10,000 cache entries
+log "scenario 4: MsiProxy with $POPULATE_CLIENTS registered clients and $POPULATE_TOKENS cached tokens"
+mkdir -p "$WORK/populated"
+awk -v n="$POPULATE_CLIENTS" 'BEGIN {
+  printf "{\"MsiProxy\":{\"Clients\":["
+  for (i = 0; i < n; i++) {
+    address = (i < 64) ? sprintf("127.0.0.%d", i + 1) : sprintf("10.%d.%d.%d", 1 + int(i / 65536), int(i / 256) % 256, i % 256)
+    printf "%s{\"Name\":\"client-%d\",\"Address\":\"%s\",\"Identities\":[\"*\"]}", (i ? "," : ""), i, address
+  }
+  print "]}}"
+}' > "$WORK/populated/appsettings.json"
+# shellcheck disable=SC2046
+POP_STARTED=$(date +%s.%N)
+dotnet "$WORK/jit/MsiProxy.dll" --contentRoot "$WORK/populated" $(proxy_args $POP_PROXY $POP_MGMT) > "$WORK/populated.log" 2>&1 &
+POP_PID=$!; PIDS+=($POP_PID)
+wait_for "http://127.0.0.1:$POP_PROXY$TOKEN_PATH" "Metadata: true" 3000
+POP_START_S=$(awk -v a="$POP_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+"${BENCH[@]}" amplify --target "http://127.0.0.1:$POP_PROXY" --counters "http://127.0.0.1:$EMU_CONTROL/emulator/counters" \
+  --clients 16 --requests $((POPULATE_TOKENS / 16)) --keys 1 --unique --tag "populate-$RANDOM" > "$WORK/populate.json"
+sleep 2
+record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"populated\",\"round\":0,\"rss_mb\":$(rss_mb $POP_PID),\"clients\":$POPULATE_CLIENTS,\"tokens\":$POPULATE_TOKENS,\"start_to_first_token_s\":$POP_START_S}"
+log "  populated: first token after ${POP_START_S}s; $(cat "$WORK/populate.json") rss $(rss_mb $POP_PID) MB"
+kill $POP_PID; wait $POP_PID 2>/dev/null || true
+
+# ---------------------------------------------------------------- scenario 5: start-up, JIT vs ReadyToRun
+log "scenario 5: process start → first token, JIT vs ReadyToRun"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" jit r2r); do
+    # shellcheck disable=SC2046
+    result=$("${BENCH[@]}" startup --url "http://127.0.0.1:$START_PROXY/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://startup-$round-$system.example" \
+      -- dotnet "$WORK/$system/MsiProxy.dll" $(proxy_args $START_PROXY $START_MGMT) $(client_args 0 1 1))
+    record "{\"scenario\":\"startup\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+    log "  round $round $system $result"
+  done
+done
+
+# ---------------------------------------------------------------- scenario 6: micro-benchmarks
+MICRO_DIR="$WORK/micro"
+if [[ "${BENCH_SKIP_MICRO:-0}" != 1 ]]; then
+  log "scenario 6: BenchmarkDotNet micro-benchmarks"
+  rm -rf "$MICRO_DIR"
+  (cd "$WORK" && "${BENCH[@]}" micro --artifacts "$MICRO_DIR" $([[ $SMOKE == 1 ]] && echo --smoke) > "$WORK/micro.log" 2>&1) \
+    || { tail -30 "$WORK/micro.log" >&2; exit 1; }
+  mkdir -p "$OUT/micro"
+  [[ $SMOKE == 1 ]] || cp "$MICRO_DIR"/results/*-report-github.md "$OUT/micro/"
+fi
+
+# ---------------------------------------------------------------- environment and report
+cat > "$WORK/environment.json" <<EOF
+{"mode":"$MODE","rounds":$ROUNDS,"duration_s":$DURATION,"connections":$CONNECTIONS,"miss_connections":$MISS_CONNECTIONS,
+ "request_logging":"off (nginx access_log off; MsiProxy.Requests and MsiProxy.Audit at Warning)",
+ "nproc":$(nproc),"cpu_model":"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)",
+ "memory":"$(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo)",
+ "kernel":"$(uname -r)","os":"$(. /etc/os-release && echo "$PRETTY_NAME")",
+ "dotnet_runtime":"$(dotnet --list-runtimes | awk '/Microsoft.AspNetCore.App/ {v=$2} END {print v}')",
+ "nginx":"$(nginx -v 2>&1 | sed 's#.*/##')","wrk":"$(wrk -v 2>&1 | awk 'NR==1 {print $2}')",
+ "commit":"$(git -C "$ROOT" rev-parse --short HEAD)",
+ "loadavg_start":"$LOADAVG_START","loadavg_end":"$(cut -d' ' -f1-3 /proc/loadavg)"}
+EOF
+cp "$RAW" "$OUT/raw.jsonl"
+"${BENCH[@]}" report --raw "$RAW" --environment "$WORK/environment.json" --micro "$MICRO_DIR/results" --out "$OUT" | tee "$WORK/headline.txt"
+log "results: $OUT/results.md, $OUT/results.json, $OUT/chart.png"
