@@ -52,7 +52,7 @@ public class CacheHitBenchmarks
     public void Cleanup() => _services.Dispose();
 
     [Benchmark(Baseline = true)]
-    public bool Has_usable() => _cache.HasUsable(_key);
+    public bool Would_fetch() => _cache.WouldFetch(_key);
 
     [Benchmark]
     public CachedToken? Get_hit() => Hit(_key);
@@ -64,7 +64,7 @@ public class CacheHitBenchmarks
     public int Hit_path_key_lookup_and_write()
     {
         var key = new TokenCacheKey(_key.Identity, _key.Resource, TokenCacheKey.FamilyOf("2018-02-01"), null);
-        if (!_cache.HasUsable(key))
+        if (_cache.WouldFetch(key))
         {
             return 0;
         }
