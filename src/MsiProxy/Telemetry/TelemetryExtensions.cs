@@ -42,7 +42,7 @@ public static class TelemetryExtensions
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
-            .WriteTo.Console(new RenderedCompactJsonFormatter()), writeToProviders: true);
+            .WriteTo.Console(new RenderedCompactJsonFormatter()), preserveStaticLogger: true, writeToProviders: true);
 
         var otel = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "msiproxy"))

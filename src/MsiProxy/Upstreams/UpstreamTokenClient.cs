@@ -48,6 +48,7 @@ public sealed class UpstreamTokenClient
         _resilience.StartBudget(context, budget);
         var attempts = 0;
         SelectedUpstream? lastUpstream = null;
+        string? lastFailure = null; // how this request's last attempt failed, when one did: "connection" or "timeout"
         using var span = TraceSpans.StartFetch(purpose);
         try
         {
@@ -61,10 +62,20 @@ public sealed class UpstreamTokenClient
                 }
 
                 lastUpstream = upstream;
-                return await SendAttemptAsync(upstream, pathAndQuery, attempts, ctx.CancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var attempt = await SendAttemptAsync(upstream, pathAndQuery, attempts, ctx.CancellationToken).ConfigureAwait(false);
+                    lastFailure = attempt.Exception is HttpRequestException ? "connection" : null;
+                    return attempt;
+                }
+                catch (OperationCanceledException)
+                {
+                    lastFailure = "timeout";
+                    throw;
+                }
             }, context, this).ConfigureAwait(false);
 
-            var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts).ConfigureAwait(false);
+            var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts, lastFailure).ConfigureAwait(false);
             TraceSpans.EndFetch(span, response, _resilience.CircuitState);
             return response;
         }
@@ -119,7 +130,7 @@ public sealed class UpstreamTokenClient
         }
     }
 
-    private async Task<UpstreamResponse> ToResponseAsync(Outcome<HttpResponseMessage> outcome, string? upstream, int attempts)
+    private async Task<UpstreamResponse> ToResponseAsync(Outcome<HttpResponseMessage> outcome, string? upstream, int attempts, string? lastFailure)
     {
         if (outcome.Result is { } response)
         {
@@ -135,15 +146,20 @@ public sealed class UpstreamTokenClient
             }
         }
 
+        // A request that itself found the upstream refusing connections (or silent) reports that — 502 (504) — even when
+        // its budget ran out in a backoff, or its failures just took the upstream out of service. Only requests that arrive
+        // after that get the fast 503 "no upstream".
         var health = _options.CurrentValue.Health;
-        return outcome.Exception switch
+        return (outcome.Exception, lastFailure) switch
         {
-            BrokenCircuitException => Failure(503, "service_unavailable", "The upstream is failing; the proxy is not sending requests to it for now",
+            (NoUpstreamException or TimeoutRejectedException, "connection") => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
+            (NoUpstreamException, "timeout") => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
+            (BrokenCircuitException, _) => Failure(503, "service_unavailable", "The upstream is failing; the proxy is not sending requests to it for now",
                 "circuit_open", _resilience.CircuitRetryAfter),
-            NoUpstreamException => Failure(503, "service_unavailable", "No upstream is available", "no_upstream", health.Interval),
-            RateLimiterRejectedException => Failure(503, "service_unavailable", "Too many requests are waiting for the upstream", "queue_full",
+            (NoUpstreamException, _) => Failure(503, "service_unavailable", "No upstream is available", "no_upstream", health.Interval),
+            (RateLimiterRejectedException, _) => Failure(503, "service_unavailable", "Too many requests are waiting for the upstream", "queue_full",
                 TimeSpan.FromSeconds(1)),
-            TimeoutRejectedException or OperationCanceledException => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
+            (TimeoutRejectedException or OperationCanceledException, _) => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
             _ => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
         };
 

@@ -103,8 +103,10 @@ public sealed class ResilienceIntegrationTests
         Assert.Equal(HttpStatusCode.OK, cached.Status);
 
         await emulator.StopAsync();
+        // The request that finds the upstream refusing connections reports just that (502); its failures take the upstream
+        // out of service, so the requests after it are answered at once with 503.
         var first = await TokenAsync(app, "https://vault.azure.net");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, first.Status);
+        Assert.Equal(HttpStatusCode.BadGateway, first.Status);
 
         var stopwatch = Stopwatch.StartNew();
         var fast = await TokenAsync(app, "https://storage.azure.com/");
