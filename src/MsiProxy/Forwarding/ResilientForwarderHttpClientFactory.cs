@@ -10,8 +10,8 @@ namespace MsiProxy.Forwarding;
 /// YARP's HTTP client for forwarded requests, wrapped in the same resilience pipeline (and so the same upstream
 /// limits) as token fetches. YARP itself has no retries; forwarded requests are bodiless GETs, so replay is safe.
 /// </summary>
-public sealed class ResilientForwarderHttpClientFactory(ResiliencePipelineProvider<string> pipelines, ILogger<ForwarderHttpClientFactory> logger)
-    : ForwarderHttpClientFactory(logger)
+public sealed class ResilientForwarderHttpClientFactory(ResiliencePipelineProvider<string> pipelines, UpstreamResilience resilience,
+    ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
@@ -20,8 +20,16 @@ public sealed class ResilientForwarderHttpClientFactory(ResiliencePipelineProvid
         handler.ActivityHeadersPropagator = new ImdsAwarePropagator(handler.ActivityHeadersPropagator ?? DistributedContextPropagator.Current);
     }
 
+    // The shared pipeline (budget, retry, limits) outside; inside it, each attempt goes through the breaker and attempt
+    // timeout of the upstream YARP picked.
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler) =>
-        new ResilienceHandler(pipelines.GetPipeline<HttpResponseMessage>(UpstreamResilience.PipelineName)) { InnerHandler = handler };
+        new ResilienceHandler(pipelines.GetPipeline<HttpResponseMessage>(UpstreamResilience.PipelineName))
+        {
+            InnerHandler = new ResilienceHandler(request => resilience.ForUpstream(request.RequestUri!.GetLeftPart(UriPartial.Authority)))
+            {
+                InnerHandler = handler,
+            },
+        };
 }
 
 /// <summary>Socket settings for every connection to an upstream.</summary>

@@ -76,7 +76,8 @@ public sealed class StateGauges(MsiProxyTelemetry telemetry, TokenCache cache, C
         meter.CreateObservableGauge("msiproxy.token.time_to_expiry", () => cache.EarliestExpiry() is { } e
             ? [new Measurement<double>((e - time.GetUtcNow()).TotalSeconds)] : Array.Empty<Measurement<double>>(),
             "s", "Time until the soonest cached token expires.");
-        meter.CreateObservableGauge("msiproxy.upstream.circuit_state", () => (int)resilience.CircuitState, "{state}",
+        meter.CreateObservableGauge("msiproxy.upstream.circuit_state", () => resilience.CircuitStates.Select(c =>
+            new Measurement<int>((int)c.Value, new KeyValuePair<string, object?>("msiproxy.upstream", c.Key))), "{state}",
             "Upstream circuit breaker: 0 closed, 1 open, 2 half-open, 3 isolated.");
         meter.CreateObservableGauge("msiproxy.upstream.queue_length", () => resilience.QueueLength, "{request}",
             "Requests waiting for an upstream slot.");

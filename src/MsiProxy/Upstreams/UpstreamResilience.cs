@@ -8,15 +8,19 @@ using MsiProxy.Telemetry;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.RateLimiting;
+using Polly.Registry;
 using Polly.Retry;
 using Polly.Timeout;
 
 namespace MsiProxy.Upstreams;
 
 /// <summary>
-/// The one Polly pipeline every upstream request goes through — token fetches and forwarded instance-metadata
-/// requests alike, so together they never exceed what IMDS allows a VM. Outermost first:
-/// total budget → IMDS-aware retry → circuit breaker → rate limit (20/s) → concurrency limit (5) → attempt timeout.
+/// The Polly pipelines every upstream request goes through — token fetches and forwarded instance-metadata requests
+/// alike. One shared pipeline keeps the node inside what IMDS allows a VM, outermost first:
+/// total budget → IMDS-aware retry → rate limit (20/s) → concurrency limit (5);
+/// then, per attempt, the pipeline of the upstream it goes to: circuit breaker → attempt timeout. Breakers are per
+/// upstream so a failing first upstream cannot block a healthy second one; when one opens, that upstream is taken out
+/// of service for the break, and traffic fails over.
 /// </summary>
 public sealed class UpstreamResilience : IDisposable
 {
@@ -32,11 +36,16 @@ public sealed class UpstreamResilience : IDisposable
     private readonly ImdsRetryPolicy _retryPolicy;
     private readonly ConcurrencyLimiter _concurrency;
     private readonly SlidingWindowRateLimiter _rate;
-    private readonly CircuitBreakerStateProvider _circuit = new();
+    private readonly ResiliencePipelineRegistry<string> _registry;
+    private readonly UpstreamSetAccessor _upstreams;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, CircuitBreakerStateProvider> _circuits = new(StringComparer.Ordinal);
 
-    public UpstreamResilience(IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry)
+    public UpstreamResilience(IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry,
+        ResiliencePipelineRegistry<string> registry, UpstreamSetAccessor upstreams)
     {
         _options = options.Value.Resilience;
+        _registry = registry;
+        _upstreams = upstreams;
         _time = time;
         _telemetry = telemetry;
         _retryPolicy = new ImdsRetryPolicy(_options, Random.Shared.NextDouble);
@@ -57,7 +66,27 @@ public sealed class UpstreamResilience : IDisposable
         });
     }
 
-    public CircuitState CircuitState => _circuit.CircuitState;
+    /// <summary>Open when any upstream's breaker is open (half-open when one is probing), else closed.</summary>
+    public CircuitState CircuitState =>
+        _circuits.Values.Select(c => c.CircuitState).OrderByDescending(Severity).FirstOrDefault(CircuitState.Closed);
+
+    private static int Severity(CircuitState state) => state switch
+    {
+        CircuitState.Open or CircuitState.Isolated => 2,
+        CircuitState.HalfOpen => 1,
+        _ => 0,
+    };
+
+    /// <summary>Each upstream's breaker, for the metrics.</summary>
+    public IEnumerable<KeyValuePair<string, CircuitState>> CircuitStates =>
+        _circuits.Select(pair => new KeyValuePair<string, CircuitState>(pair.Key, pair.Value.CircuitState));
+
+    public CircuitState CircuitStateOf(string upstream) =>
+        _circuits.TryGetValue(upstream, out var circuit) ? circuit.CircuitState : CircuitState.Closed;
+
+    /// <summary>The breaker and attempt timeout of one upstream (base URL without trailing slash).</summary>
+    public ResiliencePipeline<HttpResponseMessage> ForUpstream(string upstream) =>
+        _registry.GetOrAddPipeline<HttpResponseMessage>(PipelineName + ":" + upstream, (builder, _) => ConfigureUpstream(builder, upstream));
 
     /// <summary>Requests waiting for an upstream slot (rate or concurrency).</summary>
     public long QueueLength =>
@@ -88,22 +117,6 @@ public sealed class UpstreamResilience : IDisposable
                     return ValueTask.CompletedTask;
                 },
             })
-            .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
-            {
-                Name = "upstream-breaker",
-                FailureRatio = _options.BreakerFailureRatio,
-                MinimumThroughput = _options.BreakerMinimumThroughput,
-                SamplingDuration = _options.BreakerSamplingDuration,
-                BreakDuration = _options.BreakerDuration,
-                StateProvider = _circuit,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
-                {
-                    { Exception: HttpRequestException or TimeoutRejectedException } => true,
-                    { Result.StatusCode: HttpStatusCode.RequestTimeout } => true,
-                    { Result: { } response } => (int)response.StatusCode >= 500,
-                    _ => false,
-                }),
-            })
             .AddRateLimiter(new RateLimiterStrategyOptions
             {
                 Name = "upstream-rate",
@@ -113,9 +126,40 @@ public sealed class UpstreamResilience : IDisposable
             {
                 Name = "upstream-concurrency",
                 RateLimiter = args => _concurrency.AcquireAsync(1, args.Context.CancellationToken),
+            });
+    }
+
+    private void ConfigureUpstream(ResiliencePipelineBuilder<HttpResponseMessage> builder, string upstream)
+    {
+        var circuit = _circuits.GetOrAdd(upstream, static _ => new CircuitBreakerStateProvider());
+        builder
+            .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
+            {
+                Name = "upstream-breaker",
+                FailureRatio = _options.BreakerFailureRatio,
+                MinimumThroughput = _options.BreakerMinimumThroughput,
+                SamplingDuration = _options.BreakerSamplingDuration,
+                BreakDuration = _options.BreakerDuration,
+                StateProvider = circuit,
+                ShouldHandle = args => ValueTask.FromResult(!IsProbe(args.Context) && args.Outcome switch
+                {
+                    { Exception: HttpRequestException or TimeoutRejectedException } => true,
+                    { Result.StatusCode: HttpStatusCode.RequestTimeout } => true,
+                    { Result: { } response } => (int)response.StatusCode >= 500,
+                    _ => false,
+                }),
+                OnOpened = args =>
+                {
+                    _upstreams.Value?.TakeOutOfService(upstream, args.BreakDuration);
+                    return ValueTask.CompletedTask;
+                },
             })
             .AddTimeout(new TimeoutStrategyOptions { Name = "attempt", Timeout = _options.AttemptTimeout });
     }
+
+    /// <summary>Health probes report what they see; they neither retry nor count toward a breaker.</summary>
+    private static bool IsProbe(ResilienceContext context) =>
+        context.GetRequestMessage()?.Options.TryGetValue(ImdsProbingRequestFactory.IsProbe, out _) == true;
 
     /// <summary>Starts a caller's budget; pipelines entered without one (the forwarder) get the request budget.</summary>
     public void StartBudget(ResilienceContext context, TimeSpan budget) =>
@@ -137,7 +181,7 @@ public sealed class UpstreamResilience : IDisposable
 
     private bool ShouldRetry(Outcome<HttpResponseMessage> outcome, int attempt, ResilienceContext context)
     {
-        if (context.GetRequestMessage()?.Options.TryGetValue(ImdsProbingRequestFactory.IsProbe, out _) == true)
+        if (IsProbe(context))
         {
             return false;
         }

@@ -158,6 +158,24 @@ public sealed class UpstreamSet
         }
     }
 
+    /// <summary>Skips <paramref name="address"/> for <paramref name="period"/> (its circuit breaker opened).</summary>
+    public void TakeOutOfService(string address, TimeSpan period)
+    {
+        if (!_state.TryGetCluster(ClusterId, out var cluster))
+        {
+            return;
+        }
+
+        foreach (var destination in cluster.Destinations.Values)
+        {
+            if (destination.Model.Config.Address.TrimEnd('/') == address.TrimEnd('/'))
+            {
+                _logger.LogWarning("Upstream {Upstream} is failing (circuit open); skipping it for {Period}", address, period);
+                _health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
+            }
+        }
+    }
+
     internal void RecordProbeAnswer() => Interlocked.Exchange(ref _lastAnswerTicks, _time.GetUtcNow().UtcTicks);
 
     internal static string DestinationId(int index) => "u" + index.ToString("D3", CultureInfo.InvariantCulture);

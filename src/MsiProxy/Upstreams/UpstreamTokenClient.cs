@@ -62,16 +62,24 @@ public sealed class UpstreamTokenClient
                 }
 
                 lastUpstream = upstream;
+                var attemptContext = ResilienceContextPool.Shared.Get(ctx.CancellationToken);
                 try
                 {
-                    var attempt = await SendAttemptAsync(upstream, pathAndQuery, attempts, ctx.CancellationToken).ConfigureAwait(false);
-                    lastFailure = attempt.Exception is HttpRequestException ? "connection" : null;
+                    var attempt = await _resilience.ForUpstream(upstream.Address).ExecuteOutcomeAsync(
+                        async (inner, state) => await SendAttemptAsync(state.upstream, state.pathAndQuery, state.attempts, inner.CancellationToken)
+                            .ConfigureAwait(false),
+                        attemptContext, (upstream, pathAndQuery, attempts)).ConfigureAwait(false);
+                    lastFailure = attempt.Exception switch
+                    {
+                        HttpRequestException => "connection",
+                        TimeoutRejectedException => "timeout",
+                        _ => null,
+                    };
                     return attempt;
                 }
-                catch (OperationCanceledException)
+                finally
                 {
-                    lastFailure = "timeout";
-                    throw;
+                    ResilienceContextPool.Shared.Return(attemptContext);
                 }
             }, context, this).ConfigureAwait(false);
 
@@ -91,7 +99,7 @@ public sealed class UpstreamTokenClient
         using var activity = MsiProxyTelemetry.ActivitySource.StartActivity(TraceSpans.UpstreamAttempt, ActivityKind.Internal);
         activity?.SetTag("msiproxy.upstream", upstream.Address);
         activity?.SetTag("msiproxy.attempt", attempt);
-        activity?.SetTag("msiproxy.circuit_state", _resilience.CircuitState.ToString());
+        activity?.SetTag("msiproxy.circuit_state", _resilience.CircuitStateOf(upstream.Address).ToString());
         using var request = new HttpRequestMessage(HttpMethod.Get, upstream.Address + pathAndQuery)
         {
             Version = System.Net.HttpVersion.Version11,
@@ -156,6 +164,9 @@ public sealed class UpstreamTokenClient
             (NoUpstreamException, "timeout") => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
             (BrokenCircuitException, _) => Failure(503, "service_unavailable", "The upstream is failing; the proxy is not sending requests to it for now",
                 "circuit_open", _resilience.CircuitRetryAfter),
+            // Every upstream is out of service; when that is because their breakers opened, say so and when to retry.
+            (NoUpstreamException, _) when _resilience.CircuitState == CircuitState.Open => Failure(503, "service_unavailable",
+                "The upstream is failing; the proxy is not sending requests to it for now", "circuit_open", _resilience.CircuitRetryAfter),
             (NoUpstreamException, _) => Failure(503, "service_unavailable", "No upstream is available", "no_upstream", health.Interval),
             (RateLimiterRejectedException, _) => Failure(503, "service_unavailable", "Too many requests are waiting for the upstream", "queue_full",
                 TimeSpan.FromSeconds(1)),

@@ -129,4 +129,36 @@ public sealed class FailoverTests(ITestOutputHelper output)
         output.WriteLine($"requests={load.Results.Count}");
         Assert.DoesNotContain(load.Results, r => r.Status != HttpStatusCode.OK);
     }
+
+    [Fact]
+    public async Task A_failing_first_upstream_opens_only_its_own_breaker_and_misses_fail_over_to_the_second()
+    {
+        await using var first = await ImdsEmulatorServer.StartAsync();
+        await using var second = await ImdsEmulatorServer.StartAsync();
+        var settings = TwoUpstreams(first, second);
+        settings["MsiProxy:Health:Interval"] = "00:01:00"; // no probe heals the first upstream during the test
+        settings["MsiProxy:Health:PassiveReactivation"] = "00:01:00";
+        settings["MsiProxy:Health:PassiveFailureThreshold"] = "100"; // only the breaker can take the first upstream out
+        settings["MsiProxy:Resilience:BreakerMinimumThroughput"] = "3";
+        settings["MsiProxy:Resilience:BreakerFailureRatio"] = "0.5";
+        settings["MsiProxy:Resilience:BreakerDuration"] = "00:01:00";
+        await using var proxy = await ProxyHost.StartAsync(settings);
+        using var app = proxy.CreateClient("127.0.0.2");
+        first.State.Faults.Enqueue(new MsiProxy.ImdsEmulator.FaultRule { PathPrefix = "/metadata/identity", Status = 500, Times = 0 });
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 6; i++)
+        {
+            statuses.Add((await TokenAsync(app, $"https://failover-{i}/")).Status);
+        }
+
+        output.WriteLine(string.Join(", ", statuses));
+        var resilience = proxy.Get<MsiProxy.Upstreams.UpstreamResilience>();
+        Assert.Equal(Polly.CircuitBreaker.CircuitState.Open, resilience.CircuitStateOf(first.BaseAddress.ToString().TrimEnd('/')));
+        Assert.Equal(Polly.CircuitBreaker.CircuitState.Closed, resilience.CircuitStateOf(second.BaseAddress.ToString().TrimEnd('/')));
+        // Once the first upstream's breaker opened, every miss was served by the second: no 5xx at the end of the run.
+        Assert.Equal(HttpStatusCode.OK, statuses[^1]);
+        Assert.Equal(HttpStatusCode.OK, statuses[^2]);
+        Assert.True(second.State.Counters.TokensIssued >= 2, $"the second upstream issued {second.State.Counters.TokensIssued} tokens");
+    }
 }
