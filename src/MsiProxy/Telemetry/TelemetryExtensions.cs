@@ -44,19 +44,27 @@ public static class TelemetryExtensions
             .Enrich.FromLogContext()
             .WriteTo.Console(new RenderedCompactJsonFormatter()), preserveStaticLogger: true, writeToProviders: true);
 
+        var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var otel = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "msiproxy"))
-            .WithTracing(tracing => tracing
-                .AddSource(MsiProxyTelemetry.Name, "Yarp.ReverseProxy")
-                .AddAspNetCoreInstrumentation(o => o.Filter = context => !Hosting.ManagementConnectionExtensions.IsManagementConnection(context))
-                .AddHttpClientInstrumentation())
+            .WithTracing(tracing =>
+            {
+                tracing
+                    .AddSource(MsiProxyTelemetry.Name, "Yarp.ReverseProxy")
+                    .AddAspNetCoreInstrumentation(o => o.Filter = context => !Hosting.ManagementConnectionExtensions.IsManagementConnection(context))
+                    .AddHttpClientInstrumentation();
+                if (SpanSampling.For(exporting, builder.Configuration["OTEL_TRACES_SAMPLER"]) is { } sampler)
+                {
+                    tracing.SetSampler(sampler);
+                }
+            })
             .WithMetrics(metrics => metrics
                 .AddMeter(MsiProxyTelemetry.Name, "Polly")
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddPrometheusExporter());
-        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        if (exporting)
         {
             otel.UseOtlpExporter();
         }

@@ -44,7 +44,10 @@ public sealed class TelemetryCapture
 
     public void Configure(IServiceCollection services)
     {
-        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddProcessor(new SimpleActivityExportProcessor(new SpanExporter(this))));
+        // Capturing spans is exporting them: record them all, as the proxy does when an OTLP exporter is configured.
+        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing
+            .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()))
+            .AddProcessor(new SimpleActivityExportProcessor(new SpanExporter(this))));
         services.ConfigureOpenTelemetryMeterProvider(metrics => metrics.AddInMemoryExporter(_metrics));
         services.ConfigureOpenTelemetryLoggerProvider(logging => logging.AddProcessor(new SimpleLogRecordExportProcessor(new LogExporter(this))));
     }
