@@ -79,7 +79,9 @@ else
   log "not root (or no unshare): the tests run in this machine's network namespace"
 fi
 log "dotnet test"
-"${isolate[@]}" dotnet test MsiProxy.sln -c Release --no-build --logger "trx" --results-directory "$results/dotnet" \
+# One test assembly at a time (-m:1): several tests bound their waits in wall-clock time, and the deployment tests
+# publish for two runtimes meanwhile; on a 2-core machine running them side by side only invites flakiness.
+"${isolate[@]}" dotnet test MsiProxy.sln -c Release --no-build -m:1 --logger "trx" --results-directory "$results/dotnet" \
   -- RunConfiguration.TestSessionTimeout=1500000 >&2 || status=1
 
 # Runs a suite that ends with its own "N passed, N failed[, N skipped]" line; echoes that line.
