@@ -22,11 +22,6 @@ public sealed class UpstreamFailureTests
     private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(15);
 
     /// <summary>
-    /// Fails today: all upstreams unhealthy (the first active probe already fails) → UpstreamSet.Pick() returns null →
-    /// 503 "No upstream is available" instead of trying and answering 502. Fix in Upstreams/UpstreamSet.BuildCluster:
-    /// AvailableDestinationsPolicy = HealthyOrPanic. Remove the Skip with that fix.
-    /// </summary>
-    /// <summary>
     /// Settings for one request's failure. A first retry delay longer than the budget means one attempt: these tests
     /// are about how a failure is answered; retries, passive health and the circuit breaker have their own tests.
     /// </summary>
@@ -43,9 +38,11 @@ public sealed class UpstreamFailureTests
     private static Dictionary<string, string?> Settings(Uri upstream)
     {
         var settings = CoreSettings.Proxy(upstream, ("app", "127.0.0.2", ["*"]));
-        // These tests are about how one request's failure is answered; the circuit breaker (which turns a sustained
-        // outage into a fast 503) has its own tests and must not open on the probes and retries of these.
+        // These tests are about how one request's failure is answered; the circuit breaker and passive health (which turn
+        // a sustained outage into a fast 503 for the requests after it) have their own tests and must not take the
+        // upstream out of service on the retries of these.
         settings["MsiProxy:Resilience:BreakerMinimumThroughput"] = "1000";
+        settings["MsiProxy:Health:PassiveFailureThreshold"] = "1000";
         return settings;
     }
 
