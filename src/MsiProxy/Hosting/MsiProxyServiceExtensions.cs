@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
@@ -99,14 +100,5 @@ public static class MsiProxyServiceExtensions
 
         builder.AddDockerMonitor(); // only when MsiProxy:Docker:Endpoint is set
         return builder;
-    }
-
-    private static void TryAddSingleton<T>(this IServiceCollection services, T instance)
-        where T : class
-    {
-        if (!services.Any(d => d.ServiceType == typeof(T)))
-        {
-            services.AddSingleton(instance);
-        }
     }
 }
