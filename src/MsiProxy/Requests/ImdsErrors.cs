@@ -38,7 +38,7 @@ public static class ImdsErrors
         response.ContentType = JsonContentType;
         if (retryAfter is { } delay)
         {
-            response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(delay.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            SetRetryAfter(response, delay);
         }
 
         var body = Body(error, description);
@@ -46,18 +46,10 @@ public static class ImdsErrors
         return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 
-    public static Task MetadataHeaderMissing(HttpContext context) =>
-        WriteAsync(context, StatusCodes.Status400BadRequest, "invalid_request", "Required metadata header not specified");
-
-    public static Task BadRequest(HttpContext context, string description) =>
-        WriteAsync(context, StatusCodes.Status400BadRequest, "invalid_request", description);
+    /// <summary>Retry-After in whole seconds, at least 1 (the SDKs read the delta form).</summary>
+    public static void SetRetryAfter(HttpResponse response, TimeSpan delay) =>
+        response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(delay.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
 
     public static Task NotFound(HttpContext context) =>
         WriteAsync(context, StatusCodes.Status404NotFound, "not_found", "Not found");
-
-    public static Task MethodNotAllowed(HttpContext context)
-    {
-        context.Response.Headers.Allow = "GET";
-        return WriteAsync(context, StatusCodes.Status405MethodNotAllowed, "method_not_allowed", $"Method {context.Request.Method} is not allowed");
-    }
 }

@@ -4,7 +4,6 @@ public static class ImdsPaths
 {
     public const string Token = "/metadata/identity/oauth2/token";
     public const string Instance = "/metadata/instance";
-    public const string Versions = "/metadata/versions";
 
     public static bool IsToken(string normalisedPath) => normalisedPath.Equals(Token, StringComparison.OrdinalIgnoreCase);
 

@@ -36,8 +36,6 @@ public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream
 
         request.Identity = identity;
         var key = new TokenCacheKey(identity, tokenRequest.Resource, TokenCacheKey.FamilyOf(tokenRequest.ApiVersion), tokenRequest.Authority);
-        Activity.Current?.SetTag("msiproxy.client", client.Name);
-        Activity.Current?.SetTag("msiproxy.identity", identity.ToString());
 
         // Only requests that would make an upstream call spend the client's budget: hits and callers joining a fetch
         // already under way cost the upstream nothing, and refusing them would only hurt a busy but well-behaved client.
@@ -112,7 +110,7 @@ public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream
 
         if (upstreamResponse.RetryAfter is { } retryAfter)
         {
-            response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            ImdsErrors.SetRetryAfter(response, retryAfter);
         }
 
         response.ContentLength = upstreamResponse.Body.Length;

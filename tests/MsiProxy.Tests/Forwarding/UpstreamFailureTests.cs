@@ -56,6 +56,18 @@ public sealed class UpstreamFailureTests
         return new Uri($"http://127.0.0.1:{port}");
     }
 
+    /// <summary>A token request and a forwarded instance request both end with <paramref name="status"/> JSON within <paramref name="bound"/>.</summary>
+    private static async Task BothPathsFailAsync(HttpClient client, string resource, HttpStatusCode status, string error, TimeSpan bound)
+    {
+        var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token(resource));
+        var (instance, instanceTime) = await TimedAsync(client, ImdsRequests.Get(InstancePath));
+
+        await CoreAssert.ImdsErrorAsync(token, status, error);
+        await CoreAssert.ImdsErrorAsync(instance, status, error);
+        Assert.True(tokenTime < bound, $"token took {tokenTime}");
+        Assert.True(instanceTime < bound, $"instance took {instanceTime}");
+    }
+
     private static async Task<(HttpResponseMessage Response, TimeSpan Elapsed)> TimedAsync(HttpClient client, HttpRequestMessage request)
     {
         var stopwatch = Stopwatch.StartNew();
@@ -70,13 +82,7 @@ public sealed class UpstreamFailureTests
         await using var proxy = await ProxyHost.StartAsync(SingleAttempt(DeadUpstream()));
         using var client = proxy.CreateClient("127.0.0.2");
 
-        var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token(Resource));
-        var (instance, instanceTime) = await TimedAsync(client, ImdsRequests.Get(InstancePath));
-
-        await CoreAssert.ImdsErrorAsync(token, HttpStatusCode.BadGateway, "bad_gateway");
-        await CoreAssert.ImdsErrorAsync(instance, HttpStatusCode.BadGateway, "bad_gateway");
-        Assert.True(tokenTime < HangBound, $"token took {tokenTime}");
-        Assert.True(instanceTime < HangBound, $"instance took {instanceTime}");
+        await BothPathsFailAsync(client, Resource, HttpStatusCode.BadGateway, "bad_gateway", HangBound);
     }
 
     [Fact]
@@ -91,13 +97,7 @@ public sealed class UpstreamFailureTests
         }
 
         await emulator.DisposeAsync();
-        var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token("https://vault.azure.net"));
-        var (instance, instanceTime) = await TimedAsync(client, ImdsRequests.Get(InstancePath));
-
-        await CoreAssert.ImdsErrorAsync(token, HttpStatusCode.BadGateway, "bad_gateway");
-        await CoreAssert.ImdsErrorAsync(instance, HttpStatusCode.BadGateway, "bad_gateway");
-        Assert.True(tokenTime < HangBound, $"token took {tokenTime}");
-        Assert.True(instanceTime < HangBound, $"instance took {instanceTime}");
+        await BothPathsFailAsync(client, "https://vault.azure.net", HttpStatusCode.BadGateway, "bad_gateway", HangBound);
     }
 
     [Fact]
@@ -109,13 +109,7 @@ public sealed class UpstreamFailureTests
         await using var proxy = await ProxyHost.StartAsync(SingleAttempt(emulator.BaseAddress));
         using var client = proxy.CreateClient("127.0.0.2");
 
-        var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token(Resource));
-        var (instance, instanceTime) = await TimedAsync(client, ImdsRequests.Get(InstancePath));
-
-        await CoreAssert.ImdsErrorAsync(token, HttpStatusCode.BadGateway, "bad_gateway");
-        await CoreAssert.ImdsErrorAsync(instance, HttpStatusCode.BadGateway, "bad_gateway");
-        Assert.True(tokenTime < HangBound, $"token took {tokenTime}");
-        Assert.True(instanceTime < HangBound, $"instance took {instanceTime}");
+        await BothPathsFailAsync(client, Resource, HttpStatusCode.BadGateway, "bad_gateway", HangBound);
     }
 
     [Fact]
@@ -130,14 +124,8 @@ public sealed class UpstreamFailureTests
         await using var proxy = await ProxyHost.StartAsync(settings);
         using var client = proxy.CreateClient("127.0.0.2");
 
-        var (token, tokenTime) = await TimedAsync(client, ImdsRequests.Token(Resource));
-        var (instance, instanceTime) = await TimedAsync(client, ImdsRequests.Get(InstancePath));
-
-        await CoreAssert.ImdsErrorAsync(token, HttpStatusCode.GatewayTimeout, "gateway_timeout");
-        await CoreAssert.ImdsErrorAsync(instance, HttpStatusCode.GatewayTimeout, "gateway_timeout");
         // Budget 3 s (+ one attempt timeout of slack for scheduling): far below the 15 s hang bound.
-        Assert.True(tokenTime < TimeSpan.FromSeconds(6), $"token took {tokenTime}");
-        Assert.True(instanceTime < TimeSpan.FromSeconds(6), $"instance took {instanceTime}");
+        await BothPathsFailAsync(client, Resource, HttpStatusCode.GatewayTimeout, "gateway_timeout", TimeSpan.FromSeconds(6));
         Assert.Contains(emulator.State.Requests, r => r.Fault == "stall");
     }
 
