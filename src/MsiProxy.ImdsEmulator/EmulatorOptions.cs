@@ -46,6 +46,9 @@ public sealed class EmulatorOptions
 
     public string PrivateIpAddress { get; set; } = "10.0.0.4";
 
+    /// <summary>The VM's user data (base64, as IMDS serves it at /metadata/instance/compute/userData).</summary>
+    public string UserData { get; set; } = Convert.ToBase64String("msiproxy-emulator user data: db-password=hunter2"u8);
+
     /// <summary>Faults enqueued when the emulator starts (e.g. from --Emulator:Faults:0:Status=503).</summary>
     public List<FaultRule> Faults { get; set; } = [];
 

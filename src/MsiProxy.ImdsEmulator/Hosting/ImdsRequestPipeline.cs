@@ -22,6 +22,7 @@ internal sealed class ImdsRequestPipeline
     private readonly IdentityInfoEndpoint _identityInfo;
     private readonly InstanceEndpoint _instance;
     private readonly VersionsEndpoint _versions;
+    private readonly OtherCategories _otherCategories;
 
     public ImdsRequestPipeline(EmulatorState state)
     {
@@ -32,6 +33,7 @@ internal sealed class ImdsRequestPipeline
         _identityInfo = new IdentityInfoEndpoint(state, _headers);
         _instance = new InstanceEndpoint(state, _headers);
         _versions = new VersionsEndpoint(_headers);
+        _otherCategories = new OtherCategories(state, _headers);
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -43,6 +45,7 @@ internal sealed class ImdsRequestPipeline
             request.Method,
             request.Path.Value ?? "/",
             request.QueryString.Value ?? string.Empty,
+            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? string.Empty,
             request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
             context.Connection.RemoteIpAddress?.ToString() ?? string.Empty,
             context.Connection.RemotePort,
@@ -102,7 +105,7 @@ internal sealed class ImdsRequestPipeline
 
     private Task RouteAsync(HttpContext context, string route, ImdsQuery? query, string? queryError)
     {
-        var known = route is TokenPath or "/metadata/identity/info" or "/metadata/versions"
+        var known = route is TokenPath or "/metadata/identity/info" or "/metadata/versions" || OtherCategories.Serves(route)
             || route == "/metadata/instance" || route.StartsWith("/metadata/instance/", StringComparison.Ordinal);
         if (!known)
         {
@@ -120,6 +123,7 @@ internal sealed class ImdsRequestPipeline
             TokenPath => _token.HandleAsync(context, query, queryError),
             "/metadata/identity/info" => _identityInfo.HandleAsync(context, query, queryError),
             "/metadata/versions" => _versions.HandleAsync(context),
+            _ when OtherCategories.Serves(route) => _otherCategories.HandleAsync(context, route, query),
             _ => _instance.HandleAsync(context, route, query),
         };
     }

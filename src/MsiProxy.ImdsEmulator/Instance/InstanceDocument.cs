@@ -38,7 +38,7 @@ internal static class InstanceDocument
             ["tagsList"] = new JsonArray(
                 new JsonObject { ["name"] = "env", ["value"] = "test" },
                 new JsonObject { ["name"] = "owner", ["value"] = "msiproxy" }),
-            ["userData"] = "",
+            ["userData"] = o.UserData,
             ["version"] = "20348.2849.241107",
             ["vmId"] = o.VmId,
             ["vmScaleSetName"] = "",

@@ -17,27 +17,12 @@ internal sealed class InstanceEndpoint(EmulatorState state, ImdsResponseHeaders 
 
     public Task HandleAsync(HttpContext context, string path, ImdsQuery? query)
     {
-        if (!RequestChecks.HasMetadataHeader(context.Request))
+        if (RequestChecks.MetadataCategoryProblem(context.Request, state.Options, query) is { } problem)
         {
-            return Write(context, 400, ImdsResponses.InstanceMetadataHeaderMissing);
+            return Write(context, 400, problem);
         }
 
-        if (state.Options.RejectForwardedFor && RequestChecks.HasForwardedFor(context.Request))
-        {
-            return Write(context, 400, ImdsResponses.PlainError("Bad request. Requests with an X-Forwarded-For header are not allowed"));
-        }
-
-        if (query is null)
-        {
-            return Write(context, 400, ImdsResponses.PlainError("Bad request. Malformed query string"));
-        }
-
-        if (!ApiVersions.IsKnown(query.Get("api-version")))
-        {
-            return Write(context, 400, ApiVersions.InvalidVersionBody());
-        }
-
-        var format = query.Get("format") ?? "json";
+        var format = query!.Get("format") ?? "json";
         if (format is not ("json" or "text"))
         {
             return Write(context, 400, ImdsResponses.PlainError($"Bad request. Invalid format '{format}', use json or text"));

@@ -31,5 +31,16 @@ internal static class RequestChecks
         return problem is null && query is not null;
     }
 
+    /// <summary>
+    /// The checks the metadata categories (instance, attested, load balancer, scheduled events) make first: the Metadata
+    /// header (their own wording), X-Forwarded-For, a well-formed query, a known api-version. Null when all pass.
+    /// </summary>
+    public static string? MetadataCategoryProblem(HttpRequest request, EmulatorOptions options, ImdsQuery? query, bool versionKnown = false) =>
+        !HasMetadataHeader(request) ? ImdsResponses.InstanceMetadataHeaderMissing
+        : options.RejectForwardedFor && HasForwardedFor(request) ? ImdsResponses.PlainError("Bad request. Requests with an X-Forwarded-For header are not allowed")
+        : query is null ? ImdsResponses.PlainError("Bad request. Malformed query string")
+        : !versionKnown && !ApiVersions.IsKnown(query.Get("api-version")) ? ApiVersions.InvalidVersionBody()
+        : null;
+
     private static string InvalidRequest(string description) => ImdsResponses.IdentityError("invalid_request", description);
 }

@@ -63,10 +63,10 @@ public sealed class EmulatorState
     }
 
     internal RequestRecord Log(
-        string method, string path, string query, IReadOnlyDictionary<string, string> headers, string callerAddress, int callerPort, int concurrency)
+        string method, string path, string query, string rawTarget, IReadOnlyDictionary<string, string> headers, string callerAddress, int callerPort, int concurrency)
     {
         var record = new RequestRecord(
-            Interlocked.Increment(ref _sequence), method, path, query, headers, callerAddress, callerPort, Time.GetUtcNow(), concurrency);
+            Interlocked.Increment(ref _sequence), method, path, query, rawTarget, headers, callerAddress, callerPort, Time.GetUtcNow(), concurrency);
         _requests.Enqueue(record);
         return record;
     }

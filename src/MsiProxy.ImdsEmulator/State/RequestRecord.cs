@@ -14,6 +14,7 @@ public sealed class RequestRecord
         string method,
         string path,
         string query,
+        string rawTarget,
         IReadOnlyDictionary<string, string> headers,
         string callerAddress,
         int callerPort,
@@ -24,6 +25,7 @@ public sealed class RequestRecord
         Method = method;
         Path = path;
         Query = query;
+        RawTarget = rawTarget;
         Headers = headers;
         CallerAddress = callerAddress;
         CallerPort = callerPort;
@@ -39,6 +41,12 @@ public sealed class RequestRecord
 
     /// <summary>The raw query string as received (still percent-encoded), including the leading '?'.</summary>
     public string Query { get; }
+
+    /// <summary>
+    /// The request target exactly as it arrived on the wire (path and query, nothing decoded): what a proxy in front
+    /// really sent, where <see cref="Path"/> is the server's decoded reading of it.
+    /// </summary>
+    public string RawTarget { get; }
 
     /// <summary>Request headers, names as sent, several values joined with ", ".</summary>
     public IReadOnlyDictionary<string, string> Headers { get; }
