@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text.Json;
 
 namespace MsiProxy.Caching;
@@ -8,16 +9,19 @@ namespace MsiProxy.Caching;
 /// A token response as the upstream sent it, kept as bytes. The body is split around the value of
 /// <c>expires_in</c> so that a hit can write the remaining lifetime without parsing or re-serialising anything.
 /// </summary>
-public sealed class CachedToken
+internal sealed class CachedToken
 {
     private readonly byte[] _body;
     private readonly int _expiresInStart;
     private readonly int _expiresInLength;
 
+    private readonly byte[] _accessTokenSha256;
+
     private CachedToken(byte[] body, int expiresInStart, int expiresInLength, bool expiresInQuoted,
-        DateTimeOffset expiresOn, DateTimeOffset fetchedAt, DateTimeOffset refreshAt)
+        DateTimeOffset expiresOn, DateTimeOffset fetchedAt, DateTimeOffset refreshAt, byte[] accessTokenSha256)
     {
         _body = body;
+        _accessTokenSha256 = accessTokenSha256;
         _expiresInStart = expiresInStart;
         _expiresInLength = expiresInLength;
         ExpiresInQuoted = expiresInQuoted;
@@ -64,6 +68,12 @@ public sealed class CachedToken
         return written + _body.Length - tailStart;
     }
 
+    /// <summary>
+    /// True when <paramref name="sha256"/> is the SHA-256 of this access token — MSAL's <c>token_sha256_to_refresh</c>:
+    /// the client says the token it holds was revoked.
+    /// </summary>
+    public bool HasSha256(ReadOnlySpan<byte> sha256) => CryptographicOperations.FixedTimeEquals(_accessTokenSha256, sha256);
+
     /// <summary>Enough room for any body <see cref="WriteBody"/> produces.</summary>
     public int MaxBodyLength => _body.Length + 24;
 
@@ -79,7 +89,7 @@ public sealed class CachedToken
         long? expiresIn = null;
         int expiresInStart = -1, expiresInLength = 0;
         var quoted = false;
-        var hasAccessToken = false;
+        byte[]? accessTokenSha256 = null;
         try
         {
             var reader = new Utf8JsonReader(body);
@@ -95,8 +105,10 @@ public sealed class CachedToken
                 reader.Read();
                 switch (name)
                 {
-                    case "access_token":
-                        hasAccessToken = reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0;
+                    case "access_token" when reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0:
+                        accessTokenSha256 = reader.ValueIsEscaped
+                            ? SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(reader.GetString()!))
+                            : SHA256.HashData(reader.ValueSpan);
                         break;
                     case "expires_on":
                         expiresOn = ReadSeconds(ref reader);
@@ -125,7 +137,7 @@ public sealed class CachedToken
             return false;
         }
 
-        if (!hasAccessToken)
+        if (accessTokenSha256 is null)
         {
             error = "no access_token";
             return false;
@@ -141,7 +153,7 @@ public sealed class CachedToken
         }
 
         var refreshAt = now + ((expires - now) * Math.Clamp(refreshAfter, 0, 1));
-        token = new CachedToken(body, expiresIn is null ? -1 : expiresInStart, expiresInLength, quoted, expires, now, refreshAt);
+        token = new CachedToken(body, expiresIn is null ? -1 : expiresInStart, expiresInLength, quoted, expires, now, refreshAt, accessTokenSha256);
         return true;
     }
 

@@ -1,5 +1,4 @@
 using MsiProxy.Clients;
-using MsiProxy.Tokens;
 
 namespace MsiProxy.Caching;
 
@@ -7,7 +6,7 @@ namespace MsiProxy.Caching;
 /// When a client goes away, every cached token that no remaining client could be served is dropped: a token
 /// outlives the container it was fetched for only if someone else may have it anyway.
 /// </summary>
-public sealed class DeregistrationPurge(ClientRegistry registry, TokenCache cache, ClientRateLimiter limits, ILogger<DeregistrationPurge> logger)
+internal sealed class DeregistrationPurge(ClientRegistry registry, TokenCache cache, ILogger<DeregistrationPurge> logger)
     : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
@@ -24,7 +23,6 @@ public sealed class DeregistrationPurge(ClientRegistry registry, TokenCache cach
 
     private void Purge(ClientRegistration gone)
     {
-        limits.Forget(gone.Name);
         var remaining = registry.All;
         if (remaining.Any(client => client.Identities.Any(binding => binding.IsAny)))
         {

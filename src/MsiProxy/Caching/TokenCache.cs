@@ -1,10 +1,12 @@
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
+using MsiProxy.Responses;
 using MsiProxy.Telemetry;
+using MsiProxy.Upstreams;
 
 namespace MsiProxy.Caching;
 
-public enum CacheOutcome
+internal enum CacheOutcome
 {
     /// <summary>Served from the cache.</summary>
     Hit,
@@ -15,30 +17,40 @@ public enum CacheOutcome
     /// <summary>Nothing usable: waited for an upstream fetch (possibly one another caller started).</summary>
     Miss,
 
-    /// <summary><c>bypass_cache=true</c>: fetched upstream and replaced the entry.</summary>
+    /// <summary><c>bypass_cache=true</c>, or the cached token is the one the client says was revoked: fetched upstream and replaced the entry.</summary>
     Bypass,
 }
 
-public readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Failure)
+/// <summary>
+/// A cache answer: a token, or — when none could be cached — the upstream's own answer to pass on (an error, or a 200
+/// whose body is not a cacheable token).
+/// </summary>
+internal readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Uncached)
 {
     /// <summary>The upstream that answered the fetch this caller waited for (null for hits): the audit log names it.</summary>
     public string? Upstream { get; init; }
 }
 
 /// <summary>Why the cache asks for a token: a caller is waiting (short budget) or it refreshes ahead (long budget).</summary>
-public enum FetchPurpose
+internal enum FetchPurpose
 {
     Request,
     Refresh,
 }
 
-public delegate Task<UpstreamResponse> TokenFetcher(FetchPurpose purpose);
+/// <summary>Fetches the entry's token upstream; <paramref name="bypassUpstreamCache"/> asks the upstream for a new one too.</summary>
+internal delegate Task<UpstreamResponse> TokenFetcher(FetchPurpose purpose, bool bypassUpstreamCache);
+
+/// <summary>How a request wants the cache to treat its entry.</summary>
+/// <param name="Bypass"><c>bypass_cache=true</c>: fetch whatever is cached.</param>
+/// <param name="RevokedSha256">MSAL's <c>token_sha256_to_refresh</c>: fetch anew only if the cached token is that one.</param>
+internal readonly record struct CacheDirective(bool Bypass, byte[]? RevokedSha256 = null);
 
 /// <summary>
 /// Token cache with single-flight fetches, refresh-ahead and stale-on-error, bounded in size. Callers are
 /// authorised before they get here: the cache itself never decides who may have a token.
 /// </summary>
-public sealed class TokenCache
+internal sealed class TokenCache
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<TokenCacheKey, Entry> _entries = new();
     private readonly TimeProvider _time;
@@ -77,7 +89,7 @@ public sealed class TokenCache
         }
     }
 
-    public async ValueTask<CacheResult> GetAsync(TokenCacheKey key, bool bypassCache, TokenFetcher fetch, CancellationToken cancellationToken)
+    public async ValueTask<CacheResult> GetAsync(TokenCacheKey key, CacheDirective directive, TokenFetcher fetch, CancellationToken cancellationToken)
     {
         var entry = _entries.GetOrAdd(key, static _ => new Entry());
         Task<FetchResult> pending;
@@ -88,6 +100,7 @@ public sealed class TokenCache
             entry.LastAccess = now;
             var current = entry.Token;
             var usable = current is not null && now < current.ExpiresOn - Options.MinimumRemainingLifetime;
+            var bypassCache = directive.Bypass || (directive.RevokedSha256 is { } revoked && current is not null && current.HasSha256(revoked));
             if (usable && !bypassCache)
             {
                 entry.Hits++;
@@ -96,12 +109,12 @@ public sealed class TokenCache
                     return new(CacheOutcome.Hit, current, null);
                 }
 
-                entry.InFlight = FetchAsync(key, entry, fetch, FetchPurpose.Refresh);
+                entry.InFlight = FetchAsync(key, entry, fetch, FetchPurpose.Refresh, bypassUpstreamCache: false);
                 return new(CacheOutcome.HitRefreshing, current, null);
             }
 
             // A bypass joins a fetch already under way: it is just as fresh.
-            entry.InFlight ??= FetchAsync(key, entry, fetch, FetchPurpose.Request);
+            entry.InFlight ??= FetchAsync(key, entry, fetch, FetchPurpose.Request, bypassCache);
             pending = entry.InFlight;
             outcome = bypassCache ? CacheOutcome.Bypass : CacheOutcome.Miss;
         }
@@ -131,25 +144,25 @@ public sealed class TokenCache
             }
 
             entry.LastAccess = now;
-            entry.InFlight = FetchAsync(key, entry, fetch, FetchPurpose.Refresh);
+            entry.InFlight = FetchAsync(key, entry, fetch, FetchPurpose.Refresh, bypassUpstreamCache: false);
             return true;
         }
     }
 
-    private async Task<FetchResult> FetchAsync(TokenCacheKey key, Entry entry, TokenFetcher fetch, FetchPurpose purpose)
+    private async Task<FetchResult> FetchAsync(TokenCacheKey key, Entry entry, TokenFetcher fetch, FetchPurpose purpose, bool bypassUpstreamCache)
     {
         // Never run the fetch under the entry's lock, and never on the caller's cancellation: others may be waiting.
         await Task.Yield();
         UpstreamResponse response;
         try
         {
-            response = await fetch(purpose).ConfigureAwait(false);
+            response = await fetch(purpose, bypassUpstreamCache).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             _logger.LogError(ex, "Token fetch for {CacheKey} failed unexpectedly", key);
             response = new UpstreamResponse(StatusCodes.Status502BadGateway,
-                Requests.ImdsErrors.Body("bad_gateway", "The upstream request failed"), Requests.ImdsErrors.JsonContentType)
+                ImdsErrors.Body("bad_gateway", "The upstream request failed"), ImdsErrors.JsonContentType)
             { ProxyError = "unexpected" };
         }
 
@@ -295,4 +308,4 @@ public sealed class TokenCache
     }
 }
 
-public sealed record CacheEntryInfo(TokenCacheKey Key, DateTimeOffset ExpiresOn, DateTimeOffset FetchedAt, DateTimeOffset RefreshAt, long Hits, DateTimeOffset LastAccess);
+internal sealed record CacheEntryInfo(TokenCacheKey Key, DateTimeOffset ExpiresOn, DateTimeOffset FetchedAt, DateTimeOffset RefreshAt, long Hits, DateTimeOffset LastAccess);

@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace MsiProxy.Clients;
 
 /// <summary>An IPv4 or IPv6 address, or a CIDR block. IPv4-mapped IPv6 addresses are stored as IPv4.</summary>
-public sealed record AddressRange
+internal sealed record AddressRange
 {
     private readonly byte[] _network;
 

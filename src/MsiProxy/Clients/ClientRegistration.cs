@@ -1,7 +1,7 @@
 namespace MsiProxy.Clients;
 
 /// <summary>Where a registration came from (shown by the admin API and in logs; configuration reloads touch only their own).</summary>
-public static class RegistrationSources
+internal static class RegistrationSources
 {
     public const string Configuration = "configuration";
     public const string Admin = "admin";
@@ -11,10 +11,10 @@ public static class RegistrationSources
 
 /// <summary>
 /// A caller the proxy knows: who it is (name, container id), where it calls from (address or CIDR) and which
-/// identities it may use. A registration that is not <see cref="Ready"/> is still being wired: its requests get
-/// 503 + Retry-After instead of 403, so SDKs retry rather than fail.
+/// identities and endpoints it may use. A registration that is not <see cref="Ready"/> is still being wired: its requests
+/// are held until it is, briefly, then get 503 + Retry-After instead of 403, so SDKs retry rather than fail.
 /// </summary>
-public sealed record ClientRegistration
+internal sealed record ClientRegistration
 {
     public required string Name { get; init; }
     public required AddressRange Address { get; init; }
@@ -28,6 +28,12 @@ public sealed record ClientRegistration
 
     /// <summary>Resources to fetch in the background as soon as the client registers.</summary>
     public IReadOnlyList<string> Prefetch { get; init; } = [];
+
+    /// <summary>
+    /// Endpoints this client may use beyond those every client may (by name: userdata, attested, scheduledevents,
+    /// identity-info…). Names are checked where registrations are made; an unknown name grants nothing.
+    /// </summary>
+    public IReadOnlyList<string> Endpoints { get; init; } = [];
 
     public bool Ready { get; init; } = true;
 

@@ -6,11 +6,12 @@ namespace MsiProxy.Clients;
 /// The one registry of callers, fed by configuration, the admin API, the Docker monitor and Kubernetes.
 /// Reads (one per request) are lock-free: they see an immutable snapshot that writers replace atomically.
 /// </summary>
-public sealed class ClientRegistry
+internal sealed class ClientRegistry
 {
     private readonly Lock _writeLock = new();
     private readonly TimeProvider _time;
     private volatile Snapshot _snapshot = Snapshot.Empty;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ClientRegistry(TimeProvider time) => _time = time;
 
@@ -48,6 +49,25 @@ public sealed class ClientRegistry
     public ClientRegistration? Get(string name) => _snapshot.ByName.GetValueOrDefault(name);
 
     /// <summary>
+    /// Waits until the client responsible for <paramref name="caller"/> is ready, and returns it; returns at once when
+    /// no client is (or no longer is). Cancelling ends the wait with <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async ValueTask<ClientRegistration?> WaitUntilReadyAsync(IPAddress caller, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var changed = Volatile.Read(ref _changed).Task; // taken before the look-up, so no change in between is missed
+            var client = Find(caller);
+            if (client is null or { Ready: true })
+            {
+                return client;
+            }
+
+            await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
     /// Adds or replaces a registration. Whoever held the same name or the same address before is removed first (and
     /// <see cref="Deregistered"/> fires for it), so a container that inherits a dead one's IP never inherits its identities.
     /// </summary>
@@ -75,7 +95,7 @@ public sealed class ClientRegistry
             }
 
             byName[registration.Name] = registration;
-            _snapshot = Snapshot.Create(byName);
+            Publish(Snapshot.Create(byName));
         }
 
         foreach (var old in displaced)
@@ -121,7 +141,7 @@ public sealed class ClientRegistry
                 added[registration.Name] = registration;
             }
 
-            _snapshot = Snapshot.Create(byName);
+            Publish(Snapshot.Create(byName));
         }
 
         foreach (var old in displaced)
@@ -164,7 +184,7 @@ public sealed class ClientRegistry
                 byName.Remove(registration.Name);
             }
 
-            _snapshot = Snapshot.Create(byName);
+            Publish(Snapshot.Create(byName));
         }
 
         foreach (var registration in removed)
@@ -173,6 +193,12 @@ public sealed class ClientRegistry
         }
 
         return removed.Count;
+    }
+
+    private void Publish(Snapshot snapshot)
+    {
+        _snapshot = snapshot;
+        Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>

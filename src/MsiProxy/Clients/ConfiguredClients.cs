@@ -4,7 +4,7 @@ using MsiProxy.Configuration;
 namespace MsiProxy.Clients;
 
 /// <summary>Keeps the registry in step with <c>MsiProxy:Clients</c>, at start-up and on every configuration reload.</summary>
-public sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<MsiProxyOptions> options, ILogger<ConfiguredClients> logger)
+internal sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<MsiProxyOptions> options, ILogger<ConfiguredClients> logger)
     : IHostedService, IDisposable
 {
     private IDisposable? _subscription;
@@ -24,6 +24,7 @@ public sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<M
         Address = AddressRange.Parse(client.Address!),
         Identities = IdentityBinding.ParseAll(client.Identities),
         Prefetch = client.Prefetch,
+        Endpoints = client.Endpoints,
         Source = RegistrationSources.Configuration,
     };
 
@@ -45,7 +46,8 @@ public sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor<M
         registry.RemoveWhere(r => r.Source == RegistrationSources.Configuration && !names.Contains(r.Name));
         registry.RegisterAll([.. wanted.Where(registration =>
             registry.Get(registration.Name) is not { } existing || existing.Address != registration.Address
-            || !existing.Identities.SequenceEqual(registration.Identities) || !existing.Prefetch.SequenceEqual(registration.Prefetch))]);
+            || !existing.Identities.SequenceEqual(registration.Identities) || !existing.Prefetch.SequenceEqual(registration.Prefetch)
+            || !existing.Endpoints.SequenceEqual(registration.Endpoints))]);
     }
 
     public void Dispose() => _subscription?.Dispose();

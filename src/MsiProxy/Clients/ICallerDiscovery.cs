@@ -7,7 +7,7 @@ namespace MsiProxy.Clients;
 /// a container that has just started may call before its start event was handled. The request gate holds such a
 /// request (briefly, bounded) while this runs, then looks the caller up again.
 /// </summary>
-public interface ICallerDiscovery
+internal interface ICallerDiscovery
 {
     /// <summary>
     /// Registers the client that holds <paramref name="caller"/>, if a labelled container does, and completes when the

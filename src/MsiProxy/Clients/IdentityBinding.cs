@@ -7,7 +7,7 @@ namespace MsiProxy.Clients;
 /// <c>msi_res_id=/subscriptions/…</c>, a bare GUID (client id), a bare <c>/subscriptions/…</c> path (resource id),
 /// <c>*</c> (any identity) or <c>system</c> (the VM's system-assigned identity).
 /// </summary>
-public sealed record IdentityBinding
+internal sealed record IdentityBinding
 {
     private IdentityBinding(bool any, IdentitySelector selector)
     {

@@ -1,6 +1,6 @@
 namespace MsiProxy.Clients;
 
-public enum SelectorKind
+internal enum SelectorKind
 {
     /// <summary>No selector: the VM's system-assigned identity answers.</summary>
     SystemAssigned,
@@ -10,15 +10,20 @@ public enum SelectorKind
 }
 
 /// <summary>
-/// Which managed identity a token is for, as IMDS selects it. Values are normalised to lower case because IMDS
-/// compares GUIDs and ARM resource ids case-insensitively.
+/// Which managed identity a token is for, as IMDS selects it. Two selectors are equal when kind and value match
+/// without regard to case, as IMDS compares GUIDs and ARM resource ids; the value keeps the spelling it was given,
+/// because that is what is sent upstream (an msiserviceclient, or a future IMDS, may care).
 /// </summary>
-public readonly record struct IdentitySelector(SelectorKind Kind, string Value)
+internal readonly record struct IdentitySelector(SelectorKind Kind, string Value)
 {
     public static readonly IdentitySelector SystemAssigned = new(SelectorKind.SystemAssigned, "");
 
     public static IdentitySelector Create(SelectorKind kind, string value) =>
-        kind == SelectorKind.SystemAssigned ? SystemAssigned : new(kind, value.Trim().ToLowerInvariant());
+        kind == SelectorKind.SystemAssigned ? SystemAssigned : new(kind, value.Trim());
+
+    public bool Equals(IdentitySelector other) => Kind == other.Kind && string.Equals(Value, other.Value, StringComparison.OrdinalIgnoreCase);
+
+    public override int GetHashCode() => HashCode.Combine(Kind, StringComparer.OrdinalIgnoreCase.GetHashCode(Value ?? ""));
 
     /// <summary>The IMDS query parameter that carries this selector, or null for system-assigned.</summary>
     public string? QueryParameter => Kind switch

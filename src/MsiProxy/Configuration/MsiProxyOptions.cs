@@ -4,7 +4,7 @@ namespace MsiProxy.Configuration;
 /// The configuration contract (section <c>MsiProxy</c>). Users' configuration files depend on these names:
 /// change them only with a migration note in README.
 /// </summary>
-public sealed class MsiProxyOptions
+internal sealed class MsiProxyOptions
 {
     public const string SectionName = "MsiProxy";
 
@@ -17,8 +17,26 @@ public sealed class MsiProxyOptions
     /// <summary>Statically registered callers.</summary>
     public List<ClientOptions> Clients { get; set; } = [];
 
-    /// <summary>Path prefixes that may be forwarded. Empty means the defaults in <see cref="DefaultAllowedPaths"/>.</summary>
+    /// <summary>
+    /// Endpoints every client may use, by name (see <c>Requests/ImdsEndpoint.cs</c>). Empty: token, instance, versions and
+    /// loadbalancer; user data, the attested document, scheduled events and identity info are opt-in per client.
+    /// </summary>
+    public List<string> DefaultEndpoints { get; set; } = [];
+
+    /// <summary>Before the endpoint table: path prefixes that could be forwarded. Still read when DefaultEndpoints is unset (README: migration).</summary>
     public List<string> AllowedPaths { get; set; } = [];
+
+    /// <summary>How long a request from a caller still being discovered, or a client still being set up, is held before it is refused.</summary>
+    public TimeSpan HoldTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How a token request for an identity the client is not bound to is answered: <c>NotFound</c> — exactly as IMDS answers
+    /// an identity that is not assigned (400 "Identity not found"), which SDKs and az CLI rely on to fall back — or
+    /// <c>Forbidden</c> (403 naming the client). The audit log records the real reason either way.
+    /// </summary>
+    public UnboundIdentityAnswer UnboundIdentity { get; set; } = UnboundIdentityAnswer.NotFound;
+
+    public ForwardingOptions Forwarding { get; set; } = new();
 
     /// <summary>Clients must send <c>Metadata: true</c>, exactly as IMDS demands (an SSRF guard we keep).</summary>
     public bool RequireMetadataHeader { get; set; } = true;
@@ -31,27 +49,36 @@ public sealed class MsiProxyOptions
     public PrefetchOptions Prefetch { get; set; } = new();
     public KubernetesOptions Kubernetes { get; set; } = new();
 
-    /// <summary>
-    /// Tokens and instance metadata, plus the static api-version list: the cheap GET an upstream health probe sends, so a
-    /// front proxy can probe an msiserviceclient (another MsiProxy) without being counted as a denied caller.
-    /// </summary>
-    public static readonly IReadOnlyList<string> DefaultAllowedPaths =
-        ["/metadata/identity/oauth2/token", "/metadata/instance", "/metadata/versions"];
-
     public IReadOnlyList<string> EffectiveUpstreams => Upstreams.Count > 0 ? Upstreams : [ImdsAddress];
-
-    public IReadOnlyList<string> EffectiveAllowedPaths => AllowedPaths.Count > 0 ? AllowedPaths : DefaultAllowedPaths;
 }
 
-public sealed class ClientOptions
+internal sealed class ClientOptions
 {
     public string? Name { get; set; }
     public string? Address { get; set; }
     public List<string> Identities { get; set; } = [];
     public List<string> Prefetch { get; set; } = [];
+
+    /// <summary>Endpoints this client may use beyond the defaults (userdata, attested, scheduledevents, identity-info).</summary>
+    public List<string> Endpoints { get; set; } = [];
 }
 
-public sealed class ManagementOptions
+internal enum UnboundIdentityAnswer
+{
+    NotFound,
+    Forbidden,
+}
+
+internal sealed class ForwardingOptions
+{
+    /// <summary>
+    /// How long a forwarded answer that is the same for every caller (instance metadata, versions, load balancer) is
+    /// shared between identical requests: a flood of them then costs the upstream one call. Zero turns sharing off.
+    /// </summary>
+    public TimeSpan SharedAnswerDuration { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+internal sealed class ManagementOptions
 {
     public string Urls { get; set; } = "http://0.0.0.0:8081";
 
@@ -61,7 +88,7 @@ public sealed class ManagementOptions
     public string? ApiKeyFile { get; set; }
 }
 
-public sealed class CacheOptions
+internal sealed class CacheOptions
 {
     public int MaxEntries { get; set; } = 10_000;
 
@@ -75,7 +102,7 @@ public sealed class CacheOptions
     public TimeSpan RefreshRetryInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
 
-public sealed class ResilienceOptions
+internal sealed class ResilienceOptions
 {
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
@@ -91,6 +118,9 @@ public sealed class ResilienceOptions
     /// <summary>Cap on an upstream <c>Retry-After</c> we honour.</summary>
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>A 429 a client waits on is retried once only when the upstream's <c>Retry-After</c> is at most this.</summary>
+    public TimeSpan WaitingRetryAfterLimit { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How long IMDS may answer 410 ("updating") before we give up, as documented.</summary>
     public TimeSpan GoneWindow { get; set; } = TimeSpan.FromSeconds(70);
 
@@ -104,14 +134,14 @@ public sealed class ResilienceOptions
     public TimeSpan BreakerDuration { get; set; } = TimeSpan.FromSeconds(10);
 }
 
-public sealed class ClientRateLimitOptions
+internal sealed class ClientRateLimitOptions
 {
     /// <summary>Cache misses a client may cause per second (token bucket refill). 0 turns the limit off.</summary>
     public double RequestsPerSecond { get; set; } = 5;
     public int Burst { get; set; } = 20;
 }
 
-public sealed class HealthOptions
+internal sealed class HealthOptions
 {
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(10);
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
@@ -132,14 +162,14 @@ public sealed class HealthOptions
     public TimeSpan ReadyWindow { get; set; } = TimeSpan.FromSeconds(60);
 }
 
-public sealed class PrefetchOptions
+internal sealed class PrefetchOptions
 {
     /// <summary>Resources warmed for every client's identities when it registers, so its first call is a hit.</summary>
     public List<string> Resources { get; set; } = [];
 }
 
 /// <summary>Node-local pod discovery (the proxy as a DaemonSet). See docs/kubernetes.md.</summary>
-public sealed class KubernetesOptions
+internal sealed class KubernetesOptions
 {
     public bool Enabled { get; set; }
 
@@ -169,7 +199,7 @@ public sealed class KubernetesOptions
 }
 
 /// <summary>The Linux transparent path: <c>169.254.169.254:80</c> from the pod network DNAT-ed to this proxy.</summary>
-public sealed class DnatOptions
+internal sealed class DnatOptions
 {
     public bool Enabled { get; set; }
 

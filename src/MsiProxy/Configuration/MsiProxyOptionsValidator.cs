@@ -9,7 +9,7 @@ namespace MsiProxy.Configuration;
 /// Start-up validation: a bad address, CIDR, URL or path stops the process with a message that names the key and the
 /// value, instead of a proxy that quietly refuses (or worse, allows) the wrong callers.
 /// </summary>
-public sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOptions>
+internal sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOptions>
 {
     public ValidateOptionsResult Validate(string? name, MsiProxyOptions options)
     {
@@ -44,16 +44,18 @@ public sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOptions>
             }
 
             AddResourceErrors(errors, $"{prefix}:Prefetch", client.Prefetch);
-        }
-
-        for (var i = 0; i < options.AllowedPaths.Count; i++)
-        {
-            var path = options.AllowedPaths[i];
-            if (!PathNormaliser.TryNormalise(path, out var normalised, out _) || normalised != path.TrimEnd('/') || !path.StartsWith("/metadata", StringComparison.OrdinalIgnoreCase))
+            for (var j = 0; j < client.Endpoints.Count; j++)
             {
-                errors.Add($"MsiProxy:AllowedPaths:{i} = '{path}' must be a normalised path under /metadata");
+                if (ImdsEndpoints.ByName(client.Endpoints[j]) is null)
+                {
+                    errors.Add($"{prefix}:Endpoints:{j} = '{client.Endpoints[j]}' is not an endpoint ({EndpointAccess.Names})");
+                }
             }
         }
+
+        EndpointAccess.Resolve(options, out var endpointErrors);
+        errors.AddRange(endpointErrors);
+        Positive(errors, "MsiProxy:HoldTimeout", options.HoldTimeout);
 
         AddResourceErrors(errors, "MsiProxy:Prefetch:Resources", options.Prefetch.Resources);
         Positive(errors, "MsiProxy:Resilience:AttemptTimeout", options.Resilience.AttemptTimeout);

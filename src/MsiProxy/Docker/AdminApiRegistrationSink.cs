@@ -12,7 +12,7 @@ namespace MsiProxy.Docker;
 /// API: PUT/DELETE /admin/clients/{name} (with <c>ready</c> false while a container is being wired, so it gets 503,
 /// not 403), PUT /admin/upstreams.
 /// </summary>
-public sealed class AdminApiRegistrationSink : IRegistrationSink
+internal sealed class AdminApiRegistrationSink : IRegistrationSink
 {
     public const string HttpClientName = "msiproxy-monitor-admin";
 

@@ -3,7 +3,7 @@ using System.Net;
 namespace MsiProxy.Docker;
 
 /// <summary>A running container as the monitor needs it: labels, addresses per network and its main process.</summary>
-public sealed record ContainerInfo(
+internal sealed record ContainerInfo(
     string Id,
     string Name,
     IReadOnlyDictionary<string, string> Labels,
@@ -25,7 +25,7 @@ public sealed record ContainerInfo(
 }
 
 /// <summary>One engine event (type container or network); <see cref="ContainerId"/> is the container it concerns.</summary>
-public sealed record ContainerEvent(string Type, string Action, string ContainerId)
+internal sealed record ContainerEvent(string Type, string Action, string ContainerId)
 {
     private static readonly HashSet<string> Relevant =
         ["start", "restart", "die", "stop", "kill", "destroy", "connect", "disconnect", "rename", "update"];
@@ -34,7 +34,7 @@ public sealed record ContainerEvent(string Type, string Action, string Container
     public bool ChangesState => Relevant.Contains(Action.Split(':', 2)[0].Trim());
 }
 
-public sealed record ExecResult(long ExitCode, string Stdout, string Stderr)
+internal sealed record ExecResult(long ExitCode, string Stdout, string Stderr)
 {
     public bool Succeeded => ExitCode == 0;
 }

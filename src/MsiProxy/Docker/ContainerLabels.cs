@@ -4,7 +4,7 @@ using MsiProxy.Clients;
 namespace MsiProxy.Docker;
 
 /// <summary>What a client container's labels ask for, or why they cannot be used.</summary>
-public sealed record ClientSpec(string ContainerId, string Name, IPAddress? Address, IReadOnlyList<IdentityBinding> Identities,
+internal sealed record ClientSpec(string ContainerId, string Name, IPAddress? Address, IReadOnlyList<IdentityBinding> Identities,
     IReadOnlyList<string> Prefetch, int Pid, string? Problem)
 {
     public bool SameRegistration(ClientSpec other) =>
@@ -12,7 +12,7 @@ public sealed record ClientSpec(string ContainerId, string Name, IPAddress? Addr
 }
 
 /// <summary>Reads the monitor's labels (prefix configurable, <c>msi-proxy</c> by default).</summary>
-public sealed class ContainerLabels(DockerMonitorOptions options)
+internal sealed class ContainerLabels(DockerMonitorOptions options)
 {
     public const string RoleMsiServiceClient = "msiserviceclient";
     public const string RoleProxy = "proxy";

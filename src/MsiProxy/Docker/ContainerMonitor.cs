@@ -9,7 +9,7 @@ namespace MsiProxy.Docker;
 /// when a failed wiring is due and every <see cref="DockerMonitorOptions.ReconcileInterval"/>. A lost event stream or
 /// an unreachable engine: reconnect with backoff, then reconcile (whatever happened meanwhile is in the list).
 /// </summary>
-public sealed partial class ContainerMonitor(
+internal sealed partial class ContainerMonitor(
     IContainerEngine engine,
     ContainerReconciler reconciler,
     MonitorState state,

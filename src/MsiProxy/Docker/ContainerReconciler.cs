@@ -12,7 +12,7 @@ namespace MsiProxy.Docker;
 /// lists the engine's containers (the truth) rather than trusting event order: a late "die" of an old container can
 /// only remove the registration that still carries that container's id, never a newer owner of the IP or name.
 /// </summary>
-public sealed partial class ContainerReconciler(
+internal sealed partial class ContainerReconciler(
     IContainerEngine engine,
     IRegistrationSink sink,
     IContainerWiring wiring,

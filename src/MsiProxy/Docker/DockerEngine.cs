@@ -8,7 +8,7 @@ using Docker.DotNet.Models;
 namespace MsiProxy.Docker;
 
 /// <summary><see cref="IContainerEngine"/> over the Docker Engine API (Docker.DotNet.Enhanced): unix socket or named pipe.</summary>
-public sealed class DockerEngine : IContainerEngine, IDisposable
+internal sealed class DockerEngine : IContainerEngine, IDisposable
 {
     private readonly DockerClient _client;
 

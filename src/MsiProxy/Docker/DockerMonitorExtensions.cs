@@ -4,7 +4,7 @@ using MsiProxy.Telemetry;
 
 namespace MsiProxy.Docker;
 
-public static class DockerMonitorExtensions
+internal static class DockerMonitorExtensions
 {
     /// <summary>The container monitor inside the proxy, when <c>MsiProxy:Docker:Endpoint</c> is set.</summary>
     public static WebApplicationBuilder AddDockerMonitor(this WebApplicationBuilder builder)

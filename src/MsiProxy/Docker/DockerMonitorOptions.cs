@@ -1,7 +1,7 @@
 namespace MsiProxy.Docker;
 
 /// <summary>How client containers are wired to the proxy.</summary>
-public enum WiringMode
+internal enum WiringMode
 {
     /// <summary>Windows engines get <see cref="Windows"/>, every other engine <see cref="Linux"/>.</summary>
     Auto,
@@ -17,7 +17,7 @@ public enum WiringMode
 }
 
 /// <summary>Section <c>MsiProxy:Docker</c>: the container monitor. It runs only when <see cref="Endpoint"/> is set.</summary>
-public sealed class DockerMonitorOptions
+internal sealed class DockerMonitorOptions
 {
     public const string SectionName = "MsiProxy:Docker";
 
@@ -70,7 +70,7 @@ public sealed class DockerMonitorOptions
 }
 
 /// <summary>Section <c>MsiProxy:Monitor</c>: the standalone monitor (<c>MsiProxy monitor</c>) drives a proxy through its admin API.</summary>
-public sealed class StandaloneMonitorOptions
+internal sealed class StandaloneMonitorOptions
 {
     public const string SectionName = "MsiProxy:Monitor";
 

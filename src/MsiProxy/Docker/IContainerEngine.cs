@@ -4,7 +4,7 @@ namespace MsiProxy.Docker;
 /// The few Docker Engine calls the monitor makes, behind one small interface so the reconciler is tested with a fake
 /// engine and the end-to-end tests use the real one (<see cref="DockerEngine"/>).
 /// </summary>
-public interface IContainerEngine
+internal interface IContainerEngine
 {
     /// <summary>"linux" or "windows".</summary>
     Task<string> GetOperatingSystemAsync(CancellationToken cancellationToken);

@@ -3,16 +3,16 @@ using System.Net;
 namespace MsiProxy.Docker;
 
 /// <summary>Where a client container's 169.254.169.254:80 must lead.</summary>
-public sealed record ProxyEndpoint(IPAddress Address, int Port)
+internal sealed record ProxyEndpoint(IPAddress Address, int Port)
 {
     public override string ToString() => $"{Address}:{Port}";
 }
 
 /// <summary>The outcome of one wiring attempt; <see cref="Detail"/> is what the script or iptables said.</summary>
-public sealed record WiringOutcome(bool Succeeded, string Detail);
+internal sealed record WiringOutcome(bool Succeeded, string Detail);
 
 /// <summary>Makes a client container's calls to 169.254.169.254 reach the proxy, and undoes it. Both are idempotent.</summary>
-public interface IContainerWiring
+internal interface IContainerWiring
 {
     string Mode { get; }
 
@@ -22,7 +22,7 @@ public interface IContainerWiring
 }
 
 /// <summary><c>MsiProxy:Docker:Wiring=None</c>: containers reach the proxy another way; registration alone makes them ready.</summary>
-public sealed class NoWiring : IContainerWiring
+internal sealed class NoWiring : IContainerWiring
 {
     public string Mode => "None";
 
@@ -34,7 +34,7 @@ public sealed class NoWiring : IContainerWiring
 }
 
 /// <summary>Picks the wiring for the engine's platform when <see cref="WiringMode.Auto"/> is configured.</summary>
-public sealed class AutoWiring(IContainerEngine engine, LinuxDnatWiring linux, WindowsScriptWiring windows) : IContainerWiring
+internal sealed class AutoWiring(IContainerEngine engine, LinuxDnatWiring linux, WindowsScriptWiring windows) : IContainerWiring
 {
     private IContainerWiring? _chosen;
 

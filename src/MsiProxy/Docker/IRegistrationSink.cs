@@ -6,10 +6,10 @@ using MsiProxy.Upstreams;
 namespace MsiProxy.Docker;
 
 /// <summary>A registration the monitor made earlier (found again after a monitor restart).</summary>
-public sealed record ManagedRegistration(string Name, string ContainerId);
+internal sealed record ManagedRegistration(string Name, string ContainerId);
 
 /// <summary>Where the monitor's decisions go: the in-process registry, or a remote proxy's admin API (standalone monitor).</summary>
-public interface IRegistrationSink
+internal interface IRegistrationSink
 {
     /// <summary>Upstreams kept after the discovered msiserviceclients (the configured ones).</summary>
     IReadOnlyList<string> StaticUpstreams { get; }
@@ -25,7 +25,7 @@ public interface IRegistrationSink
 }
 
 /// <summary>The monitor inside the proxy: straight into <see cref="ClientRegistry"/> and <see cref="UpstreamSet"/>.</summary>
-public sealed class InProcessRegistrationSink(ClientRegistry registry, UpstreamSet upstreamSet, IOptions<MsiProxyOptions> options)
+internal sealed class InProcessRegistrationSink(ClientRegistry registry, UpstreamSet upstreamSet, IOptions<MsiProxyOptions> options)
     : IRegistrationSink
 {
     // Only explicitly configured upstreams follow the msiserviceclients: the IMDS default is what the msiserviceclients

@@ -3,12 +3,12 @@ using System.Diagnostics;
 namespace MsiProxy.Docker;
 
 /// <summary>Runs a program on the host (here: nsenter + iptables). An interface so tests can see the exact commands.</summary>
-public interface IHostCommands
+internal interface IHostCommands
 {
     Task<ExecResult> RunAsync(string program, IReadOnlyList<string> arguments, CancellationToken cancellationToken);
 }
 
-public sealed class HostCommands : IHostCommands
+internal sealed class HostCommands : IHostCommands
 {
     public async Task<ExecResult> RunAsync(string program, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
     {
@@ -32,7 +32,7 @@ public sealed class HostCommands : IHostCommands
 /// needs no tools or privileges. Idempotent: rules pointing elsewhere are deleted, the wanted one is checked (-C)
 /// before it is added. Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN) and the host's pid namespace for nsenter.
 /// </summary>
-public sealed class LinuxDnatWiring(IHostCommands host) : IContainerWiring
+internal sealed class LinuxDnatWiring(IHostCommands host) : IContainerWiring
 {
     public const string MetadataAddress = "169.254.169.254";
 

@@ -3,7 +3,7 @@ using MsiProxy.Management;
 
 namespace MsiProxy.Docker;
 
-public static class WiringStatus
+internal static class WiringStatus
 {
     public const string Pending = "pending";
     public const string Wired = "wired";
@@ -14,11 +14,11 @@ public static class WiringStatus
 }
 
 /// <summary>One client container's wiring, as the admin API and /readyz show it.</summary>
-public sealed record ClientWiringState(string ContainerId, string Name, string? Address, string Status, int Attempts, string? Detail,
+internal sealed record ClientWiringState(string ContainerId, string Name, string? Address, string Status, int Attempts, string? Detail,
     DateTimeOffset UpdatedAt, DateTimeOffset? NextAttemptAt);
 
 /// <summary>What the monitor knows right now: engine connection, last reconcile, per-client wiring. Thread-safe reads.</summary>
-public sealed class MonitorState
+internal sealed class MonitorState
 {
     private readonly ConcurrentDictionary<string, ClientWiringState> _clients = new(StringComparer.Ordinal);
 
@@ -50,7 +50,7 @@ public sealed class MonitorState
 }
 
 /// <summary>/readyz: not ready until the first reconcile, while the engine is unreachable, or while a client's wiring has failed.</summary>
-public sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
+internal sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
 {
     public ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
     {

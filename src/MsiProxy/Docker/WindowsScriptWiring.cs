@@ -10,7 +10,7 @@ namespace MsiProxy.Docker;
 /// portproxy rule to the proxy. The script prints one JSON line and exits 0 (done), 2 (invalid input), 3 (prerequisite
 /// missing) or 4 (a command failed) — see docs/wiring.md.
 /// </summary>
-public sealed class WindowsScriptWiring(IContainerEngine engine, IOptions<DockerMonitorOptions> options) : IContainerWiring
+internal sealed class WindowsScriptWiring(IContainerEngine engine, IOptions<DockerMonitorOptions> options) : IContainerWiring
 {
     public const string User = "ContainerAdministrator";
 

@@ -1,7 +1,7 @@
 namespace MsiProxy.Docker;
 
 /// <summary>GET /admin/wiring: the monitor's view (engine connection, per-client wiring, discovered upstreams). Read-only.</summary>
-public static class WiringEndpoints
+internal static class WiringEndpoints
 {
     public static RouteGroupBuilder MapWiringState(this RouteGroupBuilder admin)
     {

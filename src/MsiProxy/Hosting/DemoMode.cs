@@ -8,7 +8,7 @@ namespace MsiProxy.Hosting;
 /// registered — a token through the proxy with no Azure at all. It can never reach 169.254.169.254: the upstream
 /// list is forced to the emulator after every other configuration source.
 /// </summary>
-public sealed class DemoMode : IAsyncDisposable
+internal sealed class DemoMode : IAsyncDisposable
 {
     public const string Argument = "--demo";
     public const string UserAssignedClientId = "8b4d6c3a-1f2e-4a5b-9c8d-7e6f5a4b3c2d";
@@ -67,7 +67,7 @@ public sealed class DemoMode : IAsyncDisposable
               The demo app's user-assigned identity:
                 curl -s -H 'Metadata: true' '{url}&client_id={UserAssignedClientId}'
 
-              Refused — an identity demo-app is not bound to (403):
+              Refused — an identity demo-app is not bound to (400 "Identity not found", exactly as IMDS answers an unknown one):
                 curl -s -H 'Metadata: true' '{url}&client_id=00000000-0000-0000-0000-000000000001'
 
               Refused — an unregistered caller, 127.0.0.2 (403):

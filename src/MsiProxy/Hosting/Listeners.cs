@@ -9,7 +9,7 @@ namespace MsiProxy.Hosting;
 /// metrics, admin). Connections accepted on the management listener are tagged, and only tagged connections ever
 /// reach management endpoints — whatever path or Host header a client sends.
 /// </summary>
-public sealed class Listeners
+internal sealed class Listeners
 {
     private readonly List<ListenOptions> _client = [];
     private readonly List<ListenOptions> _management = [];
@@ -93,7 +93,7 @@ public sealed class Listeners
 }
 
 /// <summary>Marks a connection accepted on the management listener.</summary>
-public sealed class ManagementConnection
+internal sealed class ManagementConnection
 {
     public static readonly ManagementConnection Instance = new();
 
@@ -102,7 +102,7 @@ public sealed class ManagementConnection
     }
 }
 
-public static class ManagementConnectionExtensions
+internal static class ManagementConnectionExtensions
 {
     public static bool IsManagementConnection(this HttpContext context) => context.Features.Get<ManagementConnection>() is not null;
 }

@@ -5,6 +5,7 @@ using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.Docker;
 using MsiProxy.Forwarding;
+using MsiProxy.Requests;
 using MsiProxy.Kubernetes;
 using MsiProxy.Management;
 using MsiProxy.Telemetry;
@@ -15,13 +16,12 @@ using Polly;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
-using Yarp.ReverseProxy.Transforms;
 
 namespace MsiProxy.Hosting;
 
-public static class MsiProxyServiceExtensions
+internal static class MsiProxyServiceExtensions
 {
-    /// <summary>Registers the proxy: options, listeners, the client registry, the token cache, upstreams and YARP.</summary>
+    /// <summary>Registers the proxy: options, listeners, the client registry, the gate, the endpoints, the cache and the upstream client.</summary>
     public static WebApplicationBuilder AddMsiProxy(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -44,30 +44,38 @@ public static class MsiProxyServiceExtensions
             kestrel.AddServerHeader = false;
         });
 
-        // Who may call
+        // Who may call, and what they may ask for
         services.AddSingleton<ClientRegistry>();
         services.AddHostedService<ConfiguredClients>();
         builder.AddKubernetesDiscovery();
+        services.AddSingleton<EndpointAccess>();
+        services.AddSingleton<RequestGate>(); // with the container monitor's ICallerDiscovery when one is registered
 
-        // Tokens: cache, per-client fairness, prefetch, purge on deregistration
+        // The client listener: the routing table and its one wrapper
+        services.AddSingleton<ClientRequests>();
+        services.AddSingleton<RequestRecorder>();
+
+        // Tokens: cache, prefetch, purge on deregistration
         services.AddSingleton<TokenCache>();
-        services.AddSingleton<ClientRateLimiter>();
         services.AddSingleton<TokenEndpoint>();
-        services.AddSingleton<AuditLog>();
         services.AddHostedService<TokenPrefetcher>();
         services.AddHostedService<DeregistrationPurge>();
 
-        // Upstreams: resilience, the token client, YARP for everything else
+        // Everything else in the endpoint table
+        services.AddSingleton<ForwardEndpoint>();
+        services.AddSingleton<SharedAnswers>();
+
+        // The one way upstream: resilience pipeline + HTTP client; YARP keeps the upstream set and probes it
         services.AddSingleton<UpstreamResilience>();
         services.AddResiliencePipeline<string, HttpResponseMessage>(UpstreamResilience.PipelineName,
             (pipeline, context) => context.ServiceProvider.GetRequiredService<UpstreamResilience>().Configure(pipeline));
-        services.AddHttpClient(UpstreamTokenClient.HttpClientName, http =>
+        services.AddHttpClient(UpstreamClient.HttpClientName, http =>
             {
                 http.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns every timeout
-                http.MaxResponseContentBufferSize = 256 * 1024;
+                http.MaxResponseContentBufferSize = UpstreamClient.MaxResponseBytes;
             })
             .ConfigurePrimaryHttpMessageHandler(UpstreamHttp.Create);
-        services.AddSingleton<UpstreamTokenClient>();
+        services.AddSingleton<UpstreamClient>();
         services.AddSingleton<UpstreamSetAccessor>();
         services.AddSingleton(sp =>
         {
@@ -81,20 +89,11 @@ public static class MsiProxyServiceExtensions
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value;
-            return new InMemoryConfigProvider(UpstreamSet.BuildRoutes(), [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)]);
+            return new InMemoryConfigProvider([], [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)]);
         });
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<InMemoryConfigProvider>());
-        services.AddReverseProxy()
-            .AddTransforms(transforms =>
-            {
-                // IMDS rejects any request with X-Forwarded-For; "Remove" also drops what a client sent, and Forwarded.
-                transforms.AddXForwarded(ForwardedTransformActions.Remove);
-                transforms.AddRequestTransform(ConnectionListedHeaders.RemoveAsync);
-                transforms.AddRequestHeader("Metadata", "true", append: false);
-                transforms.AddRequestHeaderRemove("Cookie");
-                transforms.AddResponseHeaderRemove("Set-Cookie");
-            });
-        services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
+        services.AddReverseProxy();
+        services.AddSingleton<IForwarderHttpClientFactory, ProbeHttpClientFactory>();
         services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
         services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
 

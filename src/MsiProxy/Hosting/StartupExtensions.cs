@@ -2,7 +2,7 @@ using Microsoft.Extensions.Options;
 
 namespace MsiProxy.Hosting;
 
-public static class StartupExtensions
+internal static class StartupExtensions
 {
     /// <summary>
     /// Builds, maps and runs the proxy; a configuration error ends the process with exit code 2 and a message naming

@@ -8,7 +8,7 @@ using MsiProxy.Kubernetes.Pods;
 
 namespace MsiProxy.Kubernetes;
 
-public static class KubernetesDiscoveryExtensions
+internal static class KubernetesDiscoveryExtensions
 {
     /// <summary>
     /// Node-local pod discovery when <c>MsiProxy:Kubernetes:Enabled</c>: this node's pods from the API server, identities from the

@@ -8,7 +8,7 @@ using MsiProxy.Configuration;
 namespace MsiProxy.Kubernetes;
 
 /// <summary>Start-up validation of <c>MsiProxy:Kubernetes</c>; only checked when discovery is enabled.</summary>
-public sealed partial class KubernetesOptionsValidator : IValidateOptions<MsiProxyOptions>
+internal sealed partial class KubernetesOptionsValidator : IValidateOptions<MsiProxyOptions>
 {
     private const string Prefix = "MsiProxy:Kubernetes";
 

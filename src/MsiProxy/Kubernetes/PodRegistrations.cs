@@ -9,7 +9,7 @@ namespace MsiProxy.Kubernetes;
 /// is not on the host network, has not finished, and a binding names it; it is Ready once Running. Registrations are keyed by
 /// pod uid, so a late event for a dead pod can never touch the pod that now has its name or its IP.
 /// </summary>
-public sealed class PodRegistrations(ClientRegistry registry, ILogger<PodRegistrations> logger)
+internal sealed class PodRegistrations(ClientRegistry registry, ILogger<PodRegistrations> logger)
 {
     private readonly Lock _lock = new();
     private Dictionary<string, PodInfo> _pods = new(StringComparer.Ordinal);

@@ -11,7 +11,7 @@ namespace MsiProxy.Management;
 /// The admin API (management listener only, API key required): clients, cache entries (never tokens) and
 /// upstreams. Bad input is refused with 400 naming the field, and a refused change leaves the previous state.
 /// </summary>
-public static class AdminApi
+internal static class AdminApi
 {
     public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
     {
@@ -30,13 +30,15 @@ public static class AdminApi
     }
 
     /// <param name="Ready">False registers a client that is still being wired: it gets 503 + Retry-After instead of 403.</param>
-    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null);
+    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null,
+        List<string>? Endpoints = null);
 
     public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
-        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready)
+        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready, IReadOnlyList<string> Endpoints)
     {
         public static ClientView From(ClientRegistration r) =>
-            new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.ContainerId, r.Prefetch, r.Ready);
+            new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.ContainerId, r.Prefetch, r.Ready,
+                r.Endpoints);
     }
 
     public sealed record CacheEntryView(string Identity, string Resource, string ApiVersionFamily, DateTimeOffset ExpiresOn, DateTimeOffset FetchedAt,
@@ -86,6 +88,14 @@ public static class AdminApi
             }
         }
 
+        foreach (var (endpoint, index) in (body.Endpoints ?? []).Select((e, i) => (e, i)))
+        {
+            if (ImdsEndpoints.ByName(endpoint) is null)
+            {
+                return Invalid($"endpoints[{index}]: '{endpoint}' is not an endpoint ({EndpointAccess.Names})");
+            }
+        }
+
         var existed = registry.Get(name) is not null;
         var registration = registry.Register(new ClientRegistration
         {
@@ -93,6 +103,7 @@ public static class AdminApi
             Address = address,
             Identities = identities,
             Prefetch = body.Prefetch ?? [],
+            Endpoints = body.Endpoints ?? [],
             ContainerId = body.ContainerId,
             Ready = body.Ready ?? true,
             Source = RegistrationSources.Admin,
@@ -119,7 +130,7 @@ public static class AdminApi
     }
 
     private static async Task<IResult> RefreshCache(string? client, string? identity, string? resource, TokenCache cache, ClientRegistry registry,
-        UpstreamTokenClient upstream, CancellationToken cancellationToken)
+        UpstreamClient upstream, CancellationToken cancellationToken)
     {
         if (!TryBuildFilter(client, identity, resource, registry, out var filter, out var error))
         {
@@ -130,9 +141,12 @@ public static class AdminApi
         var failed = new List<string>();
         foreach (var key in cache.Snapshot().Select(e => e.Key).Where(filter))
         {
-            var request = new TokenRequest(TokenPrefetcher.PrefetchApiVersion, key.Resource, key.Identity, BypassCache: true, key.Authority);
-            var pathAndQuery = request.ToUpstreamPathAndQuery(key.Identity, bypassCache: true);
-            var result = await cache.GetAsync(key, bypassCache: true, purpose => upstream.FetchAsync(pathAndQuery, purpose, CancellationToken.None),
+            var request = new TokenRequest(TokenPrefetcher.PrefetchApiVersion, key.Resource, key.Identity, BypassCache: true, key.Authority)
+            {
+                ClientCapabilities = key.ClientCapabilities,
+            };
+            var work = new UpstreamRequest(request.UpstreamTarget(key.Identity, bypassCache: true), UpstreamWork.InBackground("admin"), ForwardedHeaders.None);
+            var result = await cache.GetAsync(key, new CacheDirective(Bypass: true), (_, _) => upstream.SendAsync(work, CancellationToken.None),
                 cancellationToken);
             if (result.Token is not null)
             {
@@ -140,7 +154,7 @@ public static class AdminApi
             }
             else
             {
-                failed.Add($"{key}: {result.Failure?.Status}");
+                failed.Add($"{key}: {result.Uncached?.Status}");
             }
         }
 
@@ -200,9 +214,11 @@ public static class AdminApi
         return true;
     }
 
-    private static IResult Invalid(string description) =>
-        Results.Json(new Dictionary<string, string> { ["error"] = "invalid_request", ["error_description"] = description }, statusCode: 400);
+    private static IResult Invalid(string description) => Error(StatusCodes.Status400BadRequest, "invalid_request", description);
 
-    private static IResult NotFound(string description) =>
-        Results.Json(new Dictionary<string, string> { ["error"] = "not_found", ["error_description"] = description }, statusCode: 404);
+    private static IResult NotFound(string description) => Error(StatusCodes.Status404NotFound, "not_found", description);
+
+    /// <summary>The management listener's errors, in the same JSON shape as the client listener's.</summary>
+    internal static IResult Error(int status, string error, string description) =>
+        Results.Json(new Dictionary<string, string> { ["error"] = error, ["error_description"] = description }, statusCode: status);
 }

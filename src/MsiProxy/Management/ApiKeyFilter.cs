@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
-using MsiProxy.Requests;
 
 namespace MsiProxy.Management;
 
@@ -10,7 +9,7 @@ namespace MsiProxy.Management;
 /// Admin API authentication: <c>Authorization: Bearer &lt;key&gt;</c>, compared in constant time (as SHA-256 digests,
 /// so not even the key's length leaks). Without a configured key the admin API does not exist (404).
 /// </summary>
-public sealed class ApiKeyFilter(IOptionsMonitor<MsiProxyOptions> options) : IEndpointFilter
+internal sealed class ApiKeyFilter(IOptionsMonitor<MsiProxyOptions> options) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -18,8 +17,7 @@ public sealed class ApiKeyFilter(IOptionsMonitor<MsiProxyOptions> options) : IEn
         var expected = LoadKey(options.CurrentValue.Management);
         if (expected is null)
         {
-            await ImdsErrors.NotFound(http);
-            return null;
+            return AdminApi.Error(StatusCodes.Status404NotFound, "not_found", "Not found");
         }
 
         var header = http.Request.Headers.Authorization.ToString();
@@ -27,8 +25,7 @@ public sealed class ApiKeyFilter(IOptionsMonitor<MsiProxyOptions> options) : IEn
         if (!CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(expected))))
         {
             http.Response.Headers.WWWAuthenticate = "Bearer";
-            await ImdsErrors.WriteAsync(http, StatusCodes.Status401Unauthorized, "unauthorized", "A valid admin API key is required");
-            return null;
+            return AdminApi.Error(StatusCodes.Status401Unauthorized, "unauthorized", "A valid admin API key is required");
         }
 
         return await next(context);

@@ -3,7 +3,7 @@ using OpenTelemetry.Exporter;
 namespace MsiProxy.Management;
 
 /// <summary>What the management listener serves: liveness, readiness, Prometheus metrics and the admin API.</summary>
-public static class ManagementEndpoints
+internal static class ManagementEndpoints
 {
     public static IEndpointRouteBuilder MapManagementEndpoints(this IEndpointRouteBuilder endpoints)
     {

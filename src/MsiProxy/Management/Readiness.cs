@@ -5,10 +5,10 @@ using MsiProxy.Upstreams;
 
 namespace MsiProxy.Management;
 
-public sealed record ReadinessResult(string Name, bool Ready, string Detail);
+internal sealed record ReadinessResult(string Name, bool Ready, string Detail);
 
 /// <summary>One thing <c>/readyz</c> waits for. The upstream check is built in; the container monitor adds its own.</summary>
-public interface IReadinessCheck
+internal interface IReadinessCheck
 {
     ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken);
 }
@@ -17,7 +17,7 @@ public interface IReadinessCheck
 /// Ready while an upstream is available (by the health checks) and one answered recently; without a recent answer, asks
 /// the first available one right now. With no upstream available the proxy can only serve cached tokens: not ready.
 /// </summary>
-public sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time,
+internal sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time,
     IHttpClientFactory httpClients) : IReadinessCheck
 {
     public const string ProbeClientName = "msiproxy-readiness";

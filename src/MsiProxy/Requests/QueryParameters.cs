@@ -1,10 +1,11 @@
 namespace MsiProxy.Requests;
 
 /// <summary>
-/// A query string parsed the way IMDS is documented to: names are unique (a duplicate is an error), values are
-/// strictly percent-decoded. Parsed once per request; nothing downstream re-reads the raw query.
+/// A query string parsed the way IMDS is documented to: names are unique, compared without case (a duplicate is an
+/// error), names and values strictly percent-decoded once ('+' is a space). Parsed once per request; nothing downstream
+/// re-reads the raw query — the upstream query is rebuilt from these values.
 /// </summary>
-public sealed class QueryParameters
+internal sealed class QueryParameters
 {
     private readonly List<KeyValuePair<string, string>> _pairs;
 

@@ -3,24 +3,27 @@ using MsiProxy.Clients;
 
 namespace MsiProxy.Requests;
 
-/// <summary>A validated token request: what IMDS would accept, with values decoded.</summary>
-public sealed record TokenRequest(string ApiVersion, string Resource, IdentitySelector? Identity, bool BypassCache, string? Authority)
+/// <summary>
+/// A validated token request, values decoded: what IMDS would accept. The gate has already refused parameters the
+/// token endpoint does not take; this adds the rules between them. Selector values keep the client's spelling.
+/// </summary>
+internal sealed record TokenRequest(string ApiVersion, string Resource, IdentitySelector? Identity, bool BypassCache, string? Authority)
 {
-    private static readonly string[] KnownParameters =
-        ["api-version", "resource", "client_id", "object_id", "msi_res_id", "mi_res_id", "bypass_cache", "authority"];
+    /// <summary><c>xms_cc</c>: the client's capabilities (cp1 = continuous access evaluation); a CAE-capable token is a different token.</summary>
+    public string? ClientCapabilities { get; init; }
+
+    /// <summary><c>token_sha256_to_refresh</c>, decoded from hex: the SHA-256 of a token the client holds and knows is revoked.</summary>
+    public byte[]? RevokedTokenSha256 { get; init; }
+
+    private static readonly (string Name, SelectorKind Kind)[] Selectors =
+    [
+        ("client_id", SelectorKind.ClientId), ("object_id", SelectorKind.ObjectId),
+        ("msi_res_id", SelectorKind.ResourceId), ("mi_res_id", SelectorKind.ResourceId),
+    ];
 
     public static bool TryParse(QueryParameters query, out TokenRequest request, out string error)
     {
         request = null!;
-        foreach (var (name, _) in query.Pairs)
-        {
-            if (!KnownParameters.Contains(name, StringComparer.OrdinalIgnoreCase))
-            {
-                error = $"Unsupported query parameter '{name}'";
-                return false;
-            }
-        }
-
         var apiVersion = query["api-version"];
         if (string.IsNullOrEmpty(apiVersion))
         {
@@ -42,7 +45,7 @@ public sealed record TokenRequest(string ApiVersion, string Resource, IdentitySe
             if (query[name] is { } value)
             {
                 selectors++;
-                if (value.Length == 0)
+                if (value.Trim().Length == 0)
                 {
                     error = $"Query variable '{name}' is empty";
                     return false;
@@ -65,21 +68,40 @@ public sealed record TokenRequest(string ApiVersion, string Resource, IdentitySe
             return false;
         }
 
-        request = new TokenRequest(apiVersion, resource, identity, bypass is not null, query["authority"]);
+        byte[]? revoked = null;
+        if (query["token_sha256_to_refresh"] is { } hash)
+        {
+            try
+            {
+                revoked = hash.Length == 64 ? Convert.FromHexString(hash) : null;
+            }
+            catch (FormatException)
+            {
+            }
+
+            if (revoked is null)
+            {
+                error = "Query variable 'token_sha256_to_refresh' must be a SHA-256 digest in hex";
+                return false;
+            }
+        }
+
+        request = new TokenRequest(apiVersion, resource, identity, bypass is not null, query["authority"])
+        {
+            ClientCapabilities = query["xms_cc"] is { Length: > 0 } capabilities ? capabilities : null,
+            RevokedTokenSha256 = revoked,
+        };
         error = "";
         return true;
     }
 
-    private static readonly (string Name, SelectorKind Kind)[] Selectors =
-    [
-        ("client_id", SelectorKind.ClientId), ("object_id", SelectorKind.ObjectId),
-        ("msi_res_id", SelectorKind.ResourceId), ("mi_res_id", SelectorKind.ResourceId),
-    ];
-
-    /// <summary>The path and query sent upstream for <paramref name="identity"/> (the identity after binding).</summary>
-    public string ToUpstreamPathAndQuery(IdentitySelector identity, bool bypassCache)
+    /// <summary>
+    /// The path and query sent upstream for <paramref name="identity"/> (the identity after binding), built from the
+    /// checked values, each escaped. <paramref name="bypassCache"/> asks the upstream for a new token too.
+    /// </summary>
+    public string UpstreamTarget(IdentitySelector identity, bool bypassCache)
     {
-        var builder = new StringBuilder(ImdsPaths.Token, 256)
+        var builder = new StringBuilder(ImdsEndpoints.Token.Path, 256)
             .Append("?api-version=").Append(Uri.EscapeDataString(ApiVersion))
             .Append("&resource=").Append(Uri.EscapeDataString(Resource));
         if (identity.QueryParameter is { } parameter)
@@ -92,9 +114,19 @@ public sealed record TokenRequest(string ApiVersion, string Resource, IdentitySe
             builder.Append("&authority=").Append(Uri.EscapeDataString(Authority));
         }
 
+        if (ClientCapabilities is not null)
+        {
+            builder.Append("&xms_cc=").Append(Uri.EscapeDataString(ClientCapabilities));
+        }
+
         if (bypassCache)
         {
             builder.Append("&bypass_cache=true");
+        }
+
+        if (bypassCache && RevokedTokenSha256 is { } revoked)
+        {
+            builder.Append("&token_sha256_to_refresh=").Append(Convert.ToHexStringLower(revoked));
         }
 
         return builder.ToString();

@@ -8,7 +8,7 @@ namespace MsiProxy.Telemetry;
 /// (outcomes and reasons are fixed sets, upstreams and client names come from configuration or registrations —
 /// never raw resources, client IPs or tokens).
 /// </summary>
-public sealed class MsiProxyTelemetry
+internal sealed class MsiProxyTelemetry
 {
     public const string Name = "MsiProxy";
 

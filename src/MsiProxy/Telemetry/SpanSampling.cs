@@ -9,7 +9,7 @@ namespace MsiProxy.Telemetry;
 /// With an exporter, every span is recorded (parent-based, so a traced caller's decision is kept).
 /// <c>OTEL_TRACES_SAMPLER</c>, when set, is left to the OpenTelemetry SDK.
 /// </summary>
-public static class SpanSampling
+internal static class SpanSampling
 {
     public static Sampler? For(bool exporting, string? configuredSampler) =>
         !string.IsNullOrWhiteSpace(configuredSampler) ? null

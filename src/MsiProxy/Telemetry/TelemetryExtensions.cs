@@ -18,7 +18,7 @@ namespace MsiProxy.Telemetry;
 /// OpenTelemetry logs), OpenTelemetry traces and metrics, OTLP export when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set,
 /// and the Prometheus exporter behind <c>/metrics</c> on the management listener.
 /// </summary>
-public static class TelemetryExtensions
+internal static class TelemetryExtensions
 {
     public static WebApplicationBuilder AddMsiProxyTelemetry(this WebApplicationBuilder builder)
     {
@@ -74,7 +74,7 @@ public static class TelemetryExtensions
 }
 
 /// <summary>Observable gauges over live state: cache size, soonest token expiry, circuit, queue, registrations.</summary>
-public sealed class StateGauges(MsiProxyTelemetry telemetry, TokenCache cache, ClientRegistry registry, UpstreamResilience resilience,
+internal sealed class StateGauges(MsiProxyTelemetry telemetry, TokenCache cache, ClientRegistry registry, UpstreamResilience resilience,
     UpstreamSet upstreams, TimeProvider time) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using MsiProxy.Caching;
-using MsiProxy.Requests;
+using MsiProxy.Responses;
+using MsiProxy.Upstreams;
 using Polly.CircuitBreaker;
 
 namespace MsiProxy.Telemetry;
@@ -8,13 +8,13 @@ namespace MsiProxy.Telemetry;
 /// <summary>
 /// The spans MsiProxy adds to a trace and the attributes it puts on them, named in one place so that the code,
 /// docs/observability.md and the tests agree. A client request's trace reads: server span (ASP.NET Core, tagged
-/// with the decision) → <see cref="TokenFetch"/> → one <see cref="UpstreamAttempt"/> per try (retries are events
-/// on the fetch). Nothing here ever records a token or a response body.
+/// with the decision) → <see cref="UpstreamCall"/> → one <see cref="UpstreamAttempt"/> per try (retries are events
+/// on the call). Nothing here ever records a token or a response body.
 /// </summary>
-public static class TraceSpans
+internal static class TraceSpans
 {
-    public const string TokenFetch = "token fetch";
-    public const string TokenRefresh = "token refresh";
+    public const string UpstreamCall = "upstream call";
+    public const string BackgroundCall = "upstream background call";
     public const string UpstreamAttempt = "upstream attempt";
 
     public const string Client = "msiproxy.client";
@@ -30,27 +30,27 @@ public static class TraceSpans
     public const string Purpose = "msiproxy.fetch.purpose";
 
     /// <summary>
-    /// A fetch a caller waits for is part of that caller's trace. A refresh (ahead of expiry, or a prefetch on
-    /// registration) outlives whatever set it off, so it starts a trace of its own and links back to the trigger.
+    /// A call a client waits for is part of that client's trace. Background work (a refresh ahead of expiry, a prefetch
+    /// on registration) outlives whatever set it off, so it starts a trace of its own and links back to the trigger.
     /// </summary>
-    public static Activity? StartFetch(FetchPurpose purpose)
+    public static Activity? StartUpstreamCall(bool background)
     {
-        if (purpose == FetchPurpose.Request)
+        if (!background)
         {
-            return MsiProxyTelemetry.ActivitySource.StartActivity(TokenFetch, ActivityKind.Internal);
+            return MsiProxyTelemetry.ActivitySource.StartActivity(UpstreamCall, ActivityKind.Internal);
         }
 
         var trigger = Activity.Current;
         ActivityLink[]? links = trigger is null ? null : [new ActivityLink(trigger.Context)];
         // A root needs no current activity; callers run this inside their own async flow, so theirs is untouched.
         Activity.Current = null;
-        var activity = MsiProxyTelemetry.ActivitySource.StartActivity(TokenRefresh, ActivityKind.Internal, default(ActivityContext), links: links);
+        var activity = MsiProxyTelemetry.ActivitySource.StartActivity(BackgroundCall, ActivityKind.Internal, default(ActivityContext), links: links);
         activity?.SetTag(Purpose, "refresh");
         return activity;
     }
 
-    /// <summary>How a fetch ended: the final status, how many attempts, and the proxy's own error (circuit_open, timeout…) if any.</summary>
-    public static void EndFetch(Activity? activity, UpstreamResponse response, CircuitState circuit)
+    /// <summary>How a call ended: the final status, how many attempts, and the proxy's own error (circuit_open, timeout…) if any.</summary>
+    public static void EndUpstreamCall(Activity? activity, UpstreamResponse response, CircuitState circuit)
     {
         if (activity is null)
         {
@@ -73,24 +73,19 @@ public static class TraceSpans
     }
 
     /// <summary>The decision, on the server span of the request: who asked, for what, and what the proxy did.</summary>
-    public static void TagDecision(Activity? server, ProxyRequest? request, string route, string outcome)
+    public static void TagDecision(Activity? server, Decision decision, string route, string outcome)
     {
-        if (server is null)
+        if (server is null || !server.IsAllDataRequested)
         {
             return;
         }
 
         server.SetTag(Route, route);
         server.SetTag(Outcome, outcome);
-        if (request is null)
-        {
-            return;
-        }
-
-        server.SetTag(Client, request.Client?.Name);
-        server.SetTag(DeniedReason, request.DenialReason);
-        server.SetTag(Identity, request.Identity?.ToString());
-        server.SetTag(Resource, request.Resource);
-        server.SetTag(Upstream, request.Upstream);
+        server.SetTag(Client, decision.Client?.Name);
+        server.SetTag(DeniedReason, decision.Reason);
+        server.SetTag(Identity, decision.Identity?.ToString());
+        server.SetTag(Resource, decision.Resource);
+        server.SetTag(Upstream, decision.Upstream);
     }
 }

@@ -1,128 +1,68 @@
-using System.Diagnostics;
+using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
-using MsiProxy.Clients;
+using MsiProxy.Configuration;
 using MsiProxy.Requests;
-using MsiProxy.Telemetry;
+using MsiProxy.Responses;
 using MsiProxy.Upstreams;
 
 namespace MsiProxy.Tokens;
 
 /// <summary>
-/// <c>GET /metadata/identity/oauth2/token</c>, after the gate: validate the request → bind the identity the client
-/// may use → cache → (on a miss, within the client's rate) upstream. Every decision is audited.
+/// <c>GET /metadata/identity/oauth2/token</c>, after the gate: the token query's own rules (400) → the identity this
+/// client may use (IMDS's "Identity not found", or 403 when operators ask for it) → the cache → on a miss, the upstream.
 /// </summary>
-public sealed class TokenEndpoint(TokenCache cache, UpstreamTokenClient upstream, ClientRateLimiter clientLimits,
-    AuditLog audit, MsiProxyTelemetry telemetry, TimeProvider time)
+internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, IOptionsMonitor<MsiProxyOptions> options)
 {
-    public async Task HandleAsync(HttpContext context)
+    public async ValueTask<Decision> DecideAsync(ImdsRequest request, CancellationToken aborted)
     {
-        var request = context.GetProxyRequest()!;
-        var client = request.Client!;
-        if (!TokenRequest.TryParse(request.Query, out var tokenRequest, out var error))
+        var client = request.Client;
+        var decided = new Decision(Outcome.Failed, Decision.Failed().Answer) { Client = client, Endpoint = request.Endpoint, Path = request.Path };
+        if (!TokenRequest.TryParse(request.Query, out var token, out var error))
         {
-            await Refuse(context, request, "bad_request", StatusCodes.Status400BadRequest, "invalid_request", error);
-            return;
+            return decided with
+            {
+                Outcome = Outcome.Invalid, Reason = "query", Answer = BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", error),
+            };
         }
 
-        request.Resource = tokenRequest.Resource;
-        if (client.Resolve(tokenRequest.Identity) is not { } identity)
+        decided = decided with { Resource = token.Resource, Identity = token.Identity };
+        if (client.Resolve(token.Identity) is not { } identity)
         {
-            request.Identity = tokenRequest.Identity;
-            // Name the client and what it asked for — never what it (or anyone else) is bound to.
-            await Refuse(context, request, "identity", StatusCodes.Status403Forbidden, "forbidden",
-                $"Client {client.Name} may not use identity {tokenRequest.Identity}");
-            return;
+            return decided with { Outcome = Outcome.Denied, Reason = "identity", Answer = UnboundIdentity(client.Name, token) };
         }
 
-        request.Identity = identity;
-        var key = new TokenCacheKey(identity, tokenRequest.Resource, TokenCacheKey.FamilyOf(tokenRequest.ApiVersion), tokenRequest.Authority);
+        var key = new TokenCacheKey(identity, token.Resource, TokenCacheKey.FamilyOf(token.ApiVersion), token.Authority, token.ClientCapabilities);
+        var result = await cache.GetAsync(key, new CacheDirective(token.BypassCache, token.RevokedTokenSha256),
+            (purpose, bypass) => upstream.SendAsync(new UpstreamRequest(token.UpstreamTarget(identity, bypass),
+                purpose == FetchPurpose.Request ? UpstreamWork.Waiting(client.Name) : UpstreamWork.InBackground(client.Name),
+                purpose == FetchPurpose.Request ? request.Headers : ForwardedHeaders.None), CancellationToken.None),
+            aborted).ConfigureAwait(false);
 
-        // Only requests that would make an upstream call spend the client's budget: hits and callers joining a fetch
-        // already under way cost the upstream nothing, and refusing them would only hurt a busy but well-behaved client.
-        if ((tokenRequest.BypassCache || cache.WouldFetch(key)) && !clientLimits.TryAcquire(client.Name, out var wait))
+        decided = decided with { Identity = identity, Upstream = result.Upstream };
+        var outcome = result.Outcome switch
         {
-            telemetry.ClientThrottled.Add(1, new KeyValuePair<string, object?>("msiproxy.client", client.Name));
-            request.Outcome = "throttled";
-            audit.Decision(request, "throttled", null, 429);
-            await ImdsErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, "too_many_requests",
-                $"Client {client.Name} is over its request rate for tokens that are not cached", wait);
-            return;
-        }
-
-        // The upstream URL is built only when the cache actually fetches: hits never need it (it was ~500 B per hit).
-        var result = await cache.GetAsync(key, tokenRequest.BypassCache,
-            purpose => upstream.FetchAsync(tokenRequest.ToUpstreamPathAndQuery(identity, tokenRequest.BypassCache), purpose, CancellationToken.None),
-            context.RequestAborted);
-
-        request.Outcome = result.Outcome switch
-        {
-            CacheOutcome.Hit => "hit",
-            CacheOutcome.HitRefreshing => "refresh",
-            CacheOutcome.Bypass => "bypass",
-            _ => "miss",
+            CacheOutcome.Hit => Outcome.Hit,
+            CacheOutcome.HitRefreshing => Outcome.Refresh,
+            CacheOutcome.Bypass => Outcome.Bypass,
+            _ => Outcome.Miss,
         };
-        Activity.Current?.SetTag("msiproxy.cache", request.Outcome);
-        if (result.Outcome is CacheOutcome.Hit or CacheOutcome.HitRefreshing)
+        if (result.Token is { } cached)
         {
-            telemetry.CacheHits.Add(1);
-        }
-        else
-        {
-            telemetry.CacheMisses.Add(1);
+            return decided with { Outcome = outcome, Answer = new TokenAnswer(cached) };
         }
 
-        if (result.Token is { } token)
+        var response = result.Uncached!;
+        return decided with
         {
-            request.Upstream ??= result.Upstream;
-            audit.Decision(request, result.Outcome is CacheOutcome.Hit or CacheOutcome.HitRefreshing ? "cache" : "fetched", null, 200);
-            await WriteTokenAsync(context, token);
-            return;
-        }
-
-        var failure = result.Failure!;
-        request.Upstream = failure.Upstream;
-        request.Outcome = failure.IsSuccess ? request.Outcome : "error";
-        audit.Decision(request, failure.IsSuccess ? "fetched" : "upstream_error", failure, failure.Status);
-        await WriteUpstreamAsync(context, failure);
+            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" ? Outcome.Throttled : Outcome.UpstreamError,
+            Reason = response.ProxyError,
+            Upstream = response.Upstream,
+            Answer = BodyAnswer.From(response),
+        };
     }
 
-    private async Task WriteTokenAsync(HttpContext context, CachedToken token)
-    {
-        var response = context.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = ImdsErrors.JsonContentType;
-        var buffer = response.BodyWriter.GetSpan(token.MaxBodyLength);
-        var length = token.WriteBody(time.GetUtcNow(), buffer);
-        response.ContentLength = length;
-        response.BodyWriter.Advance(length);
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
-    }
-
-    /// <summary>The upstream's answer passes through unchanged (status, body, content type, Retry-After).</summary>
-    private static async Task WriteUpstreamAsync(HttpContext context, UpstreamResponse upstreamResponse)
-    {
-        var response = context.Response;
-        response.StatusCode = upstreamResponse.Status;
-        if (upstreamResponse.ContentType is { } contentType)
-        {
-            response.ContentType = contentType;
-        }
-
-        if (upstreamResponse.RetryAfter is { } retryAfter)
-        {
-            ImdsErrors.SetRetryAfter(response, retryAfter);
-        }
-
-        response.ContentLength = upstreamResponse.Body.Length;
-        await response.Body.WriteAsync(upstreamResponse.Body, context.RequestAborted);
-    }
-
-    private Task Refuse(HttpContext context, ProxyRequest request, string reason, int status, string error, string description)
-    {
-        request.Outcome = reason == "identity" ? "denied" : "invalid";
-        request.DenialReason = reason;
-        telemetry.Denials.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        audit.Decision(request, "denied:" + reason, null, status);
-        return ImdsErrors.WriteAsync(context, status, error, description);
-    }
+    /// <summary>Name the client and what it asked for in a 403 — never what it (or anyone else) is bound to.</summary>
+    private BodyAnswer UnboundIdentity(string client, TokenRequest token) => options.CurrentValue.UnboundIdentity == UnboundIdentityAnswer.Forbidden
+        ? BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden", $"Client {client} may not use identity {token.Identity}")
+        : BodyAnswer.Exact(StatusCodes.Status400BadRequest, ImdsErrors.IdentityNotFound);
 }

@@ -11,7 +11,7 @@ namespace MsiProxy.Tokens;
 /// "First token without waiting": when a client registers, its identities × warm resources are fetched in the
 /// background (through the same upstream limits), so its first call is a cache hit.
 /// </summary>
-public sealed class TokenPrefetcher(ClientRegistry registry, TokenCache cache, UpstreamTokenClient upstream,
+internal sealed class TokenPrefetcher(ClientRegistry registry, TokenCache cache, UpstreamClient upstream,
     IOptionsMonitor<MsiProxyOptions> options, ILogger<TokenPrefetcher> logger) : IHostedService
 {
     public const string PrefetchApiVersion = "2018-02-01";
@@ -52,8 +52,9 @@ public sealed class TokenPrefetcher(ClientRegistry registry, TokenCache cache, U
             {
                 var request = new TokenRequest(PrefetchApiVersion, resource, identity, BypassCache: false, Authority: null);
                 var key = new TokenCacheKey(identity, resource, TokenCacheKey.FamilyOf(PrefetchApiVersion), null);
-                var pathAndQuery = request.ToUpstreamPathAndQuery(identity, bypassCache: false);
-                if (cache.Prefetch(key, purpose => upstream.FetchAsync(pathAndQuery, purpose, CancellationToken.None)))
+                var work = new UpstreamRequest(request.UpstreamTarget(identity, bypassCache: false), UpstreamWork.InBackground(client.Name),
+                    ForwardedHeaders.None);
+                if (cache.Prefetch(key, (_, _) => upstream.SendAsync(work, CancellationToken.None)))
                 {
                     started++;
                 }

@@ -7,7 +7,7 @@ using Polly.Timeout;
 namespace MsiProxy.Upstreams;
 
 /// <summary>Whether to retry an upstream outcome, and after how long.</summary>
-public readonly record struct RetryDecision(bool Retry, TimeSpan Delay, string Reason)
+internal readonly record struct RetryDecision(bool Retry, TimeSpan Delay, string Reason)
 {
     public static RetryDecision Stop(string reason) => new(false, TimeSpan.Zero, reason);
 }
@@ -17,16 +17,25 @@ public readonly record struct RetryDecision(bool Retry, TimeSpan Delay, string R
 /// 408, 429 and 5xx, connection failures and attempt timeouts — with exponential backoff and full jitter, honouring
 /// (capped) <c>Retry-After</c>. 400, 401, 403 and other 4xx are design-time errors and never retried. No retry is
 /// started that would end after the caller's budget: the caller is better served by the last real answer.
+/// A 429 a client is waiting on is retried at most once, and only when the upstream asks for a short wait: every SDK
+/// retries a 429 itself, so retrying on its behalf multiplied one throttled call into dozens. Background refreshes and
+/// prefetches, which nobody retries on top of, keep the full schedule.
 /// </summary>
-public sealed class ImdsRetryPolicy(ResilienceOptions options, Func<double> random)
+internal sealed class ImdsRetryPolicy(ResilienceOptions options, Func<double> random)
 {
     public RetryDecision Decide(int? status, Exception? exception, TimeSpan? retryAfter, int attempt,
-        DateTimeOffset now, DateTimeOffset deadline, DateTimeOffset? firstGoneAt)
+        DateTimeOffset now, DateTimeOffset deadline, DateTimeOffset? firstGoneAt, bool clientWaiting)
     {
         var reason = Classify(status, exception);
         if (reason is null)
         {
             return RetryDecision.Stop(status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? exception?.GetType().Name ?? "none");
+        }
+
+        if (status == StatusCodes.Status429TooManyRequests && clientWaiting
+            && (attempt > 0 || retryAfter is not { } wait || wait <= TimeSpan.Zero || wait > options.WaitingRetryAfterLimit))
+        {
+            return RetryDecision.Stop("429: the client retries");
         }
 
         if (status == (int)HttpStatusCode.Gone && firstGoneAt is { } goneSince && now - goneSince >= options.GoneWindow)
@@ -69,4 +78,4 @@ public sealed class ImdsRetryPolicy(ResilienceOptions options, Func<double> rand
 }
 
 /// <summary>No upstream is available (all failed their health checks): answered at once with 503.</summary>
-public sealed class NoUpstreamException() : Exception("No healthy upstream is available");
+internal sealed class NoUpstreamException() : Exception("No healthy upstream is available");

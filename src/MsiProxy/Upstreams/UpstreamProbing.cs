@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -9,7 +11,7 @@ namespace MsiProxy.Upstreams;
 /// answers with 400, so every probe would look like a failure. Ours sends the header and is marked so the retry
 /// policy leaves it alone (a probe must report what it saw, not retry it).
 /// </summary>
-public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
+internal sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 {
     public static readonly HttpRequestOptionsKey<bool> IsProbe = new("msiproxy.probe");
 
@@ -36,7 +38,7 @@ public sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 /// exceed the probe timeout, and a whole interval of 503s after start-up would follow. A dead upstream is caught sooner
 /// by passive health anyway.
 /// </summary>
-public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams,
+internal sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams,
     Microsoft.Extensions.Options.IOptionsMonitor<Configuration.MsiProxyOptions> options) : IActiveHealthCheckPolicy
 {
     public const string PolicyName = "MsiProxyUpstream";
@@ -73,8 +75,22 @@ public sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater,
     }
 }
 
+/// <summary>
+/// The HTTP client YARP's active health checks probe with: the same socket settings as the upstream client, and its
+/// propagator, so probes to IMDS carry no trace headers either.
+/// </summary>
+internal sealed class ProbeHttpClientFactory(ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+{
+    protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
+    {
+        base.ConfigureHandler(context, handler);
+        UpstreamHttp.Configure(handler);
+        handler.ActivityHeadersPropagator = new ImdsAwarePropagator(DistributedContextPropagator.Current);
+    }
+}
+
 /// <summary>Breaks the construction cycle UpstreamSet → YARP state → health policy → UpstreamSet.</summary>
-public sealed class UpstreamSetAccessor
+internal sealed class UpstreamSetAccessor
 {
     public UpstreamSet? Value { get; set; }
 }

@@ -22,13 +22,14 @@ namespace MsiProxy.Upstreams;
 /// upstream so a failing first upstream cannot block a healthy second one; when one opens, that upstream is taken out
 /// of service for the break, and traffic fails over.
 /// </summary>
-public sealed class UpstreamResilience : IDisposable
+internal sealed class UpstreamResilience : IDisposable
 {
     public const string PipelineName = "msiproxy-upstream";
 
     public static readonly ResiliencePropertyKey<DateTimeOffset> Deadline = new("msiproxy.deadline");
     public static readonly ResiliencePropertyKey<DateTimeOffset> FirstGoneAt = new("msiproxy.first-gone-at");
     public static readonly ResiliencePropertyKey<TimeSpan> NextDelay = new("msiproxy.next-delay");
+    public static readonly ResiliencePropertyKey<UpstreamWork> Work = new("msiproxy.work");
 
     private readonly ResilienceOptions _options;
     private readonly TimeProvider _time;
@@ -161,9 +162,12 @@ public sealed class UpstreamResilience : IDisposable
     private static bool IsProbe(ResilienceContext context) =>
         context.GetRequestMessage()?.Options.TryGetValue(ImdsProbingRequestFactory.IsProbe, out _) == true;
 
-    /// <summary>Starts a caller's budget; pipelines entered without one (the forwarder) get the request budget.</summary>
-    public void StartBudget(ResilienceContext context, TimeSpan budget) =>
+    /// <summary>Marks whom a call is for and starts its budget.</summary>
+    public void Start(ResilienceContext context, UpstreamWork work, TimeSpan budget)
+    {
+        context.Properties.Set(Work, work);
         context.Properties.Set(Deadline, _time.GetUtcNow() + budget);
+    }
 
     public TimeSpan CircuitRetryAfter => _options.BreakerDuration;
 
@@ -171,7 +175,6 @@ public sealed class UpstreamResilience : IDisposable
     {
         if (!context.Properties.TryGetValue(Deadline, out var deadline))
         {
-            StartBudget(context, _options.RequestBudget);
             return _options.RequestBudget;
         }
 
@@ -201,7 +204,8 @@ public sealed class UpstreamResilience : IDisposable
 
         var retryAfter = outcome.Result?.Headers.RetryAfter?.Delta;
         var deadline = context.Properties.GetValue(Deadline, now + _options.RequestBudget);
-        var decision = _retryPolicy.Decide(status, outcome.Exception, retryAfter, attempt, now, deadline, firstGone);
+        var waiting = !context.Properties.GetValue(Work, default).Background;
+        var decision = _retryPolicy.Decide(status, outcome.Exception, retryAfter, attempt, now, deadline, firstGone, waiting);
         context.Properties.Set(NextDelay, decision.Delay);
         return decision.Retry;
     }

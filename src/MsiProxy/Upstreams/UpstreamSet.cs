@@ -11,14 +11,14 @@ using Yarp.ReverseProxy.Model;
 namespace MsiProxy.Upstreams;
 
 /// <summary>
-/// The ordered upstreams (IMDS, or msiserviceclient instances), kept in YARP's in-memory configuration so they can
-/// change at runtime without failing requests in flight. YARP's active health checks and our passive failure count
-/// decide which are available; traffic goes to the first available one in configured order.
+/// The ordered upstreams (IMDS, or msiserviceclient instances), kept as a YARP cluster in its in-memory configuration
+/// so they can change at runtime without failing requests in flight. YARP's active health checks and our passive
+/// failure count decide which are available; <see cref="UpstreamClient"/> sends each attempt to the first available one
+/// in configured order. YARP forwards nothing itself (docs/architecture.md).
 /// </summary>
-public sealed class UpstreamSet
+internal sealed class UpstreamSet
 {
     public const string ClusterId = "upstreams";
-    public const string RouteId = "forward";
 
     private readonly Lock _gate = new();
     private readonly InMemoryConfigProvider _config;
@@ -65,7 +65,7 @@ public sealed class UpstreamSet
         {
             _upstreams = [.. upstreams.Select(u => u.TrimEnd('/'))];
             _consecutiveFailures.Clear();
-            _config.Update(BuildRoutes(), [BuildCluster(_upstreams, _options.CurrentValue)]);
+            _config.Update([], [BuildCluster(_upstreams, _options.CurrentValue)]);
         }
 
         _logger.LogInformation("Upstreams set to {Upstreams}", _upstreams);
@@ -180,12 +180,6 @@ public sealed class UpstreamSet
 
     internal static string DestinationId(int index) => "u" + index.ToString("D3", CultureInfo.InvariantCulture);
 
-    internal static IReadOnlyList<RouteConfig> BuildRoutes() =>
-    [
-        // The request gate has already normalised the path and applied the allow-list; this route only forwards.
-        new RouteConfig { RouteId = RouteId, ClusterId = ClusterId, Match = new RouteMatch { Path = "/{**rest}" } },
-    ];
-
     internal static ClusterConfig BuildCluster(IReadOnlyList<string> upstreams, MsiProxyOptions options) => new()
     {
         ClusterId = ClusterId,
@@ -215,15 +209,9 @@ public sealed class UpstreamSet
                 ReactivationPeriod = options.Health.PassiveReactivation,
             },
         },
-        HttpRequest = new ForwarderRequestConfig
-        {
-            ActivityTimeout = options.Resilience.RequestBudget + options.Resilience.AttemptTimeout,
-            Version = System.Net.HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
-        },
     };
 }
 
-public sealed record SelectedUpstream(ClusterState Cluster, DestinationState Destination, string Address);
+internal sealed record SelectedUpstream(ClusterState Cluster, DestinationState Destination, string Address);
 
-public sealed record UpstreamHealth(string Address, int Order, string Active, string Passive, bool Available);
+internal sealed record UpstreamHealth(string Address, int Order, string Active, string Passive, bool Available);

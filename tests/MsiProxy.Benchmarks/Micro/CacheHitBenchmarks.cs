@@ -2,6 +2,7 @@ using System.Text;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.Caching;
+using MsiProxy.Upstreams;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.Telemetry;
@@ -36,16 +37,16 @@ public class CacheHitBenchmarks
         var expiresOn = DateTimeOffset.UtcNow.AddHours(24).ToUnixTimeSeconds();
         var body = Encoding.UTF8.GetBytes(
             $$"""{"access_token":"{{new string('x', 1400)}}","client_id":"11111111-1111-1111-1111-111111111111","expires_in":"86399","expires_on":"{{expiresOn}}","ext_expires_in":"86398","not_before":"{{expiresOn - 86700}}","resource":"https://management.azure.com","token_type":"Bearer"}""");
-        _fetch = _ => Task.FromResult(new UpstreamResponse(200, body, "application/json; charset=utf-8"));
+        _fetch = (_, _) => Task.FromResult(new UpstreamResponse(200, body, "application/json; charset=utf-8"));
         var identity = IdentitySelector.Create(SelectorKind.ClientId, "11111111-1111-1111-1111-111111111111");
         for (var i = 0; i < 10_000; i++)
         {
             var key = new TokenCacheKey(identity, $"https://resource-{i}.example", "2018-02-01+", null);
-            _cache.GetAsync(key, false, _fetch, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            _cache.GetAsync(key, default, _fetch, CancellationToken.None).AsTask().GetAwaiter().GetResult();
         }
 
         _key = new TokenCacheKey(identity, "https://resource-5000.example", "2018-02-01+", null);
-        _token = _cache.GetAsync(_key, false, _fetch, CancellationToken.None).AsTask().GetAwaiter().GetResult().Token!;
+        _token = _cache.GetAsync(_key, default, _fetch, CancellationToken.None).AsTask().GetAwaiter().GetResult().Token!;
     }
 
     [GlobalCleanup]
@@ -55,7 +56,7 @@ public class CacheHitBenchmarks
     public bool Would_fetch() => _cache.WouldFetch(_key);
 
     [Benchmark]
-    public CachedToken? Get_hit() => Hit(_key);
+    public object? Get_hit() => Hit(_key);
 
     [Benchmark]
     public int Write_body() => _token.WriteBody(DateTimeOffset.UtcNow, _buffer);
@@ -75,7 +76,7 @@ public class CacheHitBenchmarks
     /// <summary>A hit completes synchronously; anything else here is a broken benchmark, not a slow one.</summary>
     private CachedToken? Hit(TokenCacheKey key)
     {
-        var pending = _cache.GetAsync(key, false, _fetch, CancellationToken.None);
+        var pending = _cache.GetAsync(key, default, _fetch, CancellationToken.None);
         return pending.IsCompletedSuccessfully ? pending.Result.Token : throw new InvalidOperationException("expected a synchronous cache hit");
     }
 }

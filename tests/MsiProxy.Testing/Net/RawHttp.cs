@@ -18,7 +18,10 @@ public sealed record RawHttpResponse(int Status, IReadOnlyDictionary<string, str
 /// </summary>
 public static class RawHttp
 {
-    public static async Task<RawHttpResponse> GetAsync(Uri server, string pathAndQuery, IEnumerable<(string Name, string Value)>? headers = null, CancellationToken ct = default)
+    /// <param name="from">The loopback address the connection comes from: the caller the proxy sees.</param>
+    /// <param name="host">The Host header; by default the server's authority.</param>
+    public static async Task<RawHttpResponse> GetAsync(Uri server, string pathAndQuery, IEnumerable<(string Name, string Value)>? headers = null,
+        string from = "127.0.0.1", string? host = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(server);
         var address = IPAddress.Parse(server.Host);
@@ -29,7 +32,7 @@ public static class RawHttp
 
         var request = new StringBuilder()
             .Append("GET ").Append(pathAndQuery).Append(" HTTP/1.1\r\n")
-            .Append("Host: ").Append(server.Authority).Append("\r\n")
+            .Append("Host: ").Append(host ?? server.Authority).Append("\r\n")
             .Append("Connection: close\r\n");
         foreach (var (name, value) in headers ?? [])
         {
@@ -38,7 +41,7 @@ public static class RawHttp
 
         request.Append("\r\n");
 
-        using var client = new TcpClient(AddressFamily.InterNetwork);
+        using var client = new TcpClient(new IPEndPoint(IPAddress.Parse(from), 0));
         await client.ConnectAsync(address, server.Port, ct).ConfigureAwait(false);
         var stream = client.GetStream();
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request.ToString()), ct).ConfigureAwait(false);

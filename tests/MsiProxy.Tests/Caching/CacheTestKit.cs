@@ -8,6 +8,7 @@ using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
+using MsiProxy.Upstreams;
 using MsiProxy.Telemetry;
 
 namespace MsiProxy.Tests.Caching;
@@ -23,7 +24,7 @@ public sealed class FixedOptionsMonitor<T>(T value) : IOptionsMonitor<T>
 }
 
 /// <summary>A TokenCache on a fake clock, and upstream token bodies shaped like IMDS's.</summary>
-public static class CacheTestKit
+internal static class CacheTestKit
 {
     public static readonly DateTimeOffset Start = new(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Caching;
 using MsiProxy.Configuration;
+using MsiProxy.Upstreams;
 using static MsiProxy.Tests.Caching.CacheTestKit;
 
 namespace MsiProxy.Tests.Caching;
@@ -22,7 +23,7 @@ public sealed class TokenCacheTests
         public List<FetchPurpose> Purposes { get; } = [];
         public Func<int, UpstreamResponse>? Override { get; set; }
 
-        public Task<UpstreamResponse> Fetch(FetchPurpose purpose)
+        public Task<UpstreamResponse> Fetch(FetchPurpose purpose, bool bypass)
         {
             var call = Interlocked.Increment(ref _calls);
             lock (Purposes)
@@ -50,12 +51,12 @@ public sealed class TokenCacheTests
         var cache = CreateCache(_time, new CacheOptions { RefreshAfter = 1.0 });
         var upstream = new Upstream(_time, Day);
 
-        var first = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var first = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, first.Outcome);
         Assert.Equal("token-1", AccessToken(first.Token!, _time.GetUtcNow()));
 
         _time.Advance(Day - TimeSpan.FromMinutes(5) - TimeSpan.FromSeconds(1));
-        var late = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var late = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Hit, late.Outcome);
         Assert.Equal("token-1", AccessToken(late.Token!, _time.GetUtcNow()));
         Assert.Equal(1, upstream.Calls);
@@ -63,7 +64,7 @@ public sealed class TokenCacheTests
         // Less than five minutes left: the SDKs would treat it as expired, so the cache does too.
         _time.Advance(TimeSpan.FromSeconds(2));
         Assert.True(cache.WouldFetch(Key()));
-        var renewed = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var renewed = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, renewed.Outcome);
         Assert.Equal("token-2", AccessToken(renewed.Token!, _time.GetUtcNow()));
         Assert.Equal(2, upstream.Calls);
@@ -74,12 +75,12 @@ public sealed class TokenCacheTests
     {
         var cache = CreateCache(_time, new CacheOptions { RefreshAfter = 1.0, MinimumRemainingLifetime = TimeSpan.FromMinutes(1) });
         var upstream = new Upstream(_time, Day);
-        await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        await cache.GetAsync(Key(), default, upstream.Fetch, default);
 
         _time.Advance(Day - TimeSpan.FromMinutes(4));
-        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         _time.Advance(TimeSpan.FromMinutes(3) + TimeSpan.FromSeconds(1));
-        Assert.Equal(CacheOutcome.Miss, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Miss, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         Assert.Equal(2, upstream.Calls);
     }
 
@@ -88,14 +89,14 @@ public sealed class TokenCacheTests
     {
         var cache = CreateCache(_time);
         var upstream = new Upstream(_time, TimeSpan.FromMinutes(4));
-        await cache.GetAsync(Key(), false, upstream.Fetch, default);
-        var again = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        await cache.GetAsync(Key(), default, upstream.Fetch, default);
+        var again = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, again.Outcome);
         Assert.Equal(2, upstream.Calls);
 
         // An expires_on in the past is not a cacheable token: the answer passes through and nothing is kept.
         upstream.Override = call => Ok(TokenJson($"old-{call}", _time.GetUtcNow() - Day, TimeSpan.FromHours(1)));
-        var past = await cache.GetAsync(Key("https://vault.azure.net"), false, upstream.Fetch, default);
+        var past = await cache.GetAsync(Key("https://vault.azure.net"), default, upstream.Fetch, default);
         Assert.Null(past.Token);
         Assert.DoesNotContain(cache.Snapshot(), e => e.Key.Resource == "https://vault.azure.net");
     }
@@ -109,10 +110,10 @@ public sealed class TokenCacheTests
             var issuedAt = _time.GetUtcNow();
             var json = TokenJson("abc.def.ghi", issuedAt, Day, quoted);
             var key = Key(quoted ? "https://a/" : "https://b/");
-            await cache.GetAsync(key, false, _ => Task.FromResult(Ok(json)), default);
+            await cache.GetAsync(key, default, (_, _) => Task.FromResult(Ok(json)), default);
 
             _time.Advance(TimeSpan.FromSeconds(1000));
-            var hit = await cache.GetAsync(key, false, _ => throw new InvalidOperationException("no fetch expected"), default);
+            var hit = await cache.GetAsync(key, default, (_, _) => throw new InvalidOperationException("no fetch expected"), default);
             Assert.Equal(CacheOutcome.Hit, hit.Outcome);
             var served = Body(hit.Token!, _time.GetUtcNow());
 
@@ -130,21 +131,21 @@ public sealed class TokenCacheTests
     {
         var cache = CreateCache(_time); // refresh after half the lifetime
         var upstream = new Upstream(_time, Day);
-        await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        await cache.GetAsync(Key(), default, upstream.Fetch, default);
 
         _time.Advance(TimeSpan.FromHours(11));
-        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         Assert.Equal(1, upstream.Calls);
 
         _time.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
-        var refreshing = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var refreshing = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.HitRefreshing, refreshing.Outcome);
         Assert.Equal("token-1", AccessToken(refreshing.Token!, _time.GetUtcNow()));
 
         await Eventually(() => cache.Snapshot().Single().FetchedAt == _time.GetUtcNow());
         Assert.Equal(2, upstream.Calls);
         Assert.Equal(FetchPurpose.Refresh, upstream.Purposes[1]);
-        var after = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var after = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Hit, after.Outcome);
         Assert.Equal("token-2", AccessToken(after.Token!, _time.GetUtcNow()));
         Assert.Equal(2, upstream.Calls);
@@ -158,32 +159,32 @@ public sealed class TokenCacheTests
         using var refreshes = new MetricCollector<long>(telemetry.CacheRefreshes);
         var cache = CreateCache(_time, options, telemetry);
         var upstream = new Upstream(_time, Day);
-        await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        await cache.GetAsync(Key(), default, upstream.Fetch, default);
         upstream.Override = _ => Error(503);
 
         _time.Advance(TimeSpan.FromHours(13));
-        Assert.Equal(CacheOutcome.HitRefreshing, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.HitRefreshing, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         await Eventually(() => refreshes.GetMeasurementSnapshot().Count == 1);
         Assert.Equal("failure", refreshes.LastMeasurement!.Tags["result"]);
 
         // Within the retry interval: plain hits, no new refresh.
-        var hit = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var hit = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Hit, hit.Outcome);
         Assert.Equal("token-1", AccessToken(hit.Token!, _time.GetUtcNow()));
         Assert.Equal(2, upstream.Calls);
 
         // After it, the next hit tries again (and still serves the stale-but-valid token).
         _time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
-        Assert.Equal(CacheOutcome.HitRefreshing, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.HitRefreshing, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         await Eventually(() => refreshes.GetMeasurementSnapshot().Count == 2);
         Assert.Equal(3, upstream.Calls);
 
         // At the floor the token is no longer served: the caller waits for a fetch and gets its failure.
         _time.SetUtcNow(Start + Day - TimeSpan.FromMinutes(5));
-        var miss = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var miss = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, miss.Outcome);
         Assert.Null(miss.Token);
-        Assert.Equal(503, miss.Failure!.Status);
+        Assert.Equal(503, miss.Uncached!.Status);
     }
 
     [Fact]
@@ -193,17 +194,17 @@ public sealed class TokenCacheTests
         var upstream = new Upstream(_time, Day);
         foreach (var resource in new[] { "https://one/", "https://two/", "https://three/" })
         {
-            await cache.GetAsync(Key(resource), false, upstream.Fetch, default);
+            await cache.GetAsync(Key(resource), default, upstream.Fetch, default);
             _time.Advance(TimeSpan.FromSeconds(1));
         }
 
-        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key("https://one/"), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key("https://one/"), default, upstream.Fetch, default)).Outcome);
         _time.Advance(TimeSpan.FromSeconds(1));
-        await cache.GetAsync(Key("https://four/"), false, upstream.Fetch, default);
+        await cache.GetAsync(Key("https://four/"), default, upstream.Fetch, default);
 
         Assert.Equal(3, cache.Count);
         Assert.Equal(["https://four/", "https://one/", "https://three/"], cache.Snapshot().Select(e => e.Key.Resource).Order().ToArray());
-        Assert.Equal(CacheOutcome.Miss, (await cache.GetAsync(Key("https://two/"), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Miss, (await cache.GetAsync(Key("https://two/"), default, upstream.Fetch, default)).Outcome);
     }
 
     [Fact]
@@ -212,13 +213,13 @@ public sealed class TokenCacheTests
         var cache = CreateCache(_time);
         var release = new TaskCompletionSource<UpstreamResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
         var calls = 0;
-        Task<UpstreamResponse> Fetch(FetchPurpose _)
+        Task<UpstreamResponse> Fetch(FetchPurpose _, bool bypass)
         {
             Interlocked.Increment(ref calls);
             return release.Task;
         }
 
-        var callers = Enumerable.Range(0, 200).Select(_ => Task.Run(() => cache.GetAsync(Key(), false, Fetch, default).AsTask())).ToArray();
+        var callers = Enumerable.Range(0, 200).Select(_ => Task.Run(() => cache.GetAsync(Key(), default, Fetch, default).AsTask())).ToArray();
         await Eventually(() => Volatile.Read(ref calls) == 1);
         Assert.False(cache.WouldFetch(Key())); // joining the fetch under way costs the upstream nothing
         Assert.All(callers, c => Assert.False(c.IsCompleted));
@@ -235,17 +236,17 @@ public sealed class TokenCacheTests
         var cache = CreateCache(_time);
         var release = new TaskCompletionSource<UpstreamResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
         var calls = 0;
-        Task<UpstreamResponse> Fetch(FetchPurpose _) => Interlocked.Increment(ref calls) == 1 ? release.Task : Task.FromResult(Ok(TokenJson("later", _time.GetUtcNow(), Day)));
+        Task<UpstreamResponse> Fetch(FetchPurpose _, bool bypass) => Interlocked.Increment(ref calls) == 1 ? release.Task : Task.FromResult(Ok(TokenJson("later", _time.GetUtcNow(), Day)));
 
-        var callers = Enumerable.Range(0, 50).Select(_ => Task.Run(() => cache.GetAsync(Key(), false, Fetch, default).AsTask())).ToArray();
+        var callers = Enumerable.Range(0, 50).Select(_ => Task.Run(() => cache.GetAsync(Key(), default, Fetch, default).AsTask())).ToArray();
         await Eventually(() => Volatile.Read(ref calls) == 1);
         release.SetResult(Error(500));
         var results = await Task.WhenAll(callers);
-        Assert.All(results, r => Assert.Equal(500, r.Failure!.Status));
+        Assert.All(results, r => Assert.Equal(500, r.Uncached!.Status));
         Assert.Equal(1, calls);
         Assert.Empty(cache.Snapshot());
 
-        var next = await cache.GetAsync(Key(), false, Fetch, default);
+        var next = await cache.GetAsync(Key(), default, Fetch, default);
         Assert.Equal(2, calls);
         Assert.Equal("later", AccessToken(next.Token!, _time.GetUtcNow()));
     }
@@ -255,14 +256,14 @@ public sealed class TokenCacheTests
     {
         var cache = CreateCache(_time);
         var upstream = new Upstream(_time, Day);
-        await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        await cache.GetAsync(Key(), default, upstream.Fetch, default);
 
-        var bypass = await cache.GetAsync(Key(), true, upstream.Fetch, default);
+        var bypass = await cache.GetAsync(Key(), new CacheDirective(Bypass: true), upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Bypass, bypass.Outcome);
         Assert.Equal("token-2", AccessToken(bypass.Token!, _time.GetUtcNow()));
         Assert.Equal(2, upstream.Calls);
 
-        var hit = await cache.GetAsync(Key(), false, upstream.Fetch, default);
+        var hit = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Hit, hit.Outcome);
         Assert.Equal("token-2", AccessToken(hit.Token!, _time.GetUtcNow()));
     }
@@ -276,7 +277,7 @@ public sealed class TokenCacheTests
         await Eventually(() => cache.Snapshot().Count == 1);
         Assert.False(cache.WouldFetch(Key()));
         Assert.False(cache.Prefetch(Key(), upstream.Fetch));
-        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), false, upstream.Fetch, default)).Outcome);
+        Assert.Equal(CacheOutcome.Hit, (await cache.GetAsync(Key(), default, upstream.Fetch, default)).Outcome);
         Assert.Equal(1, upstream.Calls);
     }
 }

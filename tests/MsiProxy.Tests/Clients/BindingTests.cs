@@ -5,6 +5,7 @@ using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Tests.Management;
+using MsiProxy.Tests.Requests;
 using static MsiProxy.Tests.Tokens.ProxyCalls;
 
 namespace MsiProxy.Tests.Clients;
@@ -30,11 +31,34 @@ public sealed class BindingTests
     }
 
     [Fact]
-    public async Task A_foreign_identity_is_refused_naming_the_client_and_selector_but_no_bindings_and_nothing_goes_upstream()
+    public async Task A_foreign_identity_gets_imdss_own_identity_not_found_and_nothing_goes_upstream()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync(WithUserAssigned(2));
         await using var proxy = await ProxyHost.StartAsync(Settings(emulator,
             ("app", "127.0.0.2", [$"client_id={X.ClientId}"]), ("other", "127.0.0.3", [$"client_id={Y.ClientId}"])));
+        using var app = proxy.CreateClient("127.0.0.2");
+
+        // IMDS answers an identity the VM does not have like this, and clients depend on it: az CLI falls back from
+        // client_id to object_id on a 400, Python's DefaultAzureCredential moves on to the next credential.
+        foreach (var query in new[] { $"client_id={Y.ClientId}", $"object_id={Y.ObjectId}", $"msi_res_id={Uri.EscapeDataString(Y.ResourceId)}" })
+        {
+            var refused = await TokenAsync(app, extraQuery: query);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+            Assert.Equal(CoreAssert.IdentityNotFoundBody, refused.Body);
+        }
+
+        Assert.Empty(TokenRequests(emulator));
+        var audit = proxy.Logs.Events.Where(e => e.Category == MsiProxy.Telemetry.RequestRecorder.AuditCategory).ToList();
+        Assert.Equal(3, audit.Count(e => e.Value("Decision") == "denied:identity"));
+    }
+
+    [Fact]
+    public async Task As_an_option_a_foreign_identity_is_403_naming_the_client_and_selector_but_no_bindings()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync(WithUserAssigned(2));
+        var settings = Settings(emulator, ("app", "127.0.0.2", [$"client_id={X.ClientId}"]), ("other", "127.0.0.3", [$"client_id={Y.ClientId}"]));
+        settings["MsiProxy:UnboundIdentity"] = "Forbidden";
+        await using var proxy = await ProxyHost.StartAsync(settings);
         using var app = proxy.CreateClient("127.0.0.2");
 
         var refused = await TokenAsync(app, extraQuery: $"client_id={Y.ClientId.ToUpperInvariant()}");
@@ -73,8 +97,8 @@ public sealed class BindingTests
         var system = await TokenAsync(sys, "https://storage.azure.com/");
         Assert.Equal(HttpStatusCode.OK, system.Status);
         Assert.Equal(emulator.State.Options.SystemObjectId, ImdsRequests.DecodeClaims(system.AccessToken!).GetProperty("oid").GetString());
-        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(sys, extraQuery: $"client_id={X.ClientId}")).Status);
-        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(none, extraQuery: $"client_id={X.ClientId}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(sys, extraQuery: $"client_id={X.ClientId}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(none, extraQuery: $"client_id={X.ClientId}")).Status);
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(none, "https://storage.azure.com/")).Status);
     }
 
@@ -120,6 +144,6 @@ public sealed class BindingTests
         Assert.Equal(HttpStatusCode.OK, ownerB.Status);
         Assert.NotEqual(ownerA.AccessToken, ownerB.AccessToken);
         Assert.Equal(Y.ObjectId, ImdsRequests.DecodeClaims(ownerB.AccessToken!).GetProperty("oid").GetString());
-        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller, extraQuery: $"client_id={X.ClientId}")).Status);
+        Assert.Equal(CoreAssert.IdentityNotFoundBody, (await TokenAsync(caller, extraQuery: $"client_id={X.ClientId}")).Body);
     }
 }

@@ -72,16 +72,16 @@ public sealed class ClientRegistryTests
     }
 
     [Theory]
-    [InlineData("client_id=AAAAAAAA-1111-1111-1111-111111111111", SelectorKind.ClientId)]
-    [InlineData("object_id=aaaaaaaa-1111-1111-1111-111111111111", SelectorKind.ObjectId)]
-    [InlineData("aaaaaaaa-1111-1111-1111-111111111111", SelectorKind.ClientId)]
-    [InlineData("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id", SelectorKind.ResourceId)]
-    [InlineData("msi_res_id=/subscriptions/s/rg", SelectorKind.ResourceId)]
-    [InlineData("system", SelectorKind.SystemAssigned)]
-    public void Typed_bindings_parse(string text, SelectorKind kind)
+    [InlineData("client_id=AAAAAAAA-1111-1111-1111-111111111111", "ClientId")]
+    [InlineData("object_id=aaaaaaaa-1111-1111-1111-111111111111", "ObjectId")]
+    [InlineData("aaaaaaaa-1111-1111-1111-111111111111", "ClientId")]
+    [InlineData("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id", "ResourceId")]
+    [InlineData("msi_res_id=/subscriptions/s/rg", "ResourceId")]
+    [InlineData("system", "SystemAssigned")]
+    public void Typed_bindings_parse(string text, string kind)
     {
         Assert.True(IdentityBinding.TryParse(text, out var binding, out _));
-        Assert.Equal(kind, binding.Selector.Kind);
+        Assert.Equal(kind, binding.Selector.Kind.ToString());
         Assert.False(binding.IsAny);
     }
 

@@ -85,7 +85,7 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         _engine.Die("stranger", announce: false);
         _engine.Start(Container("new", "new", "127.0.0.2", ClientLabels(IdentityB, name: "app")));
         await Eventually(() => registry.Get("app") is { Ready: true, ContainerId: "new" });
-        Assert.Equal(HttpStatusCode.Forbidden, await TokenStatusAsync(proxy, "127.0.0.2", IdentityA));
+        Assert.Equal(HttpStatusCode.BadRequest, await TokenStatusAsync(proxy, "127.0.0.2", IdentityA)); // IMDS's "Identity not found"
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
 
         // The late die events of the old containers must not remove the new registration.

@@ -35,8 +35,8 @@ public sealed class DemoModeTests
         Assert.True(status == 200, $"{userAssigned} → {status} {body}");
 
         (status, body) = await CurlAsync(demo, wrongIdentity);
-        Assert.True(status == 403, $"{wrongIdentity} → {status} {body}");
-        Assert.Contains("forbidden", body);
+        Assert.True(status == 400, $"{wrongIdentity} → {status} {body}");
+        Assert.Equal(MsiProxy.Tests.Requests.CoreAssert.IdentityNotFoundBody, body);
 
         (status, body) = await CurlAsync(demo, stranger);
         Assert.True(status == 403, $"{stranger} → {status} {body}");

@@ -53,7 +53,7 @@ public sealed class ListenerSeparationTests
 
         using var response = await client.SendAsync(ImdsRequests.Get(path));
 
-        await CoreAssert.ImdsErrorAsync(response, HttpStatusCode.NotFound, "not_found");
+        await CoreAssert.ImdsExactAsync(response, HttpStatusCode.NotFound, CoreAssert.NotFoundBody);
         CoreAssert.NothingUpstream(emulator);
     }
 

@@ -27,7 +27,7 @@ public sealed class PodDiscoveryTests
 
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.2"));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.2", IdentityA));
-        Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.2", IdentityB));
+        Assert.Equal(HttpStatusCode.BadRequest, await bed.TokenStatusAsync("127.0.0.2", IdentityB)); // IMDS's "Identity not found"
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.3"));
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.4"));
         Assert.Null(bed.RegistrationOf(host));
@@ -149,7 +149,7 @@ public sealed class PodDiscoveryTests
             """);
         await EventuallyAsync(() => bed.RegistrationOf(unlabelled) is not null, "the widened binding registers the unlabelled worker");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.8", IdentityA));
-        Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.7", IdentityB));
+        Assert.Equal(HttpStatusCode.BadRequest, await bed.TokenStatusAsync("127.0.0.7", IdentityB));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.7", IdentityA));
 
         // A broken edit keeps the last good bindings; removing the binding revokes at once.
@@ -181,7 +181,7 @@ public sealed class PodDiscoveryTests
 
         Assert.Null(bed.RegistrationOf(intruder));
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.9", IdentityA));
-        Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.10", IdentityB));
+        Assert.Equal(HttpStatusCode.BadRequest, await bed.TokenStatusAsync("127.0.0.10", IdentityB));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.10", IdentityA));
         Assert.DoesNotContain(bed.Emulator.State.Requests, r => r.Query.Contains(IdentityB, StringComparison.Ordinal));
     }
@@ -213,7 +213,7 @@ public sealed class PodDiscoveryTests
 
         Assert.NotNull(bed.RegistrationOf(heir));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.11", IdentityB));
-        Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.11", IdentityA));
+        Assert.Equal(HttpStatusCode.BadRequest, await bed.TokenStatusAsync("127.0.0.11", IdentityA));
     }
 
     [Fact]

@@ -76,7 +76,7 @@ public sealed class AdminApiTests
 
         var updated = await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.30", identities = new[] { Y.ClientId } });
         Assert.Equal(HttpStatusCode.OK, updated.Status);
-        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller, extraQuery: $"client_id={X.ClientId}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(caller, extraQuery: $"client_id={X.ClientId}")).Status);
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(caller, extraQuery: $"client_id={Y.ClientId}")).Status);
 
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/clients/web")).Status);

@@ -86,8 +86,8 @@ public sealed class BadInputTests
         var token = await RawHttp.GetAsync(proxy.ClientAddress, TokenPath + "?api-version=2018-02-01&" + Resource, headers);
         var instance = await RawHttp.GetAsync(proxy.ClientAddress, "/metadata/instance?api-version=2021-02-01", headers);
 
-        Assert.Contains("metadata", CoreAssert.ImdsError(token, 400, "invalid_request"), StringComparison.OrdinalIgnoreCase);
-        CoreAssert.ImdsError(instance, 400, "invalid_request");
+        CoreAssert.ImdsExact(token, 400, CoreAssert.MetadataHeaderMissingBody);
+        CoreAssert.ImdsExact(instance, 400, CoreAssert.InstanceMetadataHeaderMissingBody);
         CoreAssert.NothingUpstream(emulator);
     }
 

@@ -113,21 +113,17 @@ public sealed class CallerIdentityTests
         // drives the real gate (with the running proxy's registry) with such a peer address directly.
         await using var emulator = await ImdsEmulatorServer.StartAsync();
         await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
-        var reachedNext = false;
-        var gate = new ImdsRequestGate(_ => { reachedNext = true; return Task.CompletedTask; }, proxy.Get<ClientRegistry>(),
-            proxy.Get<IOptionsMonitor<MsiProxyOptions>>(), proxy.Get<MsiProxyTelemetry>());
+        var gate = proxy.Get<RequestGate>();
 
-        var mapped = Context(IPAddress.Parse("::ffff:127.0.0.2"));
-        await gate.InvokeAsync(mapped);
-        Assert.True(reachedNext, $"the gate refused ::ffff:127.0.0.2 with {mapped.Response.StatusCode}");
-        Assert.Equal(IPAddress.Parse("127.0.0.2"), mapped.GetProxyRequest()!.Caller);
-        Assert.Equal("app", mapped.GetProxyRequest()!.Client!.Name);
+        var mapped = await gate.CheckAsync(Context(IPAddress.Parse("::ffff:127.0.0.2")));
+        Assert.True(mapped.Request is not null, $"the gate refused ::ffff:127.0.0.2 with {mapped.Refusal?.Status}");
+        Assert.Equal(IPAddress.Parse("127.0.0.2"), mapped.Request.Caller);
+        Assert.Equal("app", mapped.Request.Client.Name);
 
-        reachedNext = false;
-        var other = Context(IPAddress.Parse("::ffff:127.0.0.3"));
-        await gate.InvokeAsync(other);
-        Assert.False(reachedNext);
-        Assert.Equal(StatusCodes.Status403Forbidden, other.Response.StatusCode);
+        var other = await gate.CheckAsync(Context(IPAddress.Parse("::ffff:127.0.0.3")));
+        Assert.Null(other.Request);
+        Assert.Equal(StatusCodes.Status403Forbidden, other.Refusal!.Status);
+        Assert.Equal("unregistered", other.Refusal.Reason);
 
         static DefaultHttpContext Context(IPAddress peer)
         {

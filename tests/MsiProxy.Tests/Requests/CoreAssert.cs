@@ -25,6 +25,28 @@ internal static class CoreAssert
         return ErrorDescription(response.BodyText, error);
     }
 
+    /// <summary>IMDS's own answers, byte for byte (imds.md §3): clients read them.</summary>
+    public const string NotFoundBody = "{ \"error\": \"Not found\" }";
+    public const string MetadataHeaderMissingBody = "{\"error\":\"invalid_request\",\"error_description\":\"Required metadata header not specified\"}";
+    public const string InstanceMetadataHeaderMissingBody = "{ \"error\": \"Bad request: . Required metadata header not specified\" }";
+    public const string IdentityNotFoundBody = "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}";
+
+    /// <summary>The status is <paramref name="status"/> and the body is exactly IMDS's <paramref name="body"/>, as JSON.</summary>
+    public static void ImdsExact(RawHttpResponse response, int status, string body)
+    {
+        Assert.True(response.Status == status, $"expected {status}, got {response.Status}: {response.BodyText}");
+        Assert.StartsWith("application/json", response.Header("Content-Type"));
+        Assert.Equal(body, response.BodyText);
+    }
+
+    public static async Task ImdsExactAsync(HttpResponseMessage response, HttpStatusCode status, string body)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(body, text);
+    }
+
     public static async Task<string> OkAsync(HttpResponseMessage response)
     {
         var body = await response.Content.ReadAsStringAsync();

@@ -1,6 +1,7 @@
 using System.Net;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Telemetry;
+using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Tests.Management;
 using MsiProxy.Tests.Tokens;
@@ -26,9 +27,9 @@ public sealed class AuditLogTests
 
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
-        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(app, extraQuery: $"client_id={y.ClientId}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(app, extraQuery: $"client_id={y.ClientId}")).Status);
 
-        var audit = proxy.Logs.Events.Where(e => e.Category == AuditLog.Category).ToList();
+        var audit = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.AuditCategory).ToList();
         Assert.Equal(["fetched", "cache", "denied:identity"], audit.Select(e => e.Value("Decision")));
         foreach (var e in audit)
         {
@@ -45,7 +46,7 @@ public sealed class AuditLogTests
         Assert.Equal("200", audit[1].Value("Status"));
         Assert.Null(audit[1].Value("Upstream")); // served from the cache: no upstream involved
         Assert.Equal($"client_id={y.ClientId}", audit[2].Value("Identity"));
-        Assert.Equal("403", audit[2].Value("Status"));
+        Assert.Equal("400", audit[2].Value("Status")); // IMDS's "Identity not found"; the audit keeps the real reason
 
         var everything = proxy.Logs.AllText();
         Assert.NotEmpty(emulator.State.IssuedTokens);
@@ -54,5 +55,34 @@ public sealed class AuditLogTests
             Assert.DoesNotContain(token, everything, StringComparison.Ordinal);
             Assert.DoesNotContain(token.Split('.')[1], everything, StringComparison.Ordinal);
         });
+    }
+
+    [Fact]
+    public async Task Forwarded_requests_and_refusals_are_audited_too_with_what_went_where()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(Settings(emulator, ("app", "127.0.0.2", [])));
+        using var app = proxy.CreateClient("127.0.0.2");
+        using var stranger = proxy.CreateClient("127.0.0.3");
+
+        foreach (var (client, target) in new[]
+        {
+            (app, "/metadata/instance/compute?api-version=2021-02-01"),
+            (app, "/metadata/instance/compute?api-version=2021-02-01"),
+            (app, "/metadata/attested/document?api-version=2021-02-01"),
+            (stranger, "/metadata/instance?api-version=2021-02-01"),
+        })
+        {
+            using var response = await client.SendAsync(ImdsRequests.Get(target));
+        }
+
+        var audit = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.AuditCategory).ToList();
+        Assert.Equal(["forwarded", "forwarded:shared", "denied:endpoint", "denied:unregistered"], audit.Select(e => e.Value("Decision")));
+        Assert.Equal(["instance", "instance", "attested", "instance"], audit.Select(e => e.Value("Endpoint")));
+        Assert.Equal("/metadata/instance/compute", audit[0].Value("Path"));
+        Assert.Equal(emulator.BaseAddress.ToString().TrimEnd('/'), audit[0].Value("Upstream"));
+        Assert.Equal(["200", "200", "403", "403"], audit.Select(e => e.Value("Status")));
+        Assert.Equal([null, null, null, "127.0.0.3"], audit.Select(e => e.Value("ClientName") is null ? e.Value("Caller") : null));
+        Assert.Single(emulator.State.Requests, r => r.Path == "/metadata/instance/compute");
     }
 }

@@ -46,27 +46,34 @@ public sealed class ConsoleLogTests
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         }
 
-        await Scenario.UntilAsync(() => Events(proxy, "RequestCompleted").Count >= 2, "both requests are logged");
-        await Task.Delay(300); // a duplicate line, if any, would come right after
+        // A marker request after the two: once its lines are out, a duplicate line of the first two would be too.
+        using (var marker = await stranger.SendAsync(Scenario.Token()))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, marker.StatusCode);
+        }
+
+        await Scenario.UntilAsync(() => Events(proxy, "RequestCompleted").Count >= 3 && Events(proxy, "Decision").Count >= 3, "all three requests are logged");
 
         var lines = proxy.Stdout.Where(l => l.Length > 0).ToList();
         var events = lines.Select(l => (Line: l, Json: Parse(l))).ToList();
         Assert.All(events, e => Assert.True(e.Json is not null && e.Json.Value.TryGetProperty("@t", out _), "Not a compact JSON event: " + e.Line));
 
         var completed = Events(proxy, "RequestCompleted");
-        Assert.Equal(2, completed.Count);
-        var decisions = Events(proxy, "TokenDecision");
-        Assert.Single(decisions);
+        Assert.Equal(3, completed.Count);
+        var decisions = Events(proxy, "Decision");
+        Assert.Equal(3, decisions.Count);
         foreach (var e in completed.Concat(decisions))
         {
             Assert.Matches("^[0-9a-f]{32}$", e.GetProperty("@tr").GetString());
             Assert.Matches("^[0-9a-f]{16}$", e.GetProperty("@sp").GetString());
         }
 
-        // The audit line and the request line of the token request belong to the same trace; the denial is another.
+        // Each request's audit line and request line belong to its own trace.
         var tokenLine = completed.Single(e => e.GetProperty("StatusCode").GetInt32() == 200);
-        Assert.Equal(tokenLine.GetProperty("@tr").GetString(), decisions[0].GetProperty("@tr").GetString());
-        Assert.NotEqual(tokenLine.GetProperty("@tr").GetString(), completed.Single(e => e.GetProperty("StatusCode").GetInt32() == 403).GetProperty("@tr").GetString());
+        var tokenDecision = decisions.Single(e => e.GetProperty("Decision").GetString() == "fetched");
+        Assert.Equal(tokenLine.GetProperty("@tr").GetString(), tokenDecision.GetProperty("@tr").GetString());
+        Assert.Equal(2, decisions.Count(e => e.GetProperty("Decision").GetString() == "denied:unregistered"));
+        Assert.Equal(3, completed.Select(e => e.GetProperty("@tr").GetString()).Distinct().Count());
         Assert.Equal(lines.Count, lines.Distinct().Count());
         foreach (var issued in emulator.State.IssuedTokens)
         {

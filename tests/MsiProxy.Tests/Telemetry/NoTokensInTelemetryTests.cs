@@ -64,7 +64,7 @@ public sealed class NoTokensInTelemetryTests
         Assert.Equal(2, statuses.Count(s => s == HttpStatusCode.Forbidden));
         await Scenario.UntilAsync(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
             >= statuses.Count, "every request's server span is exported");
-        await Scenario.UntilAsync(() => capture.Spans.Any(s => s.OperationName == TraceSpans.TokenRefresh), "a background refresh ran");
+        await Scenario.UntilAsync(() => capture.Spans.Any(s => s.OperationName == TraceSpans.BackgroundCall), "a background refresh ran");
         capture.Flush(proxy.Services);
         using var scraper = proxy.CreateManagementClient();
         var scrape = await scraper.GetStringAsync("/metrics");

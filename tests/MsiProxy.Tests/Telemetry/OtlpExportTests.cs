@@ -66,7 +66,7 @@ public sealed class OtlpExportTests(ITestOutputHelper output)
             && spans.Contains(TraceSpans.UpstreamAttempt, StringComparison.Ordinal), "the trace arrives at the receiver");
         output.WriteLine(spans[..Math.Min(spans.Length, 2000)]);
         Assert.Contains(service, spans, StringComparison.Ordinal);
-        Assert.Contains(TraceSpans.TokenFetch, spans, StringComparison.Ordinal);
+        Assert.Contains(TraceSpans.UpstreamCall, spans, StringComparison.Ordinal);
         Assert.Contains(server.SpanId.ToHexString(), spans, StringComparison.Ordinal);
         Assert.Contains("msiproxy.outcome", spans, StringComparison.Ordinal);
         var resources = Get(api, "/api/telemetry/resources") ?? "";

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using MsiProxy.Forwarding;
+using MsiProxy.Upstreams;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Telemetry;
 using MsiProxy.Testing.Proxy;
@@ -28,7 +29,7 @@ public sealed class TraceAndMetricTests
         Assert.Equal("token", server.Tag(TraceSpans.Route));
         Assert.Equal(Scenario.ManagementResource, server.Tag(TraceSpans.Resource));
         Assert.Equal("system", server.Tag(TraceSpans.Identity), ignoreCase: true);
-        var fetch = Assert.Single(capture.ChildrenOf(server, TraceSpans.TokenFetch));
+        var fetch = Assert.Single(capture.ChildrenOf(server, TraceSpans.UpstreamCall));
         Assert.Equal("3", fetch.Tag(TraceSpans.Attempts));
         Assert.Equal("200", fetch.Tag("http.response.status_code"));
         Assert.Equal("Closed", fetch.Tag(TraceSpans.CircuitState));
@@ -66,9 +67,8 @@ public sealed class TraceAndMetricTests
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
 
         var hit = await capture.ServerSpanAsync("app", "hit");
-        Assert.Equal("hit", hit.Tag("msiproxy.cache"));
-        Assert.DoesNotContain(capture.InTrace(hit), s => s.OperationName is TraceSpans.TokenFetch or TraceSpans.UpstreamAttempt);
-        Assert.Single(capture.ChildrenOf(await capture.ServerSpanAsync("app", "miss"), TraceSpans.TokenFetch));
+        Assert.DoesNotContain(capture.InTrace(hit), s => s.OperationName is TraceSpans.UpstreamCall or TraceSpans.UpstreamAttempt);
+        Assert.Single(capture.ChildrenOf(await capture.ServerSpanAsync("app", "miss"), TraceSpans.UpstreamCall));
 
         capture.Flush(proxy.Services);
         Assert.Equal(1, capture.Sum("msiproxy.cache.hits"));
@@ -98,7 +98,7 @@ public sealed class TraceAndMetricTests
         using var app = proxy.CreateClient("127.0.0.2");
         using (var wrongIdentity = await app.SendAsync(Scenario.Token(clientId: Guid.NewGuid().ToString())))
         {
-            Assert.Equal(HttpStatusCode.Forbidden, wrongIdentity.StatusCode);
+            Assert.Equal(HttpStatusCode.BadRequest, wrongIdentity.StatusCode);
         }
 
         var unregistered = await capture.SpanAsync(s => s.Kind == ActivityKind.Server && s.Tag(TraceSpans.DeniedReason) == "unregistered", "unregistered denial");
@@ -106,13 +106,14 @@ public sealed class TraceAndMetricTests
         Assert.Null(unregistered.Tag(TraceSpans.Client));
         var identity = await capture.ServerSpanAsync("app", "denied");
         Assert.Equal("identity", identity.Tag(TraceSpans.DeniedReason));
-        Assert.DoesNotContain(capture.Spans, s => s.OperationName is TraceSpans.TokenFetch or TraceSpans.UpstreamAttempt);
+        Assert.DoesNotContain(capture.Spans, s => s.OperationName is TraceSpans.UpstreamCall or TraceSpans.UpstreamAttempt);
         Assert.Equal(0, emulator.State.Counters.TokenRequests);
 
         capture.Flush(proxy.Services);
         Assert.Equal(1, capture.Sum("msiproxy.denials", ("reason", "unregistered")));
         Assert.Equal(1, capture.Sum("msiproxy.denials", ("reason", "identity")));
-        Assert.Equal(2, capture.Sum("msiproxy.requests", ("msiproxy.outcome", "denied"), ("http.response.status_code", 403)));
+        Assert.Equal(1, capture.Sum("msiproxy.requests", ("msiproxy.outcome", "denied"), ("http.response.status_code", 403)));
+        Assert.Equal(1, capture.Sum("msiproxy.requests", ("msiproxy.outcome", "denied"), ("http.response.status_code", 400)));
         Assert.Equal(0, capture.Sum("msiproxy.cache.misses"));
     }
 
@@ -140,7 +141,7 @@ public sealed class TraceAndMetricTests
         }
 
         await capture.SpanAsync(s => s.Kind == ActivityKind.Server && s.Tag(TraceSpans.Resource) == "https://vault.azure.net", "server span of the request while open");
-        var fetches = capture.Spans.Where(s => s.OperationName == TraceSpans.TokenFetch).OrderBy(s => s.StartTimeUtc).ToList();
+        var fetches = capture.Spans.Where(s => s.OperationName == TraceSpans.UpstreamCall).OrderBy(s => s.StartTimeUtc).ToList();
         Assert.Equal(2, fetches.Count);
         Assert.All(fetches, f =>
         {
@@ -154,12 +155,12 @@ public sealed class TraceAndMetricTests
         Assert.All(opened, a => Assert.Equal("500", a.Tag("http.response.status_code")));
         Assert.Empty(capture.ChildrenOf(fetches[1], TraceSpans.UpstreamAttempt));
         var server = await capture.SpanAsync(s => s.Kind == ActivityKind.Server && s.Tag(TraceSpans.Resource) == "https://vault.azure.net", "server span of the request while open");
-        Assert.Equal("error", server.Tag(TraceSpans.Outcome));
+        Assert.Equal("upstream_error", server.Tag(TraceSpans.Outcome));
         Assert.Equal(fetches[1].ParentSpanId, server.SpanId);
 
         capture.Flush(proxy.Services);
         Assert.Equal(1L, capture.Points("msiproxy.upstream.circuit_state").Single().GetGaugeLastValueLong());
-        Assert.Equal(2, capture.Sum("msiproxy.requests", ("msiproxy.outcome", "error"), ("http.response.status_code", 503)));
+        Assert.Equal(2, capture.Sum("msiproxy.requests", ("msiproxy.outcome", "upstream_error"), ("http.response.status_code", 503)));
         Assert.True(capture.Sum("resilience.polly.strategy.events", ("event.name", "OnCircuitOpened")) >= 1,
             "Polly's own meter should count the circuit opening; metrics seen: " + string.Join(", ", capture.MetricNames));
     }
@@ -184,7 +185,7 @@ public sealed class TraceAndMetricTests
         var front = await capture.ServerSpanAsync("app", "miss");
         var back = await capture.ServerSpanAsync("tier1", "miss");
         Assert.Equal(front.TraceId, back.TraceId);
-        var frontAttempts = capture.ChildrenOf(Assert.Single(capture.ChildrenOf(front, TraceSpans.TokenFetch)), TraceSpans.UpstreamAttempt);
+        var frontAttempts = capture.ChildrenOf(Assert.Single(capture.ChildrenOf(front, TraceSpans.UpstreamCall)), TraceSpans.UpstreamAttempt);
         Assert.True(frontAttempts.Count == 1, "attempts: " + string.Join("; ", frontAttempts.Select(a => string.Join(",", a.TagObjects.Select(t => t.Key + "=" + t.Value))))
             + " tier2 log: " + string.Join(" | ", tier2.Logs.Events.Select(e => e.Message)));
         var httpCall = Assert.Single(capture.Spans, s => s.SpanId == back.ParentSpanId);
@@ -214,7 +215,7 @@ public sealed class TraceAndMetricTests
         Activity? refresh = null;
         for (var i = 0; i < 50 && refresh is null; i++)
         {
-            refresh = capture.Spans.FirstOrDefault(s => s.OperationName == TraceSpans.TokenRefresh);
+            refresh = capture.Spans.FirstOrDefault(s => s.OperationName == TraceSpans.BackgroundCall);
             await Task.Delay(100);
         }
 

@@ -52,8 +52,8 @@ public sealed class LoadScenarioTests(ITestOutputHelper output)
 
         var upstreamCalls = TokenRequests(emulator).Count;
         // The request log line is written after the response went out.
-        await Eventually(() => proxy.Logs.Events.Count(e => e.Category == RequestTelemetryMiddleware.Category) >= Clients * RequestsPerClient);
-        var outcomes = proxy.Logs.Events.Where(e => e.Category == RequestTelemetryMiddleware.Category).Select(e => e.Value("Outcome")).ToList();
+        await Eventually(() => proxy.Logs.Events.Count(e => e.Category == RequestRecorder.RequestCategory) >= Clients * RequestsPerClient);
+        var outcomes = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.RequestCategory).Select(e => e.Value("Outcome")).ToList();
         var hits = outcomes.Count(o => o is "hit" or "refresh");
         output.WriteLine($"requests={statuses.Count} upstream token calls={upstreamCalls} hits={hits} " +
             $"hit ratio={(double)hits / outcomes.Count:P2} emulator max concurrency={emulator.State.Counters.MaxConcurrency}");

@@ -31,7 +31,7 @@ public sealed class PrefetchTests
         Assert.True(warmedAt < asked);
         Assert.Equal(2, TokenRequests(emulator).Count);
         // The request log line is written after the response went out.
-        IEnumerable<string?> Outcomes() => proxy.Logs.Events.Where(e => e.Category == RequestTelemetryMiddleware.Category).Select(e => e.Value("Outcome"));
+        IEnumerable<string?> Outcomes() => proxy.Logs.Events.Where(e => e.Category == RequestRecorder.RequestCategory).Select(e => e.Value("Outcome"));
         await Eventually(() => Outcomes().Count() == 2);
         Assert.Equal(["hit", "hit"], Outcomes());
     }

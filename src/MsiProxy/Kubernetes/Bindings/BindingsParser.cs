@@ -16,7 +16,7 @@ namespace MsiProxy.Kubernetes.Bindings;
 /// </code>
 /// Unknown keys are errors, so a typo cannot silently widen or drop a binding.
 /// </summary>
-public static class BindingsParser
+internal static class BindingsParser
 {
     private static readonly IDeserializer Deserializer = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)

@@ -9,7 +9,7 @@ namespace MsiProxy.Kubernetes.Bindings;
 /// ConfigMap volume updates by swapping the <c>..data</c> symlink, which file watchers on the key's own path do not report.
 /// An invalid edit keeps the last good bindings (and says so); a missing file means no pod gets any identity.
 /// </summary>
-public sealed class BindingsWatcher(PodRegistrations registrations, IOptions<MsiProxyOptions> options, TimeProvider time,
+internal sealed class BindingsWatcher(PodRegistrations registrations, IOptions<MsiProxyOptions> options, TimeProvider time,
     ILogger<BindingsWatcher> logger) : BackgroundService
 {
     private readonly KubernetesOptions _options = options.Value.Kubernetes;

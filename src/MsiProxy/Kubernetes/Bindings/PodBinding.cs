@@ -7,7 +7,7 @@ namespace MsiProxy.Kubernetes.Bindings;
 /// One admin-owned rule: pods of <see cref="ServiceAccount"/> in <see cref="Namespace"/> (and, when given, carrying every label in
 /// <see cref="MatchLabels"/>) may use <see cref="Identities"/>. Labels can only narrow a binding; nothing on a pod grants anything.
 /// </summary>
-public sealed record PodBinding(
+internal sealed record PodBinding(
     string Namespace,
     string ServiceAccount,
     IReadOnlyDictionary<string, string> MatchLabels,
@@ -20,7 +20,7 @@ public sealed record PodBinding(
 }
 
 /// <summary>The parsed bindings file: every binding that matches a pod contributes its identities, in file order.</summary>
-public sealed class BindingSet
+internal sealed class BindingSet
 {
     public static readonly BindingSet Empty = new([]);
 

@@ -8,7 +8,7 @@ namespace MsiProxy.Kubernetes.Dnat;
 /// PREROUTING only sees traffic arriving from an interface, so the node's own requests (OUTPUT) still go to the real IMDS.
 /// DNAT keeps the source address, which is how the proxy knows which pod is calling.
 /// </summary>
-public sealed class DnatRule(ICommandRunner runner, DnatOptions options)
+internal sealed class DnatRule(ICommandRunner runner, DnatOptions options)
 {
     public const string Comment = "msi-proxy: IMDS from pods to the node-local proxy";
     private const string Chain = "PREROUTING";

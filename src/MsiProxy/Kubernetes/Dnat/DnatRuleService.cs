@@ -7,7 +7,7 @@ namespace MsiProxy.Kubernetes.Dnat;
 /// Installs the DNAT rule at start-up (failing start-up if it cannot: without it pods silently reach nothing), puts it back
 /// whenever something removed it, and deletes it on shutdown so an uninstalled proxy leaves no redirect behind.
 /// </summary>
-public sealed class DnatRuleService(DnatRule rule, IOptions<MsiProxyOptions> options, TimeProvider time, ILogger<DnatRuleService> logger)
+internal sealed class DnatRuleService(DnatRule rule, IOptions<MsiProxyOptions> options, TimeProvider time, ILogger<DnatRuleService> logger)
     : BackgroundService
 {
     private readonly DnatOptions _options = options.Value.Kubernetes.Dnat;

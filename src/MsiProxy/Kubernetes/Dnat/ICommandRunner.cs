@@ -3,14 +3,14 @@ using System.Diagnostics;
 namespace MsiProxy.Kubernetes.Dnat;
 
 /// <summary>Runs a command and returns its exit code and output; tests run the same commands inside a network namespace.</summary>
-public interface ICommandRunner
+internal interface ICommandRunner
 {
     Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, CancellationToken cancellationToken);
 }
 
-public sealed record CommandResult(int ExitCode, string Output, string Error);
+internal sealed record CommandResult(int ExitCode, string Output, string Error);
 
-public sealed class ProcessCommandRunner : ICommandRunner
+internal sealed class ProcessCommandRunner : ICommandRunner
 {
     public async Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
     {

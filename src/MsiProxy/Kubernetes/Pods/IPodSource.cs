@@ -1,7 +1,7 @@
 namespace MsiProxy.Kubernetes.Pods;
 
 /// <summary>The pods scheduled on this node, as a list and then a watch from the list's resourceVersion.</summary>
-public interface IPodSource
+internal interface IPodSource
 {
     Task<PodList> ListAsync(CancellationToken cancellationToken);
 
@@ -12,9 +12,9 @@ public interface IPodSource
     IAsyncEnumerable<PodEvent> WatchAsync(string resourceVersion, CancellationToken cancellationToken);
 }
 
-public sealed record PodList(IReadOnlyList<PodInfo> Pods, string ResourceVersion);
+internal sealed record PodList(IReadOnlyList<PodInfo> Pods, string ResourceVersion);
 
-public enum PodEventKind
+internal enum PodEventKind
 {
     Upserted,
     Deleted,
@@ -23,10 +23,10 @@ public enum PodEventKind
     Bookmark,
 }
 
-public sealed record PodEvent(PodEventKind Kind, PodInfo? Pod, string? ResourceVersion);
+internal sealed record PodEvent(PodEventKind Kind, PodInfo? Pod, string? ResourceVersion);
 
 /// <summary>The API server no longer has the history the watch asked for (HTTP 410, or an ERROR event with code 410).</summary>
-public sealed class WatchExpiredException : Exception
+internal sealed class WatchExpiredException : Exception
 {
     public WatchExpiredException()
         : base("The watch's resourceVersion is too old (410 Gone)")

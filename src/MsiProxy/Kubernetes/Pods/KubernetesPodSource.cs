@@ -10,7 +10,7 @@ namespace MsiProxy.Kubernetes.Pods;
 /// Lists and watches <c>/api/v1/pods?fieldSelector=spec.nodeName=&lt;node&gt;</c> with the official client: only this node's pods,
 /// so the proxy needs nothing but get/list/watch on pods and a node's worth of memory.
 /// </summary>
-public sealed class KubernetesPodSource(IKubernetes client, string nodeName, TimeSpan watchTimeout) : IPodSource
+internal sealed class KubernetesPodSource(IKubernetes client, string nodeName, TimeSpan watchTimeout) : IPodSource
 {
     private string FieldSelector => $"spec.nodeName={nodeName}";
 
@@ -108,7 +108,7 @@ public sealed class KubernetesPodSource(IKubernetes client, string nodeName, Tim
 }
 
 /// <summary>A watch that failed for a reason other than an expired resourceVersion; the watcher backs off and relists.</summary>
-public sealed class KubernetesWatchException : Exception
+internal sealed class KubernetesWatchException : Exception
 {
     public KubernetesWatchException()
     {

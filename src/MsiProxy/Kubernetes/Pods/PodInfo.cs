@@ -5,7 +5,7 @@ using k8s.Models;
 namespace MsiProxy.Kubernetes.Pods;
 
 /// <summary>What the proxy needs to know about a pod; everything else in the pod object is ignored.</summary>
-public sealed record PodInfo
+internal sealed record PodInfo
 {
     public required string Uid { get; init; }
     public required string Namespace { get; init; }

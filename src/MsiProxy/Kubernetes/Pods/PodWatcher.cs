@@ -8,7 +8,7 @@ namespace MsiProxy.Kubernetes.Pods;
 /// a 410 Gone relists at once, any other failure relists after a doubling delay, and a full relist happens every
 /// <see cref="KubernetesOptions.ResyncInterval"/> regardless.
 /// </summary>
-public sealed class PodWatcher(IPodSource source, PodRegistrations registrations, IOptions<MsiProxyOptions> options, TimeProvider time,
+internal sealed class PodWatcher(IPodSource source, PodRegistrations registrations, IOptions<MsiProxyOptions> options, TimeProvider time,
     ILogger<PodWatcher> logger) : BackgroundService
 {
     private readonly KubernetesOptions _options = options.Value.Kubernetes;

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
-using MsiProxy.Caching;
 using MsiProxy.Configuration;
-using MsiProxy.Requests;
 using MsiProxy.Telemetry;
 using Polly;
 using Polly.CircuitBreaker;
@@ -13,13 +11,18 @@ using Polly.Timeout;
 namespace MsiProxy.Upstreams;
 
 /// <summary>
-/// Fetches a token from the first available upstream through the resilience pipeline. Each attempt picks the
-/// upstream afresh, so a failover happens between attempts of one request. Whatever happens, the caller gets an
-/// <see cref="UpstreamResponse"/>: the upstream's own final answer, or a 502/503/504 the proxy shaped for it.
+/// The one way to the upstream, for token fetches and forwarded requests alike: the resilience pipeline (budget, IMDS
+/// retry classes, the upstream limits), then per attempt the first available upstream — so a failover happens between
+/// attempts of one request — through that upstream's breaker and attempt timeout. Whatever happens, the caller gets an
+/// <see cref="UpstreamResponse"/>: the upstream's own final answer, or the 502/503/504 the proxy shaped for it — the
+/// one error mapping of the proxy.
 /// </summary>
-public sealed class UpstreamTokenClient
+internal sealed class UpstreamClient
 {
     public const string HttpClientName = "msiproxy-upstream";
+
+    /// <summary>Forwarded answers are small JSON documents; anything larger is not IMDS.</summary>
+    public const int MaxResponseBytes = 256 * 1024;
 
     private readonly HttpClient _http;
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
@@ -29,7 +32,7 @@ public sealed class UpstreamTokenClient
     private readonly TimeProvider _time;
     private readonly MsiProxyTelemetry _telemetry;
 
-    public UpstreamTokenClient(IHttpClientFactory httpClients, ResiliencePipelineProvider<string> pipelines, UpstreamResilience resilience,
+    public UpstreamClient(IHttpClientFactory httpClients, ResiliencePipelineProvider<string> pipelines, UpstreamResilience resilience,
         UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry)
     {
         _http = httpClients.CreateClient(HttpClientName);
@@ -41,15 +44,15 @@ public sealed class UpstreamTokenClient
         _telemetry = telemetry;
     }
 
-    public async Task<UpstreamResponse> FetchAsync(string pathAndQuery, FetchPurpose purpose, CancellationToken cancellationToken)
+    public async Task<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
     {
-        var budget = purpose == FetchPurpose.Request ? _options.CurrentValue.Resilience.RequestBudget : _options.CurrentValue.Resilience.RefreshBudget;
+        var resilience = _options.CurrentValue.Resilience;
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
-        _resilience.StartBudget(context, budget);
+        _resilience.Start(context, request.Work, request.Work.Background ? resilience.RefreshBudget : resilience.RequestBudget);
         var attempts = 0;
         SelectedUpstream? lastUpstream = null;
         string? lastFailure = null; // how this request's last attempt failed, when one did: "connection" or "timeout"
-        using var span = TraceSpans.StartFetch(purpose);
+        using var span = TraceSpans.StartUpstreamCall(request.Work.Background);
         try
         {
             var outcome = await _pipeline.ExecuteOutcomeAsync(async (ctx, _) =>
@@ -66,9 +69,9 @@ public sealed class UpstreamTokenClient
                 try
                 {
                     var attempt = await _resilience.ForUpstream(upstream.Address).ExecuteOutcomeAsync(
-                        async (inner, state) => await SendAttemptAsync(state.upstream, state.pathAndQuery, state.attempts, inner.CancellationToken)
+                        async (inner, state) => await SendAttemptAsync(state.upstream, state.request, state.attempts, inner.CancellationToken)
                             .ConfigureAwait(false),
-                        attemptContext, (upstream, pathAndQuery, attempts)).ConfigureAwait(false);
+                        attemptContext, (upstream, request, attempts)).ConfigureAwait(false);
                     lastFailure = attempt.Exception switch
                     {
                         HttpRequestException => "connection",
@@ -84,7 +87,7 @@ public sealed class UpstreamTokenClient
             }, context, this).ConfigureAwait(false);
 
             var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts, lastFailure).ConfigureAwait(false);
-            TraceSpans.EndFetch(span, response, _resilience.CircuitState);
+            TraceSpans.EndUpstreamCall(span, response, _resilience.CircuitState);
             return response;
         }
         finally
@@ -93,25 +96,20 @@ public sealed class UpstreamTokenClient
         }
     }
 
-    private async ValueTask<Outcome<HttpResponseMessage>> SendAttemptAsync(SelectedUpstream upstream, string pathAndQuery, int attempt,
+    private async ValueTask<Outcome<HttpResponseMessage>> SendAttemptAsync(SelectedUpstream upstream, UpstreamRequest request, int attempt,
         CancellationToken cancellationToken)
     {
         using var activity = MsiProxyTelemetry.ActivitySource.StartActivity(TraceSpans.UpstreamAttempt, ActivityKind.Internal);
-        activity?.SetTag("msiproxy.upstream", upstream.Address);
+        activity?.SetTag(TraceSpans.Upstream, upstream.Address);
         activity?.SetTag("msiproxy.attempt", attempt);
-        activity?.SetTag("msiproxy.circuit_state", _resilience.CircuitStateOf(upstream.Address).ToString());
-        using var request = new HttpRequestMessage(HttpMethod.Get, upstream.Address + pathAndQuery)
-        {
-            Version = System.Net.HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
-        };
-        request.Headers.Add("Metadata", "true");
+        activity?.SetTag(TraceSpans.CircuitState, _resilience.CircuitStateOf(upstream.Address).ToString());
+        using var message = BuildMessage(upstream.Address, request);
         var started = _time.GetTimestamp();
-        var upstreamTag = new KeyValuePair<string, object?>("msiproxy.upstream", upstream.Address);
+        var upstreamTag = new KeyValuePair<string, object?>(TraceSpans.Upstream, upstream.Address);
         _telemetry.UpstreamInFlight.Add(1, upstreamTag);
         try
         {
-            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            var response = await _http.SendAsync(message, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
             _upstreams.ReportAnswer(upstream);
             activity?.SetTag("http.response.status_code", (int)response.StatusCode);
             _telemetry.UpstreamDuration.Record(_time.GetElapsedTime(started).TotalSeconds, upstreamTag,
@@ -138,16 +136,56 @@ public sealed class UpstreamTokenClient
         }
     }
 
+    /// <summary>
+    /// The request on the wire: GET, no body, the proxy's own <c>Metadata: true</c>, Host from the upstream's address,
+    /// and the allow-listed client headers. Trace context is added by the handler's propagator, for msiserviceclients only.
+    /// </summary>
+    internal static HttpRequestMessage BuildMessage(string upstreamAddress, UpstreamRequest request)
+    {
+        var message = new HttpRequestMessage(HttpMethod.Get, new Uri(upstreamAddress + request.Target, UriKind.Absolute))
+        {
+            Version = System.Net.HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+        message.Headers.TryAddWithoutValidation("Metadata", "true");
+        var headers = request.Headers;
+        if (headers.Accept is { } accept)
+        {
+            message.Headers.TryAddWithoutValidation("Accept", accept);
+        }
+
+        if (headers.UserAgent is { } userAgent)
+        {
+            message.Headers.TryAddWithoutValidation("User-Agent", userAgent);
+        }
+
+        if (headers.ClientRequestId is { } clientRequestId)
+        {
+            message.Headers.TryAddWithoutValidation("x-ms-client-request-id", clientRequestId);
+        }
+
+        return message;
+    }
+
     private async Task<UpstreamResponse> ToResponseAsync(Outcome<HttpResponseMessage> outcome, string? upstream, int attempts, string? lastFailure)
     {
         if (outcome.Result is { } response)
         {
             using (response)
             {
-                var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
-                return new UpstreamResponse((int)response.StatusCode, body, response.Content.Headers.ContentType?.ToString())
+                if ((int)response.StatusCode is < 200 or (>= 300 and < 400))
                 {
-                    RetryAfter = response.Headers.RetryAfter?.Delta,
+                    // IMDS never redirects; following one, or passing its Location on, would let an upstream send a client anywhere.
+                    return Failure(502, "bad_gateway", "The upstream answered with a redirect", "redirect", null);
+                }
+
+                var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+                var status = (int)response.StatusCode;
+                return new UpstreamResponse(status, body, response.Content.Headers.ContentType?.ToString())
+                {
+                    // A 429 always tells the client when to come back; IMDS does not always say.
+                    RetryAfter = response.Headers.RetryAfter?.Delta ?? (status == StatusCodes.Status429TooManyRequests ? TimeSpan.FromSeconds(1) : null),
+                    RequestId = response.Headers.TryGetValues("x-ms-request-id", out var ids) ? ids.FirstOrDefault() : null,
                     Upstream = upstream,
                     Attempts = attempts,
                 };
@@ -168,14 +206,14 @@ public sealed class UpstreamTokenClient
             (NoUpstreamException, _) when _resilience.CircuitState == CircuitState.Open => Failure(503, "service_unavailable",
                 "The upstream is failing; the proxy is not sending requests to it for now", "circuit_open", _resilience.CircuitRetryAfter),
             (NoUpstreamException, _) => Failure(503, "service_unavailable", "No upstream is available", "no_upstream", health.Interval),
-            (RateLimiterRejectedException, _) => Failure(503, "service_unavailable", "Too many requests are waiting for the upstream", "queue_full",
-                TimeSpan.FromSeconds(1)),
+            (RateLimiterRejectedException rejected, _) => Failure(429, "too_many_requests",
+                "This client has too many requests waiting for the upstream", "queue_full", rejected.RetryAfter ?? TimeSpan.FromSeconds(1)),
             (TimeoutRejectedException or OperationCanceledException, _) => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
             _ => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
         };
 
         UpstreamResponse Failure(int status, string error, string description, string proxyError, TimeSpan? retryAfter) =>
-            new(status, ImdsErrors.Body(error, description), ImdsErrors.JsonContentType)
+            new(status, Responses.ImdsErrors.Body(error, description), Responses.ImdsErrors.JsonContentType)
             {
                 RetryAfter = retryAfter,
                 Upstream = upstream,

@@ -1,13 +1,13 @@
 using System.Diagnostics;
 
-namespace MsiProxy.Forwarding;
+namespace MsiProxy.Upstreams;
 
 /// <summary>
 /// Propagates W3C trace context to msiserviceclient upstreams (another MsiProxy, so a two-tier deployment shows one
 /// trace) but sends none to IMDS itself: IMDS is documented to reject requests that look proxied, and trace headers
 /// are of no use to it.
 /// </summary>
-public sealed class ImdsAwarePropagator(DistributedContextPropagator inner) : DistributedContextPropagator
+internal sealed class ImdsAwarePropagator(DistributedContextPropagator inner) : DistributedContextPropagator
 {
     private static readonly string[] TraceHeaders = ["traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context"];
 

@@ -1,0 +1,137 @@
+using System.Net;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using MsiProxy.Clients;
+using MsiProxy.Configuration;
+using MsiProxy.Responses;
+
+namespace MsiProxy.Requests;
+
+/// <summary>The gate's verdict: the typed request, or the decision that refuses it.</summary>
+internal readonly record struct GateResult(ImdsRequest? Request, Decision? Refusal);
+
+/// <summary>
+/// Every client request passes here before anything is read from a cache or sent upstream. In this order:
+/// 1. where to — the raw target's path, decoded once, must be an endpoint of the table → 404;
+/// 2. how — GET only → 405; no request body beyond the limit → 413;
+/// 3. the IMDS SSRF guard — <c>Metadata: true</c> → IMDS's own 400, at once, before any wait (DefaultAzureCredential's
+///    header-less probe must get it within its 1 s timeout, whoever sends it);
+/// 4. who is calling — the TCP peer address, never a header. A caller the registry does not know yet is held while the
+///    container monitor looks it up, a client still being set up is held until it is ready, both for at most
+///    <c>MsiProxy:HoldTimeout</c> → 403 unregistered, 503 still pending;
+/// 5. may this client use this endpoint → 403;
+/// 6. the query — unique names, valid encoding, only the endpoint's own parameters → 400.
+/// </summary>
+internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access, IOptionsMonitor<MsiProxyOptions> options,
+    ICallerDiscovery? discovery = null)
+{
+    public async ValueTask<GateResult> CheckAsync(HttpContext context)
+    {
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value ?? "/";
+        var queryStart = rawTarget.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = queryStart < 0 ? rawTarget.AsSpan() : rawTarget.AsSpan(0, queryStart);
+        if (!CanonicalPath.TryMatch(rawPath, out var endpoint, out var path))
+        {
+            return Refuse(Outcome.Invalid, "path", BodyAnswer.Exact(StatusCodes.Status404NotFound, ImdsErrors.NotFound));
+        }
+
+        if (!HttpMethods.IsGet(context.Request.Method))
+        {
+            return Refuse(Outcome.Invalid, "method", BodyAnswer.Error(StatusCodes.Status405MethodNotAllowed, "method_not_allowed",
+                $"Method {context.Request.Method} is not allowed") with { Allow = "GET" }, endpoint, path);
+        }
+
+        if (context.Request.ContentLength > MaxRequestBodySize)
+        {
+            return Refuse(Outcome.Invalid, "body", BodyAnswer.Error(StatusCodes.Status413PayloadTooLarge, "invalid_request",
+                "IMDS requests have no body"), endpoint, path);
+        }
+
+        var settings = options.CurrentValue;
+        if (settings.RequireMetadataHeader && !IsExactlyTrue(context.Request.Headers["Metadata"]))
+        {
+            var body = endpoint.Path.StartsWith("/metadata/identity/", StringComparison.Ordinal)
+                ? ImdsErrors.MetadataHeaderMissing : ImdsErrors.InstanceMetadataHeaderMissing;
+            return Refuse(Outcome.Invalid, "metadata_header", BodyAnswer.Exact(StatusCodes.Status400BadRequest, body), endpoint, path);
+        }
+
+        var caller = context.Connection.RemoteIpAddress is { } remote ? AddressRange.Normalise(remote) : IPAddress.None;
+        var client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
+        if (client is null)
+        {
+            return Refuse(Outcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+                $"Caller {caller} is not a registered client of this proxy"), endpoint, path);
+        }
+
+        if (!client.Ready)
+        {
+            return Refuse(Outcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
+                $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
+        }
+
+        if (!access.MayUse(client, endpoint))
+        {
+            return Refuse(Outcome.Denied, "endpoint", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+                $"Client {client.Name} may not use {endpoint.Path} (endpoint '{endpoint.Name}' is not enabled for it)"), endpoint, path, client);
+        }
+
+        var rawQuery = queryStart < 0 ? [] : rawTarget.AsSpan(queryStart + 1);
+        if (!QueryParameters.TryParse(rawQuery, out var query, out var queryError)
+            || (queryError = UnsupportedParameter(endpoint, query)) is not null)
+        {
+            return Refuse(Outcome.Invalid, "query", BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", queryError!),
+                endpoint, path, client);
+        }
+
+        return new GateResult(new ImdsRequest(caller, client, endpoint, path, query, ForwardedHeaders.From(context.Request.Headers)), null);
+    }
+
+    /// <summary>The same limit Kestrel applies to bodies it reads; the proxy never reads (or forwards) one.</summary>
+    internal const long MaxRequestBodySize = 64 * 1024;
+
+    private async ValueTask<ClientRegistration?> FindReadyClientAsync(IPAddress caller, TimeSpan hold, CancellationToken aborted)
+    {
+        var client = clients.Find(caller);
+        if (client is { Ready: true } || caller.Equals(IPAddress.None))
+        {
+            return client;
+        }
+
+        using var holding = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        holding.CancelAfter(hold);
+        try
+        {
+            if (client is null && discovery is not null)
+            {
+                await discovery.DiscoverAsync(caller, holding.Token).ConfigureAwait(false);
+                client = clients.Find(caller);
+            }
+
+            return client is { Ready: false } ? await clients.WaitUntilReadyAsync(caller, holding.Token).ConfigureAwait(false) : client;
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            return clients.Find(caller); // held long enough: answer with what is known now
+        }
+    }
+
+    private static string? UnsupportedParameter(ImdsEndpoint endpoint, QueryParameters query)
+    {
+        foreach (var (name, _) in query.Pairs)
+        {
+            if (endpoint.CanonicalParameter(name) is null)
+            {
+                return $"Unsupported query parameter '{name}'";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>IMDS wants the value "true", in lower case, once.</summary>
+    private static bool IsExactlyTrue(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 1 && values[0] == "true";
+
+    private static GateResult Refuse(Outcome outcome, string reason, BodyAnswer answer, ImdsEndpoint? endpoint = null, string? path = null,
+        ClientRegistration? client = null) =>
+        new(null, Decision.Refused(outcome, reason, answer) with { Endpoint = endpoint, Path = path, Client = client });
+}

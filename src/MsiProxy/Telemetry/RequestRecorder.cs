@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using MsiProxy.Responses;
+
+namespace MsiProxy.Telemetry;
+
+/// <summary>
+/// Records one client request from its <see cref="Decision"/>, in one place: the metrics, the decision's tags on the
+/// server span, one request-log line (<c>MsiProxy.Requests</c>) and one audit event (<c>MsiProxy.Audit</c>: who asked
+/// for what, and what the proxy did — a token decision, a forwarded request, a refusal). Never a token, a secret or a body.
+/// </summary>
+internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactory loggerFactory)
+{
+    public const string RequestCategory = "MsiProxy.Requests";
+    public const string AuditCategory = "MsiProxy.Audit";
+
+    private readonly ILogger _requests = loggerFactory.CreateLogger(RequestCategory);
+    private readonly ILogger _audit = loggerFactory.CreateLogger(AuditCategory);
+
+    public void Record(HttpContext context, Decision decision, TimeSpan elapsed)
+    {
+        var route = decision.Endpoint?.Name ?? "unknown";
+        var outcome = Label(decision.Outcome);
+        var status = decision.Status;
+        telemetry.Requests.Add(1, new TagList
+        {
+            { TraceSpans.Route, route },
+            { TraceSpans.Outcome, outcome },
+            { "http.response.status_code", status },
+        });
+        telemetry.RequestDuration.Record(elapsed.TotalSeconds, new TagList { { TraceSpans.Route, route }, { TraceSpans.Outcome, outcome } });
+        switch (decision.Outcome)
+        {
+            case Outcome.Denied or Outcome.Invalid:
+                telemetry.Denials.Add(1, new KeyValuePair<string, object?>("reason", decision.Reason));
+                break;
+            case Outcome.Hit or Outcome.Refresh:
+                telemetry.CacheHits.Add(1);
+                break;
+            case Outcome.Miss or Outcome.Bypass:
+                telemetry.CacheMisses.Add(1);
+                break;
+            case Outcome.Throttled:
+                telemetry.ClientThrottled.Add(1, new KeyValuePair<string, object?>("reason", decision.Reason));
+                break;
+        }
+
+        TraceSpans.TagDecision(Activity.Current, decision, route, outcome);
+
+        var caller = context.Connection.RemoteIpAddress?.ToString();
+        var path = decision.Path ?? context.Request.Path.Value;
+        var milliseconds = elapsed.TotalMilliseconds;
+        if (_requests.IsEnabled(LogLevel.Information))
+        {
+            Completed(_requests, caller, decision.Client?.Name, context.Request.Method, path, status, outcome, decision.Upstream,
+                context.Request.Headers["x-ms-client-request-id"].ToString() is { Length: > 0 } id ? id : null, milliseconds);
+        }
+
+        if (_audit.IsEnabled(LogLevel.Information))
+        {
+            Audited(_audit, AuditDecision(decision), route, decision.Client?.Name, decision.Client?.ContainerId, caller,
+                decision.Identity?.ToString(), decision.Resource, path, status, decision.Upstream, milliseconds);
+        }
+    }
+
+    /// <summary>The outcome label of metrics and spans: a fixed set.</summary>
+    public static string Label(Outcome outcome) => outcome switch
+    {
+        Outcome.Hit => "hit",
+        Outcome.Refresh => "refresh",
+        Outcome.Miss => "miss",
+        Outcome.Bypass => "bypass",
+        Outcome.Forwarded => "forwarded",
+        Outcome.ForwardedShared => "forwarded_shared",
+        Outcome.Denied => "denied",
+        Outcome.Invalid => "invalid",
+        Outcome.Throttled => "throttled",
+        Outcome.UpstreamError => "upstream_error",
+        _ => "error",
+    };
+
+    /// <summary>The audit log's decision: what happened, and for refusals why (denied:identity, invalid:query…).</summary>
+    private static string AuditDecision(Decision decision) => decision.Outcome switch
+    {
+        Outcome.Hit or Outcome.Refresh => "cache",
+        Outcome.Miss or Outcome.Bypass => "fetched",
+        Outcome.Forwarded => "forwarded",
+        Outcome.ForwardedShared => "forwarded:shared",
+        Outcome.Denied or Outcome.Invalid => Label(decision.Outcome) + ":" + decision.Reason,
+        Outcome.Throttled => "throttled",
+        Outcome.UpstreamError => "upstream_error",
+        _ => "error",
+    };
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, EventName = "RequestCompleted",
+        Message = "{Caller} ({ClientName}) {Method} {Path} → {StatusCode} {Outcome} via {Upstream} [{ClientRequestId}] in {DurationMs:0.0} ms")]
+    private static partial void Completed(ILogger logger, string? caller, string? clientName, string method, string? path, int statusCode,
+        string outcome, string? upstream, string? clientRequestId, double durationMs);
+
+    // Every field is in the template: a parameter missing from it was dropped on the way through Serilog (ContainerId was).
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, EventName = "Decision",
+        Message = "{Decision} {Endpoint} for {ClientName} (container {ContainerId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
+    private static partial void Audited(ILogger logger, string decision, string endpoint, string? clientName, string? containerId, string? caller,
+        string? identity, string? resource, string? path, int status, string? upstream, double durationMs);
+}
