@@ -11,7 +11,7 @@ Runs inside a Windows client container as ContainerAdministrator (the container 
 2. Adds the metadata address as a /32 to the container's interface, with
    New-NetIPAddress when the NetTCPIP module exists (Server Core), else
    `netsh interface ipv4 add address "<alias>" 169.254.169.254 255.255.255.255` (Nano Server).
-   From then on 169.254.169.254 is local: port 80 goes to the portproxy, every other port is refused.
+   From then on 169.254.169.254 is local: port 80 goes to the portproxy, every other port stays in the container.
 3. Adds `netsh interface portproxy add v4tov4 listenaddress=169.254.169.254 listenport=80
    connectaddress=<proxy> connectport=<port>`; a rule pointing elsewhere is deleted first.
 It reads the current state first and changes only what differs, so running it again is safe (portproxy

@@ -24,7 +24,8 @@ The table has one row per check: Container, Path (what was tried), Expected, Obs
 
 Exit codes: 0 every check passed; 1 at least one check failed (isolation broken, or the labelled path does not
 work); 2 invalid input; 3 prerequisite missing (not a Windows engine, no proxy container, docker missing);
-4 a docker command failed, or a probe container could not be removed.
+4 a docker command failed, or (when every check passed) a probe container could not be removed; a leftover is
+always reported as a JSON error line naming it.
 
 .PARAMETER Image
 Image of both probes; it must match the host build and contain curl.exe, route and netsh.
