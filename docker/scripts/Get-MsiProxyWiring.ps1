@@ -8,9 +8,11 @@ Read-only. Runs `netsh interface ipv4 show addresses`, `netsh interface portprox
   {"metadataAddress":"169.254.169.254","address":{"present":true,"interface":"vEthernet (Ethernet)"},
    "portproxy":[{"connectAddress":"172.28.16.5","connectPort":80}],
    "route":{"present":false,"gateway":null},"defaultGateway":"172.28.16.1",
-   "clientWired":true,"expectedProxy":"172.28.16.5:80","matchesExpected":true}
+   "clientWired":true,"clientIsolated":true,"expectedProxy":"172.28.16.5:80","matchesExpected":true}
 clientWired: the address and exactly one portproxy rule for it exist (what Set-MsiProxyWiring.ps1 makes).
-route: the 169.254.169.254/32 route (what Start-MsiServiceClient.ps1 makes in the msiserviceclient container).
+route: a 169.254.169.254/32 route through a gateway (what Start-MsiServiceClient.ps1 makes in the msiserviceclient
+container; the On-link route Windows adds for the local metadata address is not one).
+clientIsolated: wired and no such route, so the portproxy is this container's only way to 169.254.169.254.
 With -ProxyAddress, matchesExpected tells whether the rule points there, so a reconcile loop can decide
 whether to call Set-MsiProxyWiring.ps1 at all.
 
@@ -46,7 +48,7 @@ try {
 
     $state = Get-ContainerWiringState -MetadataAddress $MetadataAddress
     $routes = Get-RouteTable
-    $route = Find-HostRoute $routes $MetadataAddress
+    $route = Find-GatewayRoute $routes $MetadataAddress
     $rules = @($state.Rules | ForEach-Object { [ordered]@{ connectAddress = $_.ConnectAddress; connectPort = $_.ConnectPort } })
     $clientWired = [bool]$state.AddressInterface -and $rules.Count -eq 1
 
@@ -57,6 +59,7 @@ try {
         route = [ordered]@{ present = [bool]$route; gateway = $(if ($route) { $route.Gateway } else { $null }) }
         defaultGateway = Get-DefaultGatewayFromRoutes $routes
         clientWired = $clientWired
+        clientIsolated = $clientWired -and -not $route
     }
     if ($ProxyAddress) {
         $report.expectedProxy = "${ProxyAddress}:$ProxyPort"

@@ -58,25 +58,12 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $PSScriptRoot 'MsiProxyWiring.psm1')
 
-function Get-LabelledContainerIds {
-    param([string] $Label)
-    $ps = Invoke-CheckedNativeCommand docker @('ps', '--filter', "label=$Label", '--format', '{{.ID}}')
-    @($ps.Output | ForEach-Object { $_.Trim() } | Where-Object { $_ })
-}
-
 function Get-ProxyAddress {
     $ids = @(Get-LabelledContainerIds $ProxyLabel)
     if ($ids.Count -ne 1) {
         throw (New-WiringError prerequisite_missing "Expected exactly one running container labelled '$ProxyLabel', found $($ids.Count).")
     }
-    $inspect = Invoke-CheckedNativeCommand docker @('inspect', '--format', '{{json .NetworkSettings.Networks}}', $ids[0])
-    $networks = $inspect.Text | ConvertFrom-Json
-    $candidates = @($networks.PSObject.Properties | Where-Object { $_.Value.IPAddress -and (-not $Network -or $_.Name -eq $Network) })
-    if ($candidates.Count -ne 1) {
-        $names = ($networks.PSObject.Properties | ForEach-Object { "$($_.Name)=$($_.Value.IPAddress)" }) -join ', '
-        throw (New-WiringError prerequisite_missing "Cannot choose the proxy container's address (networks: $names); pass -Network.")
-    }
-    $candidates[0].Value.IPAddress
+    (Get-ContainerNetworkAddress -Id $ids[0] -Network $Network).Address
 }
 
 function Get-ContainerShell {

@@ -117,7 +117,7 @@ function Invoke-CheckedNativeCommand {
     $result = Invoke-NativeCommand -FilePath $FilePath -ArgumentList $ArgumentList
     $commandLine = (@($FilePath) + $ArgumentList) -join ' '
     if ($result.Text -match 'requires elevation|Access is denied') {
-        throw (New-WiringError prerequisite_missing "'$commandLine' needs administrator rights; run it as ContainerAdministrator (docker exec -u ContainerAdministrator). Output: $($result.Text.Trim())")
+        throw (New-WiringError prerequisite_missing "'$commandLine' needs administrator rights: inside a container run it as ContainerAdministrator (docker exec -u ContainerAdministrator), on the host from an elevated PowerShell. Output: $($result.Text.Trim())")
     }
     # netsh can exit 0 after printing an error, so its text is checked as well as the exit code.
     if ($result.ExitCode -ne 0 -or $result.Text -match '(?m)^\s*(The (parameter|syntax|object|filename)[^\r\n]*(incorrect|invalid|exists|not found)|Element not found|The route addition failed)') {
@@ -272,10 +272,16 @@ function Get-RouteTable {
     ConvertFrom-RoutePrint $print.Output
 }
 
-function Find-HostRoute {
-    <# The active /32 route to Address, or $null. #>
+function Find-GatewayRoute {
+    <#
+    The active /32 route to Address through a next hop, or $null. An 'On-link' /32 route is not one: Windows
+    adds that for an address the container holds itself (Set-MsiProxyWiring.ps1's metadata address), and
+    traffic to a local address never leaves the container.
+    #>
     param([AllowEmptyCollection()] [object[]] $Routes, [Parameter(Mandatory)] [string] $Address)
-    $Routes | Where-Object { -not $_.Persistent -and $_.Destination -eq $Address -and $_.Netmask -eq '255.255.255.255' } | Select-Object -First 1
+    $Routes | Where-Object {
+        -not $_.Persistent -and $_.Destination -eq $Address -and $_.Netmask -eq '255.255.255.255' -and $_.Gateway -ne 'On-link'
+    } | Select-Object -First 1
 }
 
 function Find-DefaultGateway {
@@ -298,6 +304,101 @@ function Find-DefaultGateway {
     return $null
 }
 
+function Get-LabelledContainerIds {
+    <# IDs of the running containers with a label filter such as msi-proxy.role=proxy (`docker ps --filter label=…`). #>
+    param([Parameter(Mandatory)] [string] $Label)
+    $ps = Invoke-CheckedNativeCommand docker @('ps', '--filter', "label=$Label", '--format', '{{.ID}}')
+    @($ps.Output | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+}
+
+function Get-ContainerNetworkAddress {
+    <#
+    The IPv4 address of a container on one Docker network, from
+    `docker inspect --format "{{json .NetworkSettings.Networks}}" <id>`: on -Network, or on the only network where it has one.
+    Returns Network, Address and Gateway.
+    #>
+    param([Parameter(Mandatory)] [string] $Id, [AllowNull()] [AllowEmptyString()] [string] $Network)
+    $inspect = Invoke-CheckedNativeCommand docker @('inspect', '--format', '{{json .NetworkSettings.Networks}}', $Id)
+    $networks = $inspect.Text | ConvertFrom-Json
+    $candidates = @($networks.PSObject.Properties | Where-Object { $_.Value.IPAddress -and (-not $Network -or $_.Name -eq $Network) })
+    if ($candidates.Count -ne 1) {
+        $names = ($networks.PSObject.Properties | ForEach-Object { "$($_.Name)=$($_.Value.IPAddress)" }) -join ', '
+        throw (New-WiringError prerequisite_missing "Cannot choose an address of container $Id (networks: $names); pass -Network.")
+    }
+    $chosen = $candidates[0]
+    $gateway = if ($chosen.Value.PSObject.Properties['Gateway']) { $chosen.Value.Gateway } else { $null }
+    [pscustomobject]@{ Network = $chosen.Name; Address = $chosen.Value.IPAddress; Gateway = $gateway }
+}
+
+function ConvertFrom-NetshFirewallRule {
+    <#
+    Parses `netsh advfirewall firewall show rule name=<name>` into one object per rule:
+    Name, Enabled, Direction, LocalIP, RemoteIP, Protocol, Action (as netsh prints them).
+    "No rules match the specified criteria." gives no object.
+    #>
+    param([AllowEmptyCollection()] [string[]] $Lines)
+    $rules = [System.Collections.Generic.List[object]]::new()
+    $current = $null
+    foreach ($line in $Lines) {
+        if ($line -match '^Rule Name:\s+(?<v>.+?)\s*$') {
+            $current = [ordered]@{ Name = $Matches.v; Enabled = $null; Direction = $null; LocalIP = $null; RemoteIP = $null; Protocol = $null; Action = $null }
+            $rules.Add($current)
+        } elseif ($null -ne $current -and $line -match '^(?<k>Enabled|Direction|LocalIP|RemoteIP|Protocol|Action):\s+(?<v>.*?)\s*$') {
+            $current[$Matches.k] = $Matches.v
+        }
+    }
+    , @($rules | ForEach-Object { [pscustomobject]$_ })
+}
+
+function ConvertTo-Ipv4Number {
+    param([Parameter(Mandatory)] [string] $Address)
+    $bytes = ([ipaddress]$Address).GetAddressBytes()
+    [uint32](([uint32]$bytes[0] -shl 24) -bor ([uint32]$bytes[1] -shl 16) -bor ([uint32]$bytes[2] -shl 8) -bor [uint32]$bytes[3])
+}
+
+function ConvertFrom-Ipv4Number {
+    param([Parameter(Mandatory)] [uint32] $Number)
+    '{0}.{1}.{2}.{3}' -f (($Number -shr 24) -band 255), (($Number -shr 16) -band 255), (($Number -shr 8) -band 255), ($Number -band 255)
+}
+
+function Get-Ipv4RangesExcept {
+    <#
+    The addresses of the CIDR subnets minus the excluded addresses, as netsh range strings
+    ("172.21.198.0-172.21.198.10", or one address alone), sorted and merged.
+    #>
+    param([Parameter(Mandatory)] [string[]] $Subnet, [string[]] $Except = @())
+    $ranges = [System.Collections.Generic.List[object]]::new()
+    foreach ($cidr in $Subnet) {
+        if ($cidr -notmatch '^(?<ip>[\d.]+)/(?<bits>\d{1,2})$' -or -not (Test-Ipv4Address $Matches.ip) -or [int]$Matches.bits -gt 32) {
+            throw (New-WiringError invalid_input "Subnet must be a CIDR such as 172.21.198.0/24, got '$cidr'.")
+        }
+        $bits = [int]$Matches.bits
+        $size = [uint64]1 -shl (32 - $bits)
+        $start = [uint64](ConvertTo-Ipv4Number $Matches.ip) -band ([uint64]4294967296 - $size)
+        $ranges.Add([pscustomobject]@{ Start = $start; End = $start + $size - 1 })
+    }
+    $merged = [System.Collections.Generic.List[object]]::new()
+    foreach ($range in ($ranges | Sort-Object Start)) {
+        $last = if ($merged.Count) { $merged[$merged.Count - 1] } else { $null }
+        if ($last -and $range.Start -le $last.End + 1) { if ($range.End -gt $last.End) { $last.End = $range.End } }
+        else { $merged.Add([pscustomobject]@{ Start = $range.Start; End = $range.End }) }
+    }
+    foreach ($address in $Except) {
+        $n = [uint64](ConvertTo-Ipv4Number $address)
+        $split = [System.Collections.Generic.List[object]]::new()
+        foreach ($range in $merged) {
+            if ($n -lt $range.Start -or $n -gt $range.End) { $split.Add($range); continue }
+            if ($n -gt $range.Start) { $split.Add([pscustomobject]@{ Start = $range.Start; End = $n - 1 }) }
+            if ($n -lt $range.End) { $split.Add([pscustomobject]@{ Start = $n + 1; End = $range.End }) }
+        }
+        $merged = $split
+    }
+    , @($merged | ForEach-Object {
+        if ($_.Start -eq $_.End) { ConvertFrom-Ipv4Number ([uint32]$_.Start) }
+        else { '{0}-{1}' -f (ConvertFrom-Ipv4Number ([uint32]$_.Start)), (ConvertFrom-Ipv4Number ([uint32]$_.End)) }
+    })
+}
+
 Export-ModuleMember -Function @(
     'New-WiringError', 'ConvertTo-WiringFailure', 'Write-JsonLine',
     'Test-Ipv4Address', 'Assert-Ipv4Address', 'Assert-Port',
@@ -305,5 +406,7 @@ Export-ModuleMember -Function @(
     'ConvertFrom-NetshAddress', 'ConvertFrom-NetshPortProxy', 'ConvertFrom-RoutePrint',
     'Get-DefaultGatewayFromRoutes', 'ConvertFrom-Ipconfig',
     'Get-ContainerWiringState', 'Select-ContainerInterface',
-    'Get-RouteTable', 'Find-HostRoute', 'Find-DefaultGateway'
+    'Get-RouteTable', 'Find-GatewayRoute', 'Find-DefaultGateway',
+    'Get-LabelledContainerIds', 'Get-ContainerNetworkAddress',
+    'ConvertFrom-NetshFirewallRule', 'ConvertTo-Ipv4Number', 'ConvertFrom-Ipv4Number', 'Get-Ipv4RangesExcept'
 )

@@ -5,20 +5,24 @@ Wires (or unwires) 169.254.169.254:80 inside a Windows client container to the M
 .DESCRIPTION
 Runs inside a Windows client container as ContainerAdministrator (the container monitor calls it with
 `docker exec -u ContainerAdministrator <id> powershell -File C:\msi-proxy\Set-MsiProxyWiring.ps1 ...`).
-1. Adds the metadata address as a /32 to the container's interface, with
+1. Deletes a 169.254.169.254/32 route through a gateway if the container has one (`route delete
+   169.254.169.254 mask 255.255.255.255 <gateway>`): that route is the msiserviceclient's way to IMDS, and in
+   a client it would be a way around the proxy (docs/windows-isolation.md).
+2. Adds the metadata address as a /32 to the container's interface, with
    New-NetIPAddress when the NetTCPIP module exists (Server Core), else
    `netsh interface ipv4 add address "<alias>" 169.254.169.254 255.255.255.255` (Nano Server).
-2. Adds `netsh interface portproxy add v4tov4 listenaddress=169.254.169.254 listenport=80
+   From then on 169.254.169.254 is local: port 80 goes to the portproxy, every other port stays in the container.
+3. Adds `netsh interface portproxy add v4tov4 listenaddress=169.254.169.254 listenport=80
    connectaddress=<proxy> connectport=<port>`; a rule pointing elsewhere is deleted first.
 It reads the current state first and changes only what differs, so running it again is safe (portproxy
-state is lost when a container restarts, so the monitor re-runs it then). -Remove undoes both.
+state is lost when a container restarts, so the monitor re-runs it then). -Remove undoes 2 and 3.
 
 Writes one JSON line on stdout:
   {"action":"wired|unchanged|removed","proxy":"<ip>","port":<port>,"interface":"<alias>","changes":[...],"whatIf":false}
 or on failure {"action":"error","error":"invalid_input|prerequisite_missing|command_failed","error_description":"..."}.
 
 Exit codes: 0 done; 2 invalid input; 3 prerequisite missing (not elevated, no netsh, interface not found);
-4 a netsh command failed.
+4 a netsh or route command failed (or the route did not go away).
 
 .PARAMETER ProxyAddress
 IPv4 address of the MsiProxy container. Required unless -Remove.
@@ -75,6 +79,15 @@ function Remove-MetadataAddress {
     }
 }
 
+function Remove-MetadataRoute {
+    param([string] $Gateway)
+    Invoke-CheckedNativeCommand route @('delete', $MetadataAddress, 'mask', '255.255.255.255', $Gateway) | Out-Null
+    # route.exe does not always set a failing exit code, so the table is read again.
+    if (Find-GatewayRoute (Get-RouteTable) $MetadataAddress) {
+        throw (New-WiringError command_failed "route delete $MetadataAddress via $Gateway reported success but the route is still in 'route print'.")
+    }
+}
+
 function Remove-PortProxyRule {
     Invoke-CheckedNativeCommand netsh @('interface', 'portproxy', 'delete', 'v4tov4', "listenaddress=$MetadataAddress", "listenport=$listenPort") | Out-Null
 }
@@ -93,6 +106,12 @@ function Invoke-Wire {
     $state = Get-ContainerWiringState -MetadataAddress $MetadataAddress -ListenPort $listenPort
     $alias = Select-ContainerInterface $state.Interfaces $InterfaceAlias
     $changes = [System.Collections.Generic.List[string]]::new()
+
+    $bypass = Find-GatewayRoute (Get-RouteTable) $MetadataAddress
+    if ($bypass) {
+        if ($PSCmdlet.ShouldProcess("$MetadataAddress/32", "Delete route via $($bypass.Gateway)")) { Remove-MetadataRoute $bypass.Gateway }
+        $changes.Add('route-removed')
+    }
 
     if (-not $state.AddressInterface) {
         if ($PSCmdlet.ShouldProcess($alias, "Add $MetadataAddress/32")) { Add-MetadataAddress $alias }

@@ -53,7 +53,7 @@ function Add-MetadataRoute {
     if ($Gateway) { Assert-Ipv4Address $Gateway -Name 'Gateway' }
 
     $routes = Get-RouteTable
-    $existing = Find-HostRoute $routes $MetadataAddress
+    $existing = Find-GatewayRoute $routes $MetadataAddress
     if ($existing) {
         return [ordered]@{ action = 'route-present'; gateway = $existing.Gateway; route = "$MetadataAddress/32" }
     }
@@ -66,7 +66,7 @@ function Add-MetadataRoute {
     if ($PSCmdlet.ShouldProcess("$MetadataAddress/32", "route add via $via")) {
         Invoke-CheckedNativeCommand route @('add', $MetadataAddress, 'mask', '255.255.255.255', $via) | Out-Null
         # route.exe does not always set a failing exit code, so the table is read again.
-        if (-not (Find-HostRoute (Get-RouteTable) $MetadataAddress)) {
+        if (-not (Find-GatewayRoute (Get-RouteTable) $MetadataAddress)) {
             throw (New-WiringError command_failed "route add $MetadataAddress via $via reported success but the route is not in 'route print'.")
         }
     }

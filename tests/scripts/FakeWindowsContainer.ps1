@@ -10,6 +10,7 @@ foreach ($program in 'netsh', 'route', 'ipconfig', 'docker', 'dotnet') {
 }
 
 function New-FakeContainer {
+    <# Makes a container's network state the one netsh and route act on ($global:Fake) and returns it. #>
     param(
         [string] $Alias = 'vEthernet (Ethernet)',
         [string] $Address = '172.28.20.14',
@@ -18,7 +19,21 @@ function New-FakeContainer {
         [object[]] $Rules = @(),
         [bool] $Elevated = $true
     )
-    $global:Fake = [pscustomobject]@{
+    $global:Fake = New-FakeContainerState @PSBoundParameters
+    $global:Fake
+}
+
+function New-FakeContainerState {
+    <# The network state of one Windows container: its interface, addresses, portproxy rules and added routes. #>
+    param(
+        [string] $Alias = 'vEthernet (Ethernet)',
+        [string] $Address = '172.28.20.14',
+        [string] $Gateway = '172.28.16.1',
+        [string[]] $ExtraAddresses = @(),
+        [object[]] $Rules = @(),
+        [bool] $Elevated = $true
+    )
+    $state = [pscustomobject]@{
         Alias = $Alias
         Address = $Address
         Gateway = $Gateway
@@ -28,8 +43,8 @@ function New-FakeContainer {
         Elevated = $Elevated
         Calls = [System.Collections.Generic.List[string]]::new()
     }
-    foreach ($rule in $Rules) { $global:Fake.Rules.Add($rule) }
-    $global:Fake
+    foreach ($rule in $Rules) { $state.Rules.Add($rule) }
+    $state
 }
 
 function Format-FakeCall {
@@ -120,7 +135,7 @@ function Invoke-FakeRoute {
     $f.Calls.Add((Format-FakeCall 'route' $args))
     $global:LASTEXITCODE = 0
     $line = $args -join ' '
-    if ($line -match '^add ' -and -not $f.Elevated) {
+    if ($line -match '^(add|delete|change) ' -and -not $f.Elevated) {
         $global:LASTEXITCODE = 1
         return 'The requested operation requires elevation.'
     }
@@ -139,6 +154,8 @@ function Invoke-FakeRoute {
             if ($f.Gateway) { '          0.0.0.0          0.0.0.0      {0,11}     {1}   5256' -f $f.Gateway, $f.Address }
             '        127.0.0.0        255.0.0.0         On-link         127.0.0.1    331'
             '        127.0.0.1  255.255.255.255         On-link         127.0.0.1    331'
+            # Windows adds an On-link host route for every further address on the interface (the metadata address).
+            foreach ($a in @($f.Addresses | Where-Object { $_ -ne $f.Address })) { '  {0,15}  255.255.255.255         On-link  {0,15}   5256' -f $a }
             foreach ($r in $f.Routes) { '  {0,15}  {1,15}      {2,11}     {3}   5257' -f $r.Destination, $r.Netmask, $r.Gateway, $f.Address }
             '==========================================================================='
             'Persistent Routes:'
@@ -157,6 +174,13 @@ function Invoke-FakeRoute {
                 $global:LASTEXITCODE = 1; return 'The route addition failed: The object already exists.'
             }
             $f.Routes.Add([pscustomobject]@{ Destination = $Matches.d; Netmask = $Matches.m; Gateway = $Matches.g })
+            return ' OK!'
+        }
+        '^delete (?<d>\S+)( mask (?<m>\S+))?( (?<g>\S+))?$' {
+            $d = $Matches.d; $g = $Matches['g']
+            $gone = @($f.Routes | Where-Object { $_.Destination -eq $d -and (-not $g -or $_.Gateway -eq $g) })
+            if ($gone.Count -eq 0) { $global:LASTEXITCODE = 1; return 'The route deletion failed: Element not found.' }
+            foreach ($r in $gone) { [void]$f.Routes.Remove($r) }
             return ' OK!'
         }
         default { $global:LASTEXITCODE = 1; 'The syntax of this command is: ROUTE [-f] [-p] [-4|-6] command ...' }

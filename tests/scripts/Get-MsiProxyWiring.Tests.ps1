@@ -35,7 +35,19 @@ Describe 'Get-MsiProxyWiring.ps1' {
         $r.Json.address.interface | Should -Be 'vEthernet (Ethernet)'
         $r.Json.portproxy[0].connectAddress | Should -Be '172.28.16.5'
         $r.Json.matchesExpected | Should -BeTrue
+        # The On-link route Windows adds for the local metadata address is not a way out.
+        $r.Json.route.present | Should -BeFalse
+        $r.Json.clientIsolated | Should -BeTrue
         (Invoke-GetWiring -ProxyAddress 172.28.16.9).Json.matchesExpected | Should -BeFalse
+    }
+
+    It 'reports a wired client that also has a route through its gateway as not isolated' {
+        & $script:SetWiring -ProxyAddress 172.28.16.5 | Out-Null
+        $global:Fake.Routes.Add([pscustomobject]@{ Destination = '169.254.169.254'; Netmask = '255.255.255.255'; Gateway = '172.28.16.1' })
+        $r = Invoke-GetWiring
+        $r.Json.clientWired | Should -BeTrue
+        $r.Json.route.present | Should -BeTrue
+        $r.Json.clientIsolated | Should -BeFalse
     }
 
     It 'reports the metadata route of an msiserviceclient container' {

@@ -18,6 +18,7 @@ BeforeAll {
 Describe 'Set-MsiProxyWiring.ps1 on a Nano Server container (netsh only)' {
     BeforeEach {
         Mock netsh -ModuleName MsiProxyWiring { Invoke-FakeNetsh @args }
+        Mock route -ModuleName MsiProxyWiring { Invoke-FakeRoute @args }
     }
 
     It 'issues exactly the read, add-address and add-portproxy commands for a fresh container' {
@@ -27,9 +28,52 @@ Describe 'Set-MsiProxyWiring.ps1 on a Nano Server container (netsh only)' {
         $global:Fake.Calls | Should -Be @(
             'netsh interface ipv4 show addresses'
             'netsh interface portproxy show v4tov4'
+            'route print -4'
             'netsh interface ipv4 add address "vEthernet (Ethernet)" 169.254.169.254 255.255.255.255'
             'netsh interface portproxy add v4tov4 listenaddress=169.254.169.254 listenport=80 connectaddress=172.28.16.5 connectport=8080'
         )
+    }
+
+    It 'first deletes a route to the metadata address through the gateway, which would lead past the proxy' {
+        New-FakeContainer | Out-Null
+        $global:Fake.Routes.Add([pscustomobject]@{ Destination = '169.254.169.254'; Netmask = '255.255.255.255'; Gateway = '172.28.16.1' })
+        $r = Invoke-SetWiring -ProxyAddress 172.28.16.5
+        $r.ExitCode | Should -Be 0
+        $r.Json.changes | Should -Be @('route-removed', 'address', 'portproxy')
+        Get-FakeChangingCalls | Should -Be @(
+            'route delete 169.254.169.254 mask 255.255.255.255 172.28.16.1'
+            'netsh interface ipv4 add address "vEthernet (Ethernet)" 169.254.169.254 255.255.255.255'
+            'netsh interface portproxy add v4tov4 listenaddress=169.254.169.254 listenport=80 connectaddress=172.28.16.5 connectport=80'
+        )
+        $global:Fake.Routes.Count | Should -Be 0
+    }
+
+    It 'leaves the On-link route of its own metadata address alone' {
+        New-FakeContainer -ExtraAddresses '169.254.169.254' -Rules (New-Rule '172.28.16.5') | Out-Null
+        (Invoke-FakeRoute print -4) -join "`n" | Should -Match '169\.254\.169\.254\s+255\.255\.255\.255\s+On-link'
+        $global:Fake.Calls.Clear()
+        $r = Invoke-SetWiring -ProxyAddress 172.28.16.5
+        $r.Json.action | Should -Be 'unchanged'
+        Get-FakeChangingCalls | Should -BeNullOrEmpty
+    }
+
+    It 'fails with exit 4 when route delete claims success but the route stays' {
+        New-FakeContainer | Out-Null
+        $global:Fake.Routes.Add([pscustomobject]@{ Destination = '169.254.169.254'; Netmask = '255.255.255.255'; Gateway = '172.28.16.1' })
+        Mock route -ModuleName MsiProxyWiring -ParameterFilter { $args[0] -eq 'delete' } { $global:LASTEXITCODE = 0; ' OK!' }
+        $r = Invoke-SetWiring -ProxyAddress 172.28.16.5
+        $r.ExitCode | Should -Be 4
+        $r.Json.error_description | Should -Match 'still in .route print.'
+        # Nothing was wired on top of a container that still has its way around the proxy.
+        $global:Fake.Addresses | Should -Not -Contain '169.254.169.254'
+    }
+
+    It 'reports a route it may not delete (not elevated) as exit 3' {
+        New-FakeContainer -Elevated $false | Out-Null
+        $global:Fake.Routes.Add([pscustomobject]@{ Destination = '169.254.169.254'; Netmask = '255.255.255.255'; Gateway = '172.28.16.1' })
+        $r = Invoke-SetWiring -ProxyAddress 172.28.16.5
+        $r.ExitCode | Should -Be 3
+        $global:Fake.Routes.Count | Should -Be 1
     }
 
     It 'reports one JSON line the monitor can parse' {
@@ -51,7 +95,7 @@ Describe 'Set-MsiProxyWiring.ps1 on a Nano Server container (netsh only)' {
         $r.ExitCode | Should -Be 0
         $r.Json.action | Should -Be 'unchanged'
         Get-FakeChangingCalls | Should -BeNullOrEmpty
-        $global:Fake.Calls.Count | Should -Be 2
+        $global:Fake.Calls.Count | Should -Be 3
     }
 
     It 'leaves an already wired container alone when the show output already has the rule' {
@@ -125,12 +169,13 @@ Describe 'Set-MsiProxyWiring.ps1 on a Nano Server container (netsh only)' {
 
     It '-WhatIf reads state but issues no change' {
         New-FakeContainer -Rules (New-Rule '172.28.16.9') | Out-Null
+        $global:Fake.Routes.Add([pscustomobject]@{ Destination = '169.254.169.254'; Netmask = '255.255.255.255'; Gateway = '172.28.16.1' })
         $r = Invoke-SetWiring -ProxyAddress 172.28.16.5 -WhatIf
         $r.ExitCode | Should -Be 0
         $r.Json.whatIf | Should -BeTrue
-        $r.Json.changes | Should -Be @('address', 'portproxy-replaced', 'portproxy')
+        $r.Json.changes | Should -Be @('route-removed', 'address', 'portproxy-replaced', 'portproxy')
         Get-FakeChangingCalls | Should -BeNullOrEmpty
-        $global:Fake.Calls.Count | Should -Be 2
+        $global:Fake.Calls.Count | Should -Be 3
     }
 
     It 'reports a missing elevation as exit 3 with the ContainerAdministrator hint' {
@@ -187,10 +232,13 @@ Describe 'Set-MsiProxyWiring.ps1 on Server Core (NetTCPIP module present)' {
         function global:Remove-NetIPAddress { param($InterfaceAlias, $IPAddress, [switch] $Confirm) }
     }
     AfterAll {
-        Remove-Item function:global:New-NetIPAddress, function:global:Remove-NetIPAddress
+        # A provider path takes no scope prefix: function:global:X names nothing and removed nothing, and the
+        # stand-ins leaked into later test files (which then took the NetTCPIP path).
+        Remove-Item function:New-NetIPAddress, function:Remove-NetIPAddress
     }
     BeforeEach {
         Mock netsh -ModuleName MsiProxyWiring { Invoke-FakeNetsh @args }
+        Mock route -ModuleName MsiProxyWiring { Invoke-FakeRoute @args }
         Mock New-NetIPAddress { }
         Mock Remove-NetIPAddress { }
     }

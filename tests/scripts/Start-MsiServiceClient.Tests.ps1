@@ -17,14 +17,14 @@ Describe 'Gateway and route parsing from real-looking Windows container output' 
         $routes = ConvertFrom-RoutePrint (Read-Fixture 'route-print-nat.txt')
         Get-DefaultGatewayFromRoutes $routes | Should -Be '172.28.16.1'
         $routes.Count | Should -Be 11
-        Find-HostRoute $routes '169.254.169.254' | Should -BeNullOrEmpty
+        Find-GatewayRoute $routes '169.254.169.254' | Should -BeNullOrEmpty
     }
 
     It 'picks the lowest-metric default route, ignores persistent routes and finds the metadata route' {
         $routes = ConvertFrom-RoutePrint (Read-Fixture 'route-print-with-metadata-route.txt')
         Get-DefaultGatewayFromRoutes $routes | Should -Be '172.28.16.1'
         ($routes | Where-Object Persistent).Gateway | Should -Be '192.168.9.1'
-        (Find-HostRoute $routes '169.254.169.254').Gateway | Should -Be '172.28.16.1'
+        (Find-GatewayRoute $routes '169.254.169.254').Gateway | Should -Be '172.28.16.1'
     }
 
     It 'finds no gateway when route print has no default route' {
@@ -102,7 +102,7 @@ Describe 'Start-MsiServiceClient.ps1' {
             Mock Get-NetRoute -ModuleName MsiProxyWiring { [pscustomobject]@{ NextHop = '10.240.0.1'; RouteMetric = 0 } }
             (Invoke-Start -ProxyPath $ProxyDll).Json.gateway | Should -Be '10.240.0.1'
             Get-FakeChangingCalls | Should -Be @('route add 169.254.169.254 mask 255.255.255.255 10.240.0.1')
-        } finally { Remove-Item function:global:Get-NetRoute }
+        } finally { Remove-Item function:Get-NetRoute }
     }
 
     It 'fails with exit 3, a clear error and no proxy start when no gateway is found' {
