@@ -37,9 +37,6 @@ public sealed class NamespaceProxy : IAsyncDisposable
 
     public TransparentNamespace Namespace { get; }
 
-    /// <summary>Where clients in the namespace find it: IMDS's own address.</summary>
-    public static Uri ClientAddress { get; } = new($"http://{TransparentNamespace.ImdsAddress}");
-
     /// <summary>Everything the program printed so far.</summary>
     public string Output
     {

@@ -26,7 +26,7 @@ public abstract class TransparentLab : IAsyncLifetime
     public EmulatorState State => Emulator.State;
 
     /// <summary>Null when the lab is up; otherwise why it could not be (the tests skip with it).</summary>
-    public string? UnavailableReason { get; private set; } = TransparentNamespace.UnavailableReason;
+    public string? UnavailableReason { get; } = TransparentNamespace.UnavailableReason;
 
     private string Unavailable => $"The transparent lab is not available: {UnavailableReason}";
 
