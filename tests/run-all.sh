@@ -34,6 +34,12 @@ install_prerequisites() {
     log "not root: skipping Debian packages and the Docker engine (the Docker tests will report as skipped)"
   fi
 
+  # The PowerShell client tests run pwsh inside the isolated dotnet test run, where it cannot be installed.
+  if ! command -v pwsh >/dev/null && [[ ! -x "$HOME/.dotnet/tools/pwsh" ]]; then
+    log "installing PowerShell 7.6.9 (dotnet global tool)"
+    dotnet tool install --global PowerShell --version 7.6.9 >&2 || log "pwsh not installed: the PowerShell client tests will fail"
+  fi
+
   if [[ -f tests/clients/js/package-lock.json && ! -d tests/clients/js/node_modules ]]; then
     log "installing the Node SDK client (npm ci)"
     npm ci --prefix tests/clients/js --no-audit --no-fund >&2 || log "npm ci failed: the Node SDK tests will fail"

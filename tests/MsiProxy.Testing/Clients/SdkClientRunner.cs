@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using MsiProxy.Testing.Net;
 
 namespace MsiProxy.Testing.Clients;
 
@@ -15,6 +16,24 @@ public enum SdkKind
 
     /// <summary>@azure/identity 4.14.1 ManagedIdentityCredential on Node (tests/clients/js).</summary>
     Js,
+
+    /// <summary>
+    /// Azure.Identity 1.21.0 DefaultAzureCredential, every credential but managed identity excluded through its options
+    /// (not AZURE_TOKEN_CREDENTIALS, which skips the probe): its first request is a probe without Metadata.
+    /// </summary>
+    DefaultAzureCredential,
+
+    /// <summary>
+    /// @azure/identity 4.14.1 DefaultAzureCredential with AZURE_TOKEN_CREDENTIALS=prod (environment, workload identity
+    /// and managed identity — the latter with its probe — but no developer-tool credentials that would start az or pwsh).
+    /// </summary>
+    JsDefaultAzureCredential,
+
+    /// <summary>@azure/msal-node 7.2.3 ManagedIdentityApplication used directly (tests/clients/js).</summary>
+    MsalNode,
+
+    /// <summary>PowerShell 7.6.9 Invoke-RestMethod -Headers @{Metadata='true'} (tests/clients/pwsh/Get-Token.ps1).</summary>
+    PowerShell,
 }
 
 /// <summary>One token request made by a client process. At most one selector.</summary>
@@ -37,9 +56,15 @@ public sealed record SdkClientRequest(SdkKind Sdk, string Resource)
 
     /// <summary>Extra environment for the client (e.g. AZURE_TOKEN_CREDENTIALS); applied after scrubbing.</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
+
+    /// <summary>msal-node's clientCapabilities (e.g. ["cp1"], sent as xms_cc=cp1).</summary>
+    public IReadOnlyList<string>? ClientCapabilities { get; init; }
 }
 
-/// <summary>What the client printed: {"ok":true,"token","expiresOn"} or {"ok":false,"errorType","message"}.</summary>
+/// <summary>
+/// What the client printed: {"ok":true,"token","expiresOn"} or {"ok":false,"errorType","message"[,"status"]} (the
+/// HTTP status only where the client exposes it: PowerShell).
+/// </summary>
 public sealed record SdkClientResult(
     bool Ok,
     string? Token,
@@ -52,15 +77,19 @@ public sealed record SdkClientResult(
     string StandardOutput,
     string StandardError)
 {
+    public int? Status { get; init; }
+
     public override string ToString() =>
-        $"ok={Ok} exit={ExitCode} timedOut={TimedOut} elapsed={Elapsed.TotalSeconds:0.0}s error={ErrorType}: {Message}\nstdout: {StandardOutput}\nstderr: {StandardError}";
+        $"ok={Ok} exit={ExitCode} timedOut={TimedOut} elapsed={Elapsed.TotalSeconds:0.0}s status={Status} error={ErrorType}: {Message}\nstdout: {StandardOutput}\nstderr: {StandardError}";
 }
 
 /// <summary>
 /// Runs a real SDK client in a child process against an IMDS-compatible endpoint (the emulator or MsiProxy).
 /// The SDKs fix their endpoint per process, hence one process per call. The child's environment is scrubbed of
 /// every variable that could send it elsewhere (other managed-identity protocols, proxies), and the authority host
-/// must be loopback unless a <see cref="SdkClientRequest.Wrapper"/> puts the client in a test-made namespace.
+/// must be loopback unless a <see cref="SdkClientRequest.Wrapper"/> puts the client in a test-made namespace. Only
+/// <see cref="RunTransparentAsync"/> runs a client with no authority host at all — calling 169.254.169.254 itself —
+/// and only inside a <see cref="TransparentNamespace"/>, where that address is local.
 /// </summary>
 public static class SdkClientRunner
 {
@@ -68,7 +97,7 @@ public static class SdkClientRunner
     [
         "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT",
         "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_TOKEN_CREDENTIALS", "AZURE_AUTHORITY_HOST",
-        "DEFAULT_IDENTITY_CLIENT_ID", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+        "DEFAULT_IDENTITY_CLIENT_ID", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
     ];
 
     private static readonly Lazy<string> DotnetClient = new(BuildDotnetClient, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -76,6 +105,17 @@ public static class SdkClientRunner
     public static string DotnetClientProject => RepositoryPaths.Combine("tests", "clients", "dotnet", "SdkClient");
 
     public static string JsClientDirectory => RepositoryPaths.Combine("tests", "clients", "js");
+
+    public static string PowerShellScript => RepositoryPaths.Combine("tests", "clients", "pwsh", "Get-Token.ps1");
+
+    /// <summary>pwsh from PATH, or where `dotnet tool install --global PowerShell` puts it; null when neither has it.</summary>
+    public static string? FindPowerShell()
+    {
+        var candidates = (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, "pwsh"))
+            .Append(Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "pwsh"));
+        return candidates.FirstOrDefault(File.Exists);
+    }
 
     /// <summary>True when this process sees no network interface but loopback (e.g. run under unshare -n).</summary>
     public static bool IsNetworkIsolated =>
@@ -91,22 +131,25 @@ public static class SdkClientRunner
             throw new InvalidOperationException("/opt/azcmagent/bin/himds exists: the SDKs would switch to the Azure Arc protocol.");
         }
 
-        var start = CreateStartInfo(request);
-        foreach (var name in ScrubbedVariables)
-        {
-            start.Environment.Remove(name);
-        }
-
         // Scheme, host and port only: msal-node appends the path itself and lower-cases the whole URL.
-        start.Environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = authorityHost.GetLeftPart(UriPartial.Authority);
-        start.Environment["NO_PROXY"] = "127.0.0.1,localhost";
-        start.Environment["no_proxy"] = "127.0.0.1,localhost";
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        foreach (var (name, value) in request.Environment ?? new Dictionary<string, string>())
+        var start = CreateStartInfo(request, authorityHost.GetLeftPart(UriPartial.Authority));
+        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs the client inside <paramref name="ns"/> with no endpoint override: it calls http://169.254.169.254 as on
+    /// an Azure VM, and reaches what listens there in the namespace.
+    /// </summary>
+    public static async Task<SdkClientResult> RunTransparentAsync(TransparentNamespace ns, SdkClientRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(ns);
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Wrapper is not null)
         {
-            start.Environment[name] = value;
+            throw new ArgumentException("The namespace supplies the wrapper.", nameof(request));
         }
 
+        var start = CreateStartInfo(request with { Wrapper = ns.Wrapper }, authorityHost: null);
         return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
     }
 
@@ -131,18 +174,38 @@ public static class SdkClientRunner
         }
     }
 
-    private static ProcessStartInfo CreateStartInfo(SdkClientRequest request)
+    private static ProcessStartInfo CreateStartInfo(SdkClientRequest request, string? authorityHost)
     {
+        if (request.ClientCapabilities is not null && request.Sdk != SdkKind.MsalNode)
+        {
+            throw new ArgumentException("ClientCapabilities are an msal-node option here.", nameof(request));
+        }
+
         var (program, args) = request.Sdk switch
         {
             SdkKind.Js => ("node", new List<string> { JsEntryPoint(), "--sdk", "azure-identity" }),
+            SdkKind.JsDefaultAzureCredential => ("node", new List<string> { JsEntryPoint(), "--sdk", "dac" }),
+            SdkKind.MsalNode => ("node", new List<string> { JsEntryPoint(), "--sdk", "msal-node" }),
             SdkKind.Msal => ("dotnet", new List<string> { DotnetClient.Value, "--sdk", "msal" }),
+            SdkKind.DefaultAzureCredential => ("dotnet", new List<string> { DotnetClient.Value, "--sdk", "dac" }),
+            SdkKind.PowerShell => (PowerShellExecutable(), new List<string> { "-NoProfile", "-NonInteractive", "-File", PowerShellScript }),
             _ => ("dotnet", new List<string> { DotnetClient.Value, "--sdk", "azure-identity" }),
         };
-        args.AddRange(["--resource", request.Resource]);
-        AddOption(args, "--client-id", request.ClientId);
-        AddOption(args, "--object-id", request.ObjectId);
-        AddOption(args, "--resource-id", request.ResourceId);
+        if (request.Sdk == SdkKind.PowerShell)
+        {
+            args.AddRange(["-Resource", request.Resource]);
+            AddOption(args, "-ClientId", request.ClientId);
+            AddOption(args, "-ObjectId", request.ObjectId);
+            AddOption(args, "-ResourceId", request.ResourceId);
+        }
+        else
+        {
+            args.AddRange(["--resource", request.Resource]);
+            AddOption(args, "--client-id", request.ClientId);
+            AddOption(args, "--object-id", request.ObjectId);
+            AddOption(args, "--resource-id", request.ResourceId);
+            AddOption(args, "--client-capabilities", request.ClientCapabilities is null ? null : string.Join(',', request.ClientCapabilities));
+        }
 
         var command = new List<string>(request.Wrapper ?? []) { program };
         command.AddRange(args);
@@ -152,11 +215,37 @@ public static class SdkClientRunner
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
-            WorkingDirectory = request.Sdk == SdkKind.Js ? JsClientDirectory : Path.GetTempPath(),
+            WorkingDirectory = request.Sdk is SdkKind.Js or SdkKind.JsDefaultAzureCredential or SdkKind.MsalNode ? JsClientDirectory : Path.GetTempPath(),
         };
         foreach (var arg in command.Skip(1))
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var name in ScrubbedVariables)
+        {
+            start.Environment.Remove(name);
+        }
+
+        if (authorityHost is not null)
+        {
+            start.Environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = authorityHost;
+        }
+
+        start.Environment["NO_PROXY"] = "127.0.0.1,localhost";
+        start.Environment["no_proxy"] = "127.0.0.1,localhost";
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        // No update check or telemetry: pwsh would otherwise look up public names at start-up.
+        start.Environment["POWERSHELL_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["POWERSHELL_UPDATECHECK"] = "Off";
+        if (request.Sdk == SdkKind.JsDefaultAzureCredential)
+        {
+            start.Environment["AZURE_TOKEN_CREDENTIALS"] = "prod";
+        }
+
+        foreach (var (name, value) in request.Environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         return start;
@@ -170,9 +259,13 @@ public static class SdkClientRunner
         }
     }
 
+    private static string PowerShellExecutable() => FindPowerShell() ?? throw new InvalidOperationException(
+        "pwsh is missing: tests/run-all.sh installs it (dotnet tool install --global PowerShell --version 7.6.9).");
+
     private static string JsEntryPoint()
     {
-        if (!Directory.Exists(Path.Combine(JsClientDirectory, "node_modules", "@azure", "identity")))
+        if (!Directory.Exists(Path.Combine(JsClientDirectory, "node_modules", "@azure", "identity"))
+            || !Directory.Exists(Path.Combine(JsClientDirectory, "node_modules", "@azure", "msal-node")))
         {
             throw new InvalidOperationException(
                 $"{JsClientDirectory}/node_modules is missing: run `npm ci --prefix tests/clients/js` first.");
@@ -221,7 +314,11 @@ public static class SdkClientRunner
         string? Get(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
         var ok = root.TryGetProperty("ok", out var okValue) && okValue.ValueKind == JsonValueKind.True;
         DateTimeOffset? expiresOn = DateTimeOffset.TryParse(Get("expiresOn"), System.Globalization.CultureInfo.InvariantCulture, out var e) ? e : null;
-        return new SdkClientResult(ok, Get("token"), expiresOn, Get("errorType"), Get("message"), exitCode, timedOut, elapsed, output, errors);
+        int? status = root.TryGetProperty("status", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null;
+        return new SdkClientResult(ok, Get("token"), expiresOn, Get("errorType"), Get("message"), exitCode, timedOut, elapsed, output, errors)
+        {
+            Status = status,
+        };
     }
 
     /// <summary>

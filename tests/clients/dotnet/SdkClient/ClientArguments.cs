@@ -1,6 +1,6 @@
 namespace MsiProxy.Tests.SdkClient;
 
-/// <summary>The command line: which SDK, which resource, at most one user-assigned selector.</summary>
+/// <summary>The command line: which SDK (azure-identity, dac, msal), which resource, at most one user-assigned selector.</summary>
 internal sealed record ClientArguments(string Sdk, string Resource, string? ClientId, string? ObjectId, string? ResourceId)
 {
     public static ClientArguments Parse(string[] args)
@@ -17,9 +17,9 @@ internal sealed record ClientArguments(string Sdk, string Resource, string? Clie
         }
 
         var sdk = values.GetValueOrDefault("sdk", "azure-identity");
-        if (sdk is not ("azure-identity" or "msal"))
+        if (sdk is not ("azure-identity" or "dac" or "msal"))
         {
-            throw new ArgumentException($"Unsupported --sdk '{sdk}' (azure-identity or msal)");
+            throw new ArgumentException($"Unsupported --sdk '{sdk}' (azure-identity, dac or msal)");
         }
 
         if (!values.TryGetValue("resource", out var resource))
@@ -32,6 +32,11 @@ internal sealed record ClientArguments(string Sdk, string Resource, string? Clie
         if (new[] { parsed.ClientId, parsed.ObjectId, parsed.ResourceId }.Count(v => v is not null) > 1)
         {
             throw new ArgumentException("Give at most one of --client-id, --object-id, --resource-id");
+        }
+
+        if (sdk == "dac" && parsed.ObjectId is not null)
+        {
+            throw new ArgumentException("DefaultAzureCredentialOptions selects a user-assigned identity by client id or resource id only");
         }
 
         return parsed;
