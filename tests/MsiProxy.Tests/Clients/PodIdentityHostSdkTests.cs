@@ -128,7 +128,7 @@ public sealed class PodIdentityHostSdkTests
         Assert.Contains("Required metadata header not specified", result.Message, StringComparison.Ordinal);
         var line = Assert.Single(await CoreAssert.RequestLogLinesAsync(proxy, 1));
         Assert.Equal("400", line.Value("StatusCode"));
-        Assert.Equal("denied", line.Value("Outcome"));
+        Assert.Equal("invalid", line.Value("Outcome"));
         CoreAssert.NothingUpstream(emulator);
     }
 

@@ -32,8 +32,9 @@ internal static class SdkExpectations
     public static (string ErrorType, string MessagePart) ForbiddenReport(SdkKind sdk) => sdk switch
     {
         SdkKind.AzureIdentity => ("Azure.Identity.AuthenticationFailedException", "ManagedIdentityCredential authentication failed: [Managed Identity] Error Code: forbidden"),
-        // The probe got the 403: the chain stops (AuthenticationFailed, not CredentialUnavailable).
-        SdkKind.DefaultAzureCredential => ("Azure.Identity.AuthenticationFailedException", "Status: 403 (Forbidden)"),
+        // The probe got IMDS's 400, so the credential asked again with Metadata and got the 403: unavailable, and the
+        // chain drops the proxy's description (issue 15 notes it), as it would IMDS's.
+        SdkKind.DefaultAzureCredential => ("Azure.Identity.CredentialUnavailableException", "ManagedIdentityCredential authentication unavailable"),
         SdkKind.Msal => ("Microsoft.Identity.Client.MsalServiceException", "[Managed Identity] Error Code: forbidden"),
         SdkKind.Js => ("CredentialUnavailableError", "ManagedIdentityCredential: Authentication failed. Message forbidden"),
         SdkKind.JsDefaultAzureCredential => ("AggregateAuthenticationError", "ManagedIdentityCredential: Authentication failed. Message forbidden"),
