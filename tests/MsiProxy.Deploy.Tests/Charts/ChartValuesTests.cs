@@ -132,6 +132,18 @@ public partial class ChartValuesTests
         Assert.Empty(undocumented);
     }
 
+    [Fact]
+    public void Chart_yaml_names_no_placeholder_home_or_source()
+    {
+        // helm lint checks that sources are URLs, not that they lead anywhere: "https://github.com/" passed it.
+        var chart = (IDictionary<string, object?>)YamlValues.Parse(File.ReadAllText(Path.Combine(Chart.Directory, "Chart.yaml")))!;
+        var links = (chart.TryGetValue("sources", out var sources) ? ((List<object?>)sources!).Cast<string>() : [])
+            .Concat(chart.TryGetValue("home", out var home) ? [(string)home!] : []);
+        Assert.All(links, link => Assert.True(
+            Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme == "https" && uri.AbsolutePath.Trim('/').Contains('/', StringComparison.Ordinal),
+            $"'{link}' is not the https address of a page or repository"));
+    }
+
     private static JsonNode? SchemaAt(string path)
     {
         JsonNode? node = Schema;
