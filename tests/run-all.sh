@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test MsiProxy has, after installing what they need (idempotent; apt and the Docker engine only as root):
 #   1. prerequisites — Debian packages (docker.io, iptables, yamllint, busybox-static, debootstrap), pwsh + Pester,
-#      the Node SDK client's packages, and a running dockerd for the end-to-end tests;
+#      the Node SDK client's packages, helm (from npm), and a running dockerd for the end-to-end tests;
 #   2. dotnet test on MsiProxy.sln (unit, integration, real-SDK and real-Docker tests);
 #   3. the Pester tests of the PowerShell wiring scripts;
 #   4. the deployment checks (Dockerfile/YAML lint, chart schema, image build and run).
@@ -44,6 +44,9 @@ install_prerequisites() {
     log "installing the Node SDK client (npm ci)"
     npm ci --prefix tests/clients/js --no-audit --no-fund >&2 || log "npm ci failed: the Node SDK tests will fail"
   fi
+
+  log "installing helm for the chart tests (tests/deploy/install-helm.sh)"
+  bash tests/deploy/install-helm.sh >&2 || log "helm not installed: the chart tests will fail"
 }
 
 # Everything the tests restore later is fetched now, while the package registry is reachable: the tests themselves run

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lints the Dockerfiles (npm dockerfilelint@1.8.0, installed into tests/deploy/.tools, git-ignored) and the YAML
-# (Debian yamllint: compose files, Chart.yaml, values.yaml; config in .yamllint).
+# (Debian yamllint: compose files, Chart.yaml, values.yaml and the ci/ values files; config in .yamllint).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
@@ -22,7 +22,7 @@ else
 fi
 
 if command -v yamllint >/dev/null; then
-  for f in "$REPO_ROOT"/docker/compose/*/compose.yaml "$REPO_ROOT"/charts/*/Chart.yaml "$REPO_ROOT"/charts/*/values.yaml "$REPO_ROOT/.yamllint"; do
+  for f in "$REPO_ROOT"/docker/compose/*/compose.yaml "$REPO_ROOT"/charts/*/Chart.yaml "$REPO_ROOT"/charts/*/values.yaml "$REPO_ROOT"/charts/*/ci/*.yaml "$REPO_ROOT/.yamllint"; do
     check "lint: yamllint ${f#"$REPO_ROOT"/}" yamllint -s -c "$REPO_ROOT/.yamllint" "$f"
   done
 else

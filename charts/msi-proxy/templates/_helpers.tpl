@@ -21,11 +21,20 @@ app.kubernetes.io/name: {{ include "msi-proxy.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{- define "msi-proxy.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | trunc 63 | trimSuffix "-" }}
+{{/*
+The recommended labels (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels) of every object and of
+the pod template. The selector keeps name + instance only: a DaemonSet's selector cannot change after install.
+*/}}
+{{- define "msi-proxy.commonLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "msi-proxy.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: msi-proxy
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "msi-proxy.labels" -}}
+{{ include "msi-proxy.commonLabels" . }}
 app.kubernetes.io/component: node-proxy
 {{- end -}}
 
@@ -67,4 +76,100 @@ true
 {{- if or (and (eq .Values.os "windows") .Values.windows.hostProcess.enabled) (include "msi-proxy.dnat" .) -}}
 true
 {{- end -}}
+{{- end -}}
+
+{{/*
+The proxy's appsettings.json, in three layers (later wins): what the typed values feed, then .Values.config (any key),
+then the keys that must match what the templates render (mounts, host network), which config may not set. The last
+layer is set key by key, not merged: a merge never overwrites with false.
+*/}}
+{{- define "msi-proxy.appsettings" -}}
+{{- include "msi-proxy.checkConfig" . -}}
+{{- $k8s := .Values.kubernetes -}}
+{{- $dnat := dict "Command" $k8s.dnat.command "ReconcileInterval" $k8s.dnat.reconcileInterval -}}
+{{- with $k8s.dnat.interface }}{{ $_ := set $dnat "Interface" . }}{{ end -}}
+{{- with $k8s.dnat.sourceCidr }}{{ $_ := set $dnat "SourceCidr" . }}{{ end -}}
+{{- $typed := dict
+  "MsiProxy" (dict "Upstreams" .Values.upstreams "Clients" .Values.clients "Kubernetes" (dict "Dnat" $dnat))
+  "Serilog" (dict "MinimumLevel" (dict "Default" .Values.logLevel)) -}}
+{{- $settings := mustMergeOverwrite (dict) (deepCopy $typed) (deepCopy .Values.config) -}}
+{{- $kube := $settings.MsiProxy.Kubernetes -}}
+{{- $_ := set $kube "Enabled" $k8s.enabled -}}
+{{- if $k8s.enabled }}{{ $_ := set $kube "BindingsPath" "/etc/msi-proxy/bindings/bindings.yaml" }}{{ end -}}
+{{- $_ := set $kube.Dnat "Enabled" (eq (include "msi-proxy.dnat" .) "true") -}}
+{{- if include "msi-proxy.dnat" . }}{{ $_ := set $kube.Dnat "ProxyPort" .Values.ports.client }}{{ end -}}
+{{- if .Values.adminApi.enabled -}}
+{{- $management := default (dict) $settings.MsiProxy.Management -}}
+{{- $_ := set $management "ApiKeyFile" "/etc/msi-proxy/admin/api-key" -}}
+{{- $_ := set $settings.MsiProxy "Management" $management -}}
+{{- end -}}
+{{- toPrettyJson $settings -}}
+{{- end -}}
+
+{{/* Every key path of a configuration tree, ":"-separated, one a line. */}}
+{{- define "msi-proxy.configPaths" -}}
+{{- range $key, $value := .tree }}
+{{ $.prefix }}{{ $key }}
+{{- if kindIs "map" $value }}
+{{- include "msi-proxy.configPaths" (dict "prefix" (printf "%s%s:" $.prefix $key) "tree" $value) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+What config may not say. Keys the chart derives from other values: the proxy would run unlike what was rendered.
+Sections the chart writes too, spelt in another case: .NET configuration keys ignore case, so the JSON would hold the
+same key twice, which the proxy refuses at start-up.
+*/}}
+{{- define "msi-proxy.checkConfig" -}}
+{{- $derived := dict
+  "urls" "ports.client"
+  "msiproxy:management:urls" "ports.management"
+  "msiproxy:management:apikey" "adminApi"
+  "msiproxy:management:apikeyfile" "adminApi"
+  "msiproxy:kubernetes:enabled" "kubernetes.enabled"
+  "msiproxy:kubernetes:nodename" "nothing: each proxy watches its own node (downward API)"
+  "msiproxy:kubernetes:bindingspath" "kubernetes.bindings"
+  "msiproxy:kubernetes:dnat:enabled" "kubernetes.dnat.enabled"
+  "msiproxy:kubernetes:dnat:proxyaddress" "nothing: the rule targets the node IP (downward API)"
+  "msiproxy:kubernetes:dnat:proxyport" "ports.client" -}}
+{{- $spelling := dict -}}
+{{- range list "MsiProxy" "MsiProxy:Upstreams" "MsiProxy:Clients" "MsiProxy:Management" "MsiProxy:Kubernetes"
+  "MsiProxy:Kubernetes:Dnat" "MsiProxy:Kubernetes:Dnat:Command" "MsiProxy:Kubernetes:Dnat:ReconcileInterval"
+  "MsiProxy:Kubernetes:Dnat:Interface" "MsiProxy:Kubernetes:Dnat:SourceCidr" "Serilog" "Serilog:MinimumLevel"
+  "Serilog:MinimumLevel:Default" }}
+{{- $_ := set $spelling (lower .) . }}
+{{- end }}
+{{- range splitList "\n" (include "msi-proxy.configPaths" (dict "prefix" "" "tree" .Values.config)) }}
+{{- if hasKey $derived (lower .) }}
+{{- fail (printf "config sets %s, which the chart derives: set %s instead" . (get $derived (lower .))) }}
+{{- end }}
+{{- if and (hasKey $spelling (lower .)) (ne . (get $spelling (lower .))) }}
+{{- fail (printf "config spells %s, which the chart also writes, as %s: spell it %s" (get $spelling (lower .)) . (get $spelling (lower .))) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The helm test pods: unprivileged, nothing mounted, nothing written. */}}
+{{- define "msi-proxy.testPodSecurity" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 65534
+  runAsGroup: 65534
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{- define "msi-proxy.testContainerSecurity" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+resources:
+  requests:
+    cpu: 10m
+    memory: 16Mi
+  limits:
+    memory: 32Mi
 {{- end -}}

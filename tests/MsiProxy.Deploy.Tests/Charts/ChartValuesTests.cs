@@ -1,112 +1,53 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Json.Schema;
 using MsiProxy.Deploy.Tests.Support;
 
 namespace MsiProxy.Deploy.Tests.Charts;
 
-/// <summary>values.yaml, values.schema.json and the templates must agree (Helm enforces the schema on install).</summary>
+/// <summary>
+/// values.yaml, values.schema.json and the templates agree, and helm refuses a bad values file (it checks the schema on
+/// template, lint and install) with a message naming the value.
+/// </summary>
 public partial class ChartValuesTests
 {
-    private static readonly HelmChart Chart = new(RepositoryPaths.Combine("charts", "msi-proxy"));
+    private static readonly HelmChart Chart = HelmChart.MsiProxy;
 
-    private static readonly JsonNode SchemaJson = JsonNode.Parse(File.ReadAllText(Path.Combine(Chart.Directory, "values.schema.json")))!;
-
-    private static readonly JsonSchema Schema = JsonSchema.FromText(SchemaJson.ToJsonString());
-
-    private static EvaluationResults Validate(object? values)
-    {
-        using var document = JsonDocument.Parse(YamlValues.ToJson(values)!.ToJsonString());
-        return Schema.Evaluate(document.RootElement, new EvaluationOptions { OutputFormat = OutputFormat.List });
-    }
-
-    private static string Errors(EvaluationResults results) => string.Join("; ",
-        (results.Details ?? []).Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}")));
-
-    [Fact]
-    public void Default_values_validate_against_the_schema()
-    {
-        var results = Validate(Chart.DefaultValues);
-        Assert.True(results.IsValid, Errors(results));
-    }
+    private static readonly JsonNode Schema = JsonNode.Parse(File.ReadAllText(Path.Combine(Chart.Directory, "values.schema.json")))!;
 
     [Theory]
-    [InlineData("os: macos", "/os")]
-    [InlineData("ports: {client: 0, management: 8081}", "/ports/client")]
-    [InlineData("config: {upstreams: []}", "/config/upstreams")]
-    [InlineData("config: {upstreams: [\"ftp://imds\"]}", "/config/upstreams/0")]
-    [InlineData("config: {cache: {refreshAfter: 1.5}}", "/config/cache/refreshAfter")]
-    [InlineData("config: {resilience: {attemptTimeout: 3s}}", "/config/resilience/attemptTimeout")]
-    [InlineData("config: {clients: [{name: app, address: 10.0.0.4}]}", "/config/clients/0")]
-    [InlineData("image: {windowsVersion: ltsc2019}", "/image/windowsVersion")]
-    [InlineData("hostPort: {enabled: \"yes\"}", "/hostPort/enabled")]
-    [InlineData("unknownTopLevel: 1", "/unknownTopLevel")]
-    [InlineData("adminApi: {apiKeyy: x}", "/adminApi/apiKeyy")]
-    [InlineData("linux: {redirect: {enabled: true}}", "/linux/redirect")]
-    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelectr: {}}]}", "/kubernetes/bindings/0/podSelectr")]
-    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: []}]}", "/kubernetes/bindings/0/identities")]
-    [InlineData("kubernetes: {bindings: [{namespace: a, identities: [system]}]}", "/kubernetes/bindings/0")]
-    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelector: {matchLabels: {app: 1}}}]}", "/kubernetes/bindings/0/podSelector/matchLabels/app")]
-    [InlineData("kubernetes: {dnat: {enabled: true}}", "/kubernetes/dnat/interface")]
-    [InlineData("kubernetes: {dnat: {enabled: true, interface: \"azv+ -j ACCEPT\"}}", "/kubernetes/dnat/interface")]
-    [InlineData("kubernetes: {dnat: {enabled: true, sourceCidr: 10.244.0.0}}", "/kubernetes/dnat/sourceCidr")]
-    [InlineData("kubernetes: {dnat: {enabled: true, interface: cni+, command: nft}}", "/kubernetes/dnat/command")]
-    [InlineData("kubernetes: {enabled: false, dnat: {enabled: true, interface: cni+}}", "/kubernetes/enabled")]
-    [InlineData("{os: windows, kubernetes: {dnat: {enabled: true, interface: cni+}}}", "/kubernetes/dnat/enabled")]
-    [InlineData("terminationGracePeriodSeconds: 5", "/terminationGracePeriodSeconds")]
-    public void A_bad_value_fails_the_schema_at_its_location(string overrideYaml, string location)
+    [InlineData("os: macos", "at '/os': value must be one of 'linux', 'windows'")]
+    [InlineData("ports: {client: 0, management: 8081}", "at '/ports/client': minimum")]
+    [InlineData("upstreams: []", "at '/upstreams': minItems")]
+    [InlineData("upstreams: [\"ftp://imds\"]", "at '/upstreams/0'")]
+    [InlineData("clients: [{name: app, address: 10.0.0.4}]", "at '/clients/0': missing property 'identities'")]
+    [InlineData("image: {windowsVersion: ltsc2019}", "at '/image/windowsVersion'")]
+    [InlineData("hostPort: {enabled: \"yes\"}", "at '/hostPort/enabled': got string, want boolean")]
+    [InlineData("unknownTopLevel: 1", "additional properties 'unknownTopLevel' not allowed")]
+    [InlineData("adminApi: {apiKeyy: x}", "at '/adminApi': additional properties 'apiKeyy' not allowed")]
+    [InlineData("adminApi: {enabled: true, apiKey: short}", "at '/adminApi/apiKey': minLength")]
+    [InlineData("config: {MsiProxy: 5}", "at '/config/MsiProxy': got number, want object")]
+    [InlineData("config: {\"Msi Proxy\": {}}", "invalid propertyName 'Msi Proxy'")]
+    [InlineData("linux: {redirect: {enabled: true}}", "at '/linux': additional properties 'redirect' not allowed")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelectr: {}}]}", "at '/kubernetes/bindings/0': additional properties 'podSelectr'")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: []}]}", "at '/kubernetes/bindings/0/identities': minItems")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, identities: [system]}]}", "at '/kubernetes/bindings/0': missing property 'serviceAccount'")]
+    [InlineData("kubernetes: {bindings: [{namespace: a, serviceAccount: b, identities: [system], podSelector: {matchLabels: {app: 1}}}]}", "at '/kubernetes/bindings/0/podSelector/matchLabels/app'")]
+    [InlineData("kubernetes: {dnat: {enabled: true}}", "at '/kubernetes/dnat/interface': minLength")]
+    [InlineData("kubernetes: {dnat: {enabled: true, interface: \"azv+ -j ACCEPT\"}}", "at '/kubernetes/dnat/interface'")]
+    [InlineData("kubernetes: {dnat: {enabled: true, sourceCidr: 10.244.0.0}}", "at '/kubernetes/dnat/sourceCidr'")]
+    [InlineData("kubernetes: {dnat: {enabled: true, interface: cni+, command: nft}}", "at '/kubernetes/dnat/command'")]
+    [InlineData("kubernetes: {enabled: false, dnat: {enabled: true, interface: cni+}}", "at '/kubernetes/enabled'")]
+    [InlineData("{os: windows, kubernetes: {dnat: {enabled: true, interface: cni+}}}", "at '/kubernetes/dnat/enabled': value must be false")]
+    [InlineData("terminationGracePeriodSeconds: 5", "at '/terminationGracePeriodSeconds': minimum")]
+    [InlineData("tests: {image: {tag: \"\"}}", "at '/tests/image/tag': minLength")]
+    public void Helm_refuses_a_bad_value_naming_where_it_is(string overrides, string message)
     {
-        var values = YamlValues.Merge(Chart.DefaultValues, YamlValues.Parse(overrideYaml));
-        var results = Validate(values);
-        Assert.False(results.IsValid);
-        Assert.Contains(results.Details!, d => d.Errors is not null && d.InstanceLocation.ToString() == location);
+        var result = Chart.TryRender(overrides: overrides);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("values don't meet the specifications of the schema", result.Errors, StringComparison.Ordinal);
+        Assert.Contains(message, result.Errors, StringComparison.Ordinal);
+        Assert.NotEqual(0, Chart.Lint(overrides: overrides).ExitCode);
     }
-
-    [Fact]
-    public void Windows_host_process_values_validate()
-    {
-        var values = YamlValues.Merge(Chart.DefaultValues, YamlValues.Parse(WindowsHostProcessValues));
-        var results = Validate(values);
-        Assert.True(results.IsValid, Errors(results));
-    }
-
-    [Fact]
-    public void Linux_dnat_values_validate()
-    {
-        var values = YamlValues.Merge(Chart.DefaultValues, YamlValues.Parse(LinuxDnatValues));
-        var results = Validate(values);
-        Assert.True(results.IsValid, Errors(results));
-    }
-
-    /// <summary>The worked example of docs/kubernetes.md: two namespaces, the transparent path on Azure CNI.</summary>
-    internal const string LinuxDnatValues = """
-        kubernetes:
-          bindings:
-            - namespace: team-a
-              serviceAccount: api
-              identities: ["client_id=1f0c2a4e-6b3d-4c8a-9e71-2d5b7a9c0e13"]
-            - namespace: team-b
-              serviceAccount: worker
-              podSelector: {matchLabels: {app: worker, tier: "true"}}
-              identities: ["client_id=7a9e1c3b-2d4f-4e60-8a1b-3c5d7e9f1a2b", system]
-          dnat:
-            enabled: true
-            interface: azv+
-            sourceCidr: 10.244.0.0/16
-        """;
-
-    internal const string WindowsHostProcessValues = """
-        os: windows
-        image: {windowsVersion: ltsc2025}
-        windows: {hostProcess: {enabled: true}}
-        kubernetes: {enabled: false}
-        adminApi: {enabled: true, apiKey: s3cret}
-        config:
-          upstreams: ["http://169.254.169.254", "http://172.21.198.80:80"]
-          clients:
-            - {name: app1, address: 172.21.198.0/24, identities: ["client_id=11111111-2222-3333-4444-555555555555", system], prefetch: ["https://vault.azure.net"]}
-        """;
 
     [GeneratedRegex(@"\.Values((?:\.[A-Za-z0-9_]+)+)")]
     private static partial Regex ValuesReference();
@@ -114,7 +55,7 @@ public partial class ChartValuesTests
     [Fact]
     public void Every_Values_reference_in_templates_exists_in_values_yaml_and_in_the_schema()
     {
-        var references = Chart.TemplateFiles
+        var references = Directory.GetFiles(Path.Combine(Chart.Directory, "templates"), "*", SearchOption.AllDirectories)
             .SelectMany(f => ValuesReference().Matches(File.ReadAllText(f)).Select(m => m.Groups[1].Value.TrimStart('.')))
             .Distinct(StringComparer.Ordinal)
             .ToList();
@@ -132,19 +73,35 @@ public partial class ChartValuesTests
                 missing.Add("values.yaml: " + reference);
             }
 
-            JsonNode? node = SchemaJson;
-            foreach (var part in reference.Split('.'))
-            {
-                node = node?["properties"]?[part];
-            }
-
-            if (node is null)
+            if (SchemaAt(reference) is null)
             {
                 missing.Add("values.schema.json: " + reference);
             }
         }
 
         Assert.Empty(missing);
+    }
+
+    [Fact]
+    public void Values_yaml_and_the_schema_describe_the_same_keys()
+    {
+        // Down to the maps whose keys are the user's (labels, config, resources...): the schema has no properties there.
+        static IEnumerable<string> ValueKeys(object? value, string path, JsonNode? schema) =>
+            value is IDictionary<string, object?> map && schema?["properties"] is JsonObject
+                ? map.SelectMany(p => ValueKeys(p.Value, Join(path, p.Key), schema["properties"]?[p.Key]).Prepend(Join(path, p.Key)))
+                : [];
+
+        static IEnumerable<string> SchemaKeys(JsonNode? schema, string path, object? value) =>
+            schema?["properties"] is JsonObject properties && value is IDictionary<string, object?> map
+                ? properties.SelectMany(p => SchemaKeys(p.Value, Join(path, p.Key), map.TryGetValue(p.Key, out var v) ? v : null).Prepend(Join(path, p.Key)))
+                : [];
+
+        var values = ValueKeys(Chart.DefaultValues, "", Schema).ToHashSet(StringComparer.Ordinal);
+        var schema = SchemaKeys(Schema, "", Chart.DefaultValues).ToHashSet(StringComparer.Ordinal);
+        // config's MsiProxy and Serilog are documented in the schema but empty by default: every key there is optional.
+        schema.ExceptWith(["config.MsiProxy", "config.Serilog"]);
+        Assert.Empty(values.Except(schema).Select(k => "only in values.yaml: " + k).Concat(schema.Except(values).Select(k => "only in the schema: " + k)));
+        Assert.True(values.Count > 60, $"expected many keys, found {values.Count}");
     }
 
     [Fact]
@@ -160,7 +117,7 @@ public partial class ChartValuesTests
 
             foreach (var (name, child) in properties)
             {
-                var childPath = path.Length == 0 ? name : path + "." + name;
+                var childPath = Join(path, name);
                 var isObject = child?["properties"] is not null;
                 if (!isObject && child?["description"] is null && child?["enum"] is null && child?["pattern"] is null)
                 {
@@ -171,7 +128,32 @@ public partial class ChartValuesTests
             }
         }
 
-        Walk(SchemaJson, "");
+        Walk(Schema, "");
         Assert.Empty(undocumented);
     }
+
+    [Fact]
+    public void Chart_yaml_names_no_placeholder_home_or_source()
+    {
+        // helm lint checks that sources are URLs, not that they lead anywhere: "https://github.com/" passed it.
+        var chart = (IDictionary<string, object?>)YamlValues.Parse(File.ReadAllText(Path.Combine(Chart.Directory, "Chart.yaml")))!;
+        var links = (chart.TryGetValue("sources", out var sources) ? ((List<object?>)sources!).Cast<string>() : [])
+            .Concat(chart.TryGetValue("home", out var home) ? [(string)home!] : []);
+        Assert.All(links, link => Assert.True(
+            Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme == "https" && uri.AbsolutePath.Trim('/').Contains('/', StringComparison.Ordinal),
+            $"'{link}' is not the https address of a page or repository"));
+    }
+
+    private static JsonNode? SchemaAt(string path)
+    {
+        JsonNode? node = Schema;
+        foreach (var part in path.Split('.'))
+        {
+            node = node?["properties"]?[part];
+        }
+
+        return node;
+    }
+
+    private static string Join(string path, string key) => path.Length == 0 ? key : path + "." + key;
 }

@@ -1,61 +1,126 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
 using MsiProxy.Deploy.Tests.Support;
 
 namespace MsiProxy.Deploy.Tests.Charts;
 
 /// <summary>
-/// What `helm template` does for this chart, with <see cref="GoTemplate"/>: merge values, build the render context,
-/// render every template. The result is checked by parsing it as YAML.
+/// charts/msi-proxy as real helm renders it (release "test" in namespace "msi"). A render takes a mode — "default"
+/// (values.yaml alone) or the name of one of the chart's ci/&lt;mode&gt;-values.yaml files, one per documented way to
+/// run it — plus optional override YAML, and is parsed as YAML.
 /// </summary>
-internal sealed class HelmChart(string chartDirectory)
+internal sealed class HelmChart
 {
-    public string Directory { get; } = chartDirectory;
+    public const string Release = "test";
+    public const string Namespace = "msi";
+    public const string Default = "default";
+
+    /// <summary>The Prometheus Operator's API: the monitors render only where a cluster has it.</summary>
+    public const string MonitoringApi = "monitoring.coreos.com/v1";
+
+    public static HelmChart MsiProxy { get; } = new(RepositoryPaths.Combine("charts", "msi-proxy"));
+
+    private HelmChart(string directory) => Directory = directory;
+
+    public string Directory { get; }
+
+    public string FullName => $"{Release}-msi-proxy";
+
+    /// <summary>"default" and every ci/*-values.yaml mode.</summary>
+    public IReadOnlyList<string> Modes =>
+    [
+        Default,
+        .. System.IO.Directory.GetFiles(Path.Combine(Directory, "ci"), "*-values.yaml")
+            .Select(f => Path.GetFileName(f)[..^"-values.yaml".Length])
+            .Order(StringComparer.Ordinal),
+    ];
 
     public object? DefaultValues => YamlValues.Parse(File.ReadAllText(Path.Combine(Directory, "values.yaml")));
 
-    public IEnumerable<string> TemplateFiles =>
-        System.IO.Directory.GetFiles(Path.Combine(Directory, "templates")).Order(StringComparer.Ordinal);
+    /// <summary><c>helm template</c>; fails the test when helm fails.</summary>
+    public ChartRender Render(string mode = Default, string overrides = "", string? apiVersions = null, bool validateSchema = true) =>
+        new(TryRender(mode, overrides, apiVersions, validateSchema).EnsureSuccess().Output);
 
-    /// <summary>Renders all templates; returns file name → rendered text (NOTES.txt included).</summary>
-    public Dictionary<string, string> Render(string overrideYaml = "", IEnumerable<string>? apiVersions = null, string releaseName = "test", string releaseNamespace = "msi")
-    {
-        var values = YamlValues.Merge(DefaultValues, YamlValues.Parse(overrideYaml) ?? new Dictionary<string, object?>());
-        var chart = (IDictionary<string, object?>)YamlValues.Parse(File.ReadAllText(Path.Combine(Directory, "Chart.yaml")))!;
-        var available = new HashSet<string>(apiVersions ?? ["v1", "apps/v1", "rbac.authorization.k8s.io/v1"], StringComparer.Ordinal);
-        var context = new Dictionary<string, object?>(StringComparer.Ordinal)
+    /// <summary><c>helm template</c>, whatever its outcome (bad values must fail it).</summary>
+    /// <param name="apiVersions">Extra APIs the cluster is said to have, comma-separated.</param>
+    /// <param name="validateSchema">False renders what values.schema.json would refuse (to show what else stops it).</param>
+    public HelmResult TryRender(string mode = Default, string overrides = "", string? apiVersions = null, bool validateSchema = true) =>
+        WithValues(mode, overrides, files => Helm.Run(
+        [
+            "template", Release, Directory, "--namespace", Namespace, .. files,
+            .. apiVersions is null ? [] : new[] { "--api-versions", apiVersions },
+            .. validateSchema ? [] : new[] { "--skip-schema-validation" },
+        ]));
+
+    /// <summary><c>helm lint --strict</c> (the schema, the templates, Chart.yaml).</summary>
+    public HelmResult Lint(string mode = Default, string overrides = "") =>
+        WithValues(mode, overrides, files => Helm.Run(["lint", "--strict", Directory, "--namespace", Namespace, .. files]));
+
+    /// <summary>What <c>helm install</c> prints after installing (NOTES.txt), from a client-only dry run.</summary>
+    public string Notes(string mode = Default, string overrides = "") =>
+        WithValues(mode, overrides, files =>
         {
-            ["Values"] = values,
-            ["Chart"] = new Dictionary<string, object?>(StringComparer.Ordinal)
-            {
-                ["Name"] = chart["name"],
-                ["Version"] = chart["version"],
-                ["AppVersion"] = chart["appVersion"],
-            },
-            ["Release"] = new Dictionary<string, object?>(StringComparer.Ordinal)
-            {
-                ["Name"] = releaseName,
-                ["Namespace"] = releaseNamespace,
-                ["Service"] = "Helm",
-            },
-            ["Capabilities"] = new Dictionary<string, object?>(StringComparer.Ordinal)
-            {
-                ["APIVersions"] = new Dictionary<string, object?>(StringComparer.Ordinal)
-                {
-                    ["Has"] = (Func<IReadOnlyList<object?>, object?>)(args => available.Contains(GoTemplate.ToText(args[0]))),
-                },
-            },
-        };
+            var result = Helm.Run(["install", Release, Directory, "--namespace", Namespace, "--dry-run=client", "--output", "json", .. files]).EnsureSuccess();
+            using var release = JsonDocument.Parse(result.Output);
+            return release.RootElement.GetProperty("info").GetProperty("notes").GetString()!;
+        });
 
-        var engine = new GoTemplate();
-        var parsed = TemplateFiles.ToDictionary(f => Path.GetFileName(f), f => engine.Parse(File.ReadAllText(f), Path.GetFileName(f)));
-        return parsed
-            .Where(p => !p.Key.StartsWith('_'))
-            .ToDictionary(p => p.Key, p => engine.Render(p.Value, context));
+    private T WithValues<T>(string mode, string overrides, Func<string[], T> run)
+    {
+        var files = new List<string>();
+        if (mode != Default)
+        {
+            var file = Path.Combine(Directory, "ci", mode + "-values.yaml");
+            Assert.True(File.Exists(file), $"no values file for mode '{mode}'");
+            files.AddRange(["--values", file]);
+        }
+
+        var overrideFile = overrides.Length == 0 ? null : Path.GetTempFileName();
+        try
+        {
+            if (overrideFile is not null)
+            {
+                File.WriteAllText(overrideFile, overrides);
+                files.AddRange(["--values", overrideFile]);
+            }
+
+            return run([.. files]);
+        }
+        finally
+        {
+            if (overrideFile is not null)
+            {
+                File.Delete(overrideFile);
+            }
+        }
     }
+}
 
-    /// <summary>All Kubernetes objects of a render (NOTES.txt excluded).</summary>
-    public static List<IDictionary<string, object?>> Manifests(Dictionary<string, string> rendered) =>
-        rendered.Where(p => p.Key.EndsWith(".yaml", StringComparison.Ordinal))
-            .SelectMany(p => YamlValues.ParseAll(p.Value))
-            .Cast<IDictionary<string, object?>>()
-            .ToList();
+/// <summary>The objects of one render: what <c>helm install</c> applies, and the <c>helm test</c> hook pods.</summary>
+internal sealed partial class ChartRender(string output)
+{
+    /// <summary>Each object's own YAML document, as helm printed it.</summary>
+    public IReadOnlyList<string> Documents { get; } = DocumentSeparator().Split(output).Where(d => YamlValues.Parse(d) is not null).ToList();
+
+    public IReadOnlyList<IDictionary<string, object?>> All => field ??= Documents.Select(d => (IDictionary<string, object?>)YamlValues.Parse(d)!).ToList();
+
+    public IReadOnlyList<IDictionary<string, object?>> Manifests => All.Where(o => Hook(o) is null).ToList();
+
+    public IReadOnlyList<IDictionary<string, object?>> TestPods => All.Where(o => Hook(o) == "test").ToList();
+
+    public IEnumerable<string> Kinds => Manifests.Select(m => (string)m["kind"]!);
+
+    public IDictionary<string, object?> Single(string kind, string? name = null) =>
+        Assert.Single(Manifests, m => (string?)m["kind"] == kind && (name is null || (string?)YamlValues.At(m, "metadata.name") == name));
+
+    public IDictionary<string, object?> TestPod(string name) =>
+        Assert.Single(TestPods, m => (string?)YamlValues.At(m, "metadata.name") == name);
+
+    private static string? Hook(IDictionary<string, object?> o) =>
+        YamlValues.At(o, "metadata") is IDictionary<string, object?> metadata
+        && metadata.TryGetValue("annotations", out var annotations) && annotations is IDictionary<string, object?> a
+        && a.TryGetValue("helm.sh/hook", out var hook) ? (string?)hook : null;
+
+    [GeneratedRegex(@"^---\s*$", RegexOptions.Multiline)]
+    private static partial Regex DocumentSeparator();
 }

@@ -88,22 +88,8 @@ internal static partial class YamlValues
         _ => throw new InvalidOperationException($"unsupported value {value.GetType().Name}"),
     };
 
-    /// <summary>Helm's merge of -f files: maps merge key by key, anything else is replaced.</summary>
-    public static object? Merge(object? baseValue, object? overrideValue)
-    {
-        if (baseValue is IDictionary<string, object?> a && overrideValue is IDictionary<string, object?> b)
-        {
-            var merged = new Dictionary<string, object?>(a, StringComparer.Ordinal);
-            foreach (var (key, value) in b)
-            {
-                merged[key] = merged.TryGetValue(key, out var existing) ? Merge(existing, value) : value;
-            }
-
-            return merged;
-        }
-
-        return overrideValue;
-    }
+    /// <summary>The map at a path; index it by keys that hold dots themselves (labels such as "app.kubernetes.io/name").</summary>
+    public static IDictionary<string, object?> Map(object? value, string path) => (IDictionary<string, object?>)At(value, path)!;
 
     /// <summary>Reads a path such as "spec.template.spec.nodeSelector" from parsed values.</summary>
     public static object? At(object? value, string path)
