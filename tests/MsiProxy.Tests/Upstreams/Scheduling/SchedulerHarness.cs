@@ -43,6 +43,7 @@ internal sealed class Attempt(string client, WorkPriority priority, DateTimeOffs
 internal sealed class SchedulerHarness : IDisposable
 {
     private readonly List<Attempt> _waiting = [];
+    private readonly List<Attempt> _running = [];
 
     public SchedulerHarness(UpstreamSchedulerOptions? options = null, FakeTimeProvider? time = null)
     {
@@ -57,7 +58,7 @@ internal sealed class SchedulerHarness : IDisposable
     public DateTimeOffset Now => Time.GetUtcNow();
     public List<Attempt> Attempts { get; } = [];
     public List<Attempt> Grants { get; } = [];
-    public IEnumerable<Attempt> Running => Grants.Where(a => !a.Completed);
+    public IReadOnlyList<Attempt> Running => _running;
     public int RunningCount { get; private set; }
     public int RunningBackgroundCount { get; private set; }
     public int MaxRunning { get; private set; }
@@ -84,6 +85,7 @@ internal sealed class SchedulerHarness : IDisposable
         Assert.Equal(AttemptState.Granted, attempt.State);
         Assert.False(attempt.Completed, $"{attempt} completed twice");
         attempt.Completed = true;
+        _running.Remove(attempt);
         RunningCount--;
         if (attempt.Priority == WorkPriority.Background)
         {
@@ -94,7 +96,7 @@ internal sealed class SchedulerHarness : IDisposable
         Poll();
     }
 
-    public void CompleteOldestRunning() => Complete(Running.First());
+    public void CompleteOldestRunning() => Complete(_running[0]);
 
     /// <summary>Moves time on one millisecond at a time, polling after each and running <paramref name="eachMillisecond"/>.</summary>
     public void Advance(TimeSpan by, Action? eachMillisecond = null)
@@ -145,6 +147,7 @@ internal sealed class SchedulerHarness : IDisposable
             {
                 attempt.State = AttemptState.Granted;
                 Grants.Add(attempt);
+                _running.Add(attempt);
                 RunningCount++;
                 if (attempt.Priority == WorkPriority.Background)
                 {
@@ -182,9 +185,17 @@ internal sealed class SchedulerHarness : IDisposable
         return most;
     }
 
-    /// <summary>Grants (matching <paramref name="which"/>) that started in (now − 1 s, now].</summary>
-    public int StartsInLastSecond(Func<Attempt, bool>? which = null) =>
-        Grants.Where(which ?? (_ => true)).Count(a => a.ResolvedAt > Now.AddSeconds(-1));
+    /// <summary>Grants that started in (now − 1 s, now] — the window the next start is judged by.</summary>
+    public int StartsInLastSecond()
+    {
+        var count = 0;
+        for (var i = Grants.Count - 1; i >= 0 && Grants[i].ResolvedAt > Now.AddSeconds(-1); i--)
+        {
+            count++;
+        }
+
+        return count;
+    }
 
     public void Dispose() => Scheduler.Dispose();
 }
