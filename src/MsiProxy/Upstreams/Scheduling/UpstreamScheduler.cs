@@ -488,8 +488,11 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
 
     /// <summary>
     /// Whole milliseconds, rounded up and at least one: timers have millisecond resolution, a timer that fires early
-    /// only re-arms, and a due time of zero would make a fake clock run the callback inline, under the lock.
+    /// only re-arms, and a due time of zero would make a fake clock run the callback inline, under the lock. Capped at
+    /// the longest due time a timer takes (about 49 days); a far deadline's timer re-arms when it fires.
     /// </summary>
     private static TimeSpan TimerDue(TimeSpan wait) =>
-        TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(wait.TotalMilliseconds)));
+        TimeSpan.FromMilliseconds(Math.Clamp(Math.Ceiling(wait.TotalMilliseconds), 1, MaxTimerDueMilliseconds));
+
+    private const double MaxTimerDueMilliseconds = uint.MaxValue - 1;
 }

@@ -93,6 +93,21 @@ public sealed class UpstreamSchedulerRefusalTests
     }
 
     [Fact]
+    public void A_deadline_further_off_than_a_timer_can_wait_still_expires_on_time()
+    {
+        using var harness = new SchedulerHarness(OneSlot);
+        harness.Request("a", budget: Budget);
+        var waiting = harness.Request("b", budget: TimeSpan.FromDays(100));
+
+        harness.Time.Advance(TimeSpan.FromDays(99));
+        harness.Poll();
+        Assert.Equal(AttemptState.Waiting, waiting.State);
+        harness.Time.Advance(TimeSpan.FromDays(1));
+        harness.Poll();
+        Assert.Equal("expired", waiting.Refusal);
+    }
+
+    [Fact]
     public void A_slot_freed_after_a_deadline_whose_timer_is_late_goes_to_no_one_past_it()
     {
         // Real timers fire late; here every deadline timer fires 100 ms late.
