@@ -300,6 +300,12 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     /// </summary>
     private void Dispatch()
     {
+        if (_foreground.Waiting == 0 && _background.Waiting == 0)
+        {
+            // The common release: nobody waits, so there is nothing to read the clocks for.
+            return;
+        }
+
         var nowUtc = _time.GetUtcNow();
         var now = _time.GetTimestamp();
         while (Running < Options.MaxConcurrency)
