@@ -64,7 +64,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         _time = time;
         _starts = new SlidingGrantLog(options.RequestsPerSecond, time.TimestampFrequency);
         _backgroundReserve = options.RequestsPerSecond - options.MaxBackgroundRequestsPerSecond;
-        _rateTimer = time.CreateTimer(static state => ((UpstreamScheduler)state!).OnRateTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _rateTimer = CreateTimer(static state => ((UpstreamScheduler)state!).OnRateTimer(), this, Timeout.InfiniteTimeSpan);
     }
 
     public UpstreamSchedulerOptions Options { get; }
@@ -183,8 +183,8 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
             queues.Waiting++;
             if (resource.Deadline != DateTimeOffset.MaxValue)
             {
-                waiter.DeadlineTimer = _time.CreateTimer(static state => ((Waiter)state!).Owner.OnDeadline((Waiter)state), waiter,
-                    TimerDue(resource.Deadline - nowUtc), Timeout.InfiniteTimeSpan);
+                waiter.DeadlineTimer = CreateTimer(static state => ((Waiter)state!).Owner.OnDeadline((Waiter)state), waiter,
+                    TimerDue(resource.Deadline - nowUtc));
             }
 
             // A slot can be free while others wait if the rate timer has not fired yet; serve in round-robin order.
@@ -488,6 +488,23 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     }
 
     private static TimeSpan RetryAfter(TimeSpan wait) => wait > MinRetryAfter ? wait : MinRetryAfter;
+
+    /// <summary>
+    /// A one-shot timer that does not capture the caller's ExecutionContext: its callback serves the scheduler, not the
+    /// request that happened to arm it, and a captured context would keep that request's Activity and scopes alive.
+    /// </summary>
+    private ITimer CreateTimer(TimerCallback callback, object state, TimeSpan dueTime)
+    {
+        if (ExecutionContext.IsFlowSuppressed())
+        {
+            return _time.CreateTimer(callback, state, dueTime, Timeout.InfiniteTimeSpan);
+        }
+
+        using (ExecutionContext.SuppressFlow())
+        {
+            return _time.CreateTimer(callback, state, dueTime, Timeout.InfiniteTimeSpan);
+        }
+    }
 
     private void ArmRateTimer(long ticksAhead) =>
         _rateTimer.Change(TimerDue(_time.GetElapsedTime(0, ticksAhead)), Timeout.InfiniteTimeSpan);
