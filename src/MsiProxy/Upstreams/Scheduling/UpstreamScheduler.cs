@@ -6,7 +6,7 @@ namespace MsiProxy.Upstreams.Scheduling;
 /// A work-conserving fair queue in front of the upstream: every upstream attempt (token miss, refresh, prefetch,
 /// forwarded request; each retry again) takes a slot = one of <see cref="UpstreamSchedulerOptions.MaxConcurrency"/>
 /// concurrency permits for as long as the attempt runs, plus one start within the rate
-/// (<see cref="UpstreamSchedulerOptions.RequestsPerSecond"/> in any one-second interval, <see cref="SlidingGrantLog"/>).
+/// (<see cref="UpstreamSchedulerOptions.RequestsPerSecond"/> in any one-second interval, <see cref="SlidingStartWindow"/>).
 /// <list type="bullet">
 /// <item>Work that cannot start at once waits in its client's own FIFO lane (one per client and priority). Lanes with
 /// work are served round robin, one grant per lane per round, so a client flooding the proxy delays another client by
@@ -46,7 +46,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
 
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
-    private readonly SlidingGrantLog _starts;
+    private readonly SlidingStartWindow _starts;
     private readonly int _backgroundReserve;
     private readonly PriorityClass _foreground = new(WorkPriority.Foreground);
     private readonly PriorityClass _background = new(WorkPriority.Background);
@@ -62,7 +62,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         ArgumentNullException.ThrowIfNull(time);
         Options = options;
         _time = time;
-        _starts = new SlidingGrantLog(options.RequestsPerSecond, time.TimestampFrequency);
+        _starts = new SlidingStartWindow(options.RequestsPerSecond, time.TimestampFrequency);
         _backgroundReserve = options.RequestsPerSecond - options.MaxBackgroundRequestsPerSecond;
         _rateTimer = CreateTimer(static state => ((UpstreamScheduler)state!).OnRateTimer(), this, Timeout.InfiniteTimeSpan);
     }
@@ -285,13 +285,13 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     }
 
     private bool CanStartNow(WorkPriority priority, long now) => priority == WorkPriority.Foreground
-        ? _foreground.Waiting == 0 && Running < Options.MaxConcurrency && _starts.NextStart(0) <= now
+        ? _foreground.Waiting == 0 && Running < Options.MaxConcurrency && _starts.NextStart(0, now) <= now
         : _foreground.Waiting == 0 && _background.Waiting == 0 && CanStartBackground(now);
 
     private bool CanStartBackground(long now) =>
         Running < Options.MaxConcurrency
         && _background.Running < Options.MaxBackgroundConcurrency
-        && _starts.NextStart(_backgroundReserve) <= now;
+        && _starts.NextStart(_backgroundReserve, now) <= now;
 
     /// <summary>
     /// Grants as much waiting work as the limits allow, foreground lanes first, each priority round robin; when the
@@ -314,7 +314,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
             if (_foreground.Waiting > 0)
             {
                 queues = _foreground;
-                if (_starts.NextStart(0) is var next && next > now)
+                if (_starts.NextStart(0, now) is var next && next > now)
                 {
                     ArmRateTimer(next - now);
                     return;
@@ -323,7 +323,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
             else if (_background.Waiting > 0 && _background.Running < Options.MaxBackgroundConcurrency)
             {
                 queues = _background;
-                if (_starts.NextStart(_backgroundReserve) is var next && next > now)
+                if (_starts.NextStart(_backgroundReserve, now) is var next && next > now)
                 {
                     ArmRateTimer(next - now);
                     return;
@@ -442,8 +442,8 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     /// <item>grants ahead, G = (position − 1) + Σ over the other lanes of this priority of min(their length, position)
     /// for the lanes served before this one in the current round and min(their length, position − 1) for those after
     /// it — plus, for background work, all waiting foreground work;</item>
-    /// <item>wait = the earliest start of the (G + 1)-th next grant under the rate (<see cref="SlidingGrantLog.EarliestStart"/>):
-    /// with the rate idle, ⌊G / RequestsPerSecond⌋ seconds; otherwise one window after the grant N places earlier.</item>
+    /// <item>wait = the earliest start of the (G + 1)-th next grant under the rate (<see cref="SlidingStartWindow.EarliestStart"/>):
+    /// with the rate idle, ⌊G / RequestsPerSecond⌋ seconds; otherwise when enough of the last second's starts have left the window.</item>
     /// </list>
     /// It leaves out the concurrency limit (how long running attempts take is unknown) and clients that arrive later,
     /// so it never overstates the wait: an item is refused as over budget only when even the rate alone makes it late.

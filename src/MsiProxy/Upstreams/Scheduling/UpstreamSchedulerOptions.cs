@@ -37,7 +37,7 @@ internal sealed record UpstreamSchedulerOptions
     /// <summary>Attempts running at once (foreground and background together).</summary>
     public int MaxConcurrency { get; }
 
-    /// <summary>Attempts started in any one-second interval (an exact sliding window, see <see cref="SlidingGrantLog"/>).</summary>
+    /// <summary>Attempts started in any one-second interval (a sliding window, see <see cref="SlidingStartWindow"/>).</summary>
     public int RequestsPerSecond { get; }
 
     /// <summary>Items one client may have waiting, per priority; the next one is refused with <see cref="SchedulerRefusal.QueueFull"/>.</summary>
