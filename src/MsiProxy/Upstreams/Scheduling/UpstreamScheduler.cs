@@ -24,10 +24,11 @@ namespace MsiProxy.Upstreams.Scheduling;
 /// rate-limiter strategy as <c>RateLimiter = args =&gt; scheduler.AcquireAsync(work, 1, args.Context.CancellationToken)</c>;
 /// Polly disposes the lease when the attempt ends.
 /// <para>
-/// Thread safety: one lock guards all state. Every operation under it is O(1) except the wait estimate, which is
-/// O(lanes with work) and runs only when an item has to queue; nothing under the lock blocks, allocates more than the
-/// waiter, or runs foreign code (task continuations run asynchronously; timers are armed at least 1 ms ahead so a fake
-/// clock never fires them inline; cancellation is registered after the lock is left). A single lock keeps the
+/// Thread safety: one lock guards all state. Every operation under it is O(1) (amortised, for the rate window) except
+/// the wait estimate, which is O(lanes with work) and runs only when an item has to queue. Nothing under the lock
+/// blocks, allocates more than the lease (or a waiting item's waiter, lane and timer), or runs foreign code: task
+/// continuations run asynchronously, timers are armed at least 1 ms ahead so a fake clock never fires them inline, and
+/// cancellation is registered after the lock is left. A single lock keeps the
 /// round-robin order, both limits and the statistics trivially consistent; at IMDS's 20 attempts per second it is never
 /// contended enough to matter.
 /// </para>
