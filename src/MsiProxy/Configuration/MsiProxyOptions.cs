@@ -128,6 +128,9 @@ internal sealed class ResilienceOptions
     public int RequestsPerSecond { get; set; } = 20;
     public int QueueLimit { get; set; } = 1_000;
 
+    /// <summary>Upstream attempts one client may have waiting for a slot (per priority); the next one gets 429.</summary>
+    public int MaxQueuePerClient { get; set; } = 64;
+
     public double BreakerFailureRatio { get; set; } = 0.5;
     public int BreakerMinimumThroughput { get; set; } = 10;
     public TimeSpan BreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
