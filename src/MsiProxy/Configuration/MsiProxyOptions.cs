@@ -44,7 +44,6 @@ internal sealed class MsiProxyOptions
     public ManagementOptions Management { get; set; } = new();
     public CacheOptions Cache { get; set; } = new();
     public ResilienceOptions Resilience { get; set; } = new();
-    public ClientRateLimitOptions ClientRateLimit { get; set; } = new();
     public HealthOptions Health { get; set; } = new();
     public PrefetchOptions Prefetch { get; set; } = new();
     public KubernetesOptions Kubernetes { get; set; } = new();
@@ -126,7 +125,19 @@ internal sealed class ResilienceOptions
 
     public int MaxConcurrency { get; set; } = 5;
     public int RequestsPerSecond { get; set; } = 20;
-    public int QueueLimit { get; set; } = 1_000;
+
+    /// <summary>
+    /// The window <see cref="RequestsPerSecond"/> is counted in. IMDS counts arrivals, the proxy counts starts, and a
+    /// request that must open a connection arrives later than one started after it on a pooled connection: a window a
+    /// little longer than IMDS's second keeps arrivals inside its limit.
+    /// </summary>
+    public TimeSpan RateWindow { get; set; } = TimeSpan.FromMilliseconds(1050);
+
+    /// <summary>
+    /// How long after an upstream answer its concurrency slot is free again. IMDS counts a request in flight until it has
+    /// finished answering, a moment after the proxy has read the answer; starting the next one at once could be the sixth.
+    /// </summary>
+    public TimeSpan SlotReleaseDelay { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Upstream attempts one client may have waiting for a slot (per priority); the next one gets 429.</summary>
     public int MaxQueuePerClient { get; set; } = 64;
@@ -137,12 +148,6 @@ internal sealed class ResilienceOptions
     public TimeSpan BreakerDuration { get; set; } = TimeSpan.FromSeconds(10);
 }
 
-internal sealed class ClientRateLimitOptions
-{
-    /// <summary>Cache misses a client may cause per second (token bucket refill). 0 turns the limit off.</summary>
-    public double RequestsPerSecond { get; set; } = 5;
-    public int Burst { get; set; } = 20;
-}
 
 internal sealed class HealthOptions
 {

@@ -14,14 +14,14 @@ internal sealed class ForwardEndpoint(UpstreamClient upstream, SharedAnswers sha
 {
     public async ValueTask<Decision> DecideAsync(ImdsRequest request)
     {
-        var upstreamRequest = new UpstreamRequest(request.UpstreamTarget(), UpstreamWork.Waiting(request.Client.Name), request.Headers);
+        var upstreamRequest = UpstreamRequest.Waiting(request.UpstreamTarget(), request.Client.Name, request.Headers);
         var (response, wasShared) = request.Endpoint.SharedAnswer
             ? await shared.GetAsync(upstreamRequest.Target, () => upstream.SendAsync(upstreamRequest, CancellationToken.None)).ConfigureAwait(false)
             : (await upstream.SendAsync(upstreamRequest, CancellationToken.None).ConfigureAwait(false), false);
 
         var outcome = response.ProxyError switch
         {
-            "queue_full" or "over_budget" => Outcome.Throttled,
+            "queue_full" or "over_budget" or "expired" => Outcome.Throttled,
             not null => Outcome.UpstreamError,
             _ => wasShared ? Outcome.ForwardedShared : Outcome.Forwarded,
         };

@@ -11,6 +11,7 @@ using MsiProxy.Management;
 using MsiProxy.Telemetry;
 using MsiProxy.Tokens;
 using MsiProxy.Upstreams;
+using MsiProxy.Upstreams.Scheduling;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Polly;
 using Yarp.ReverseProxy.Configuration;
@@ -66,6 +67,8 @@ internal static class MsiProxyServiceExtensions
         services.AddSingleton<SharedAnswers>();
 
         // The one way upstream: resilience pipeline + HTTP client; YARP keeps the upstream set and probes it
+        services.AddSingleton(sp => new UpstreamScheduler(
+            UpstreamSchedulerOptions.From(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Resilience), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<UpstreamResilience>();
         services.AddResiliencePipeline<string, HttpResponseMessage>(UpstreamResilience.PipelineName,
             (pipeline, context) => context.ServiceProvider.GetRequiredService<UpstreamResilience>().Configure(pipeline));

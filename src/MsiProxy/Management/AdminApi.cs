@@ -145,7 +145,7 @@ internal static class AdminApi
             {
                 ClientCapabilities = key.ClientCapabilities,
             };
-            var work = new UpstreamRequest(request.UpstreamTarget(key.Identity, bypassCache: true), UpstreamWork.InBackground("admin"), ForwardedHeaders.None);
+            var work = UpstreamRequest.InBackground(request.UpstreamTarget(key.Identity, bypassCache: true), "admin");
             var result = await cache.GetAsync(key, new CacheDirective(Bypass: true), (_, _) => upstream.SendAsync(work, CancellationToken.None),
                 cancellationToken);
             if (result.Token is not null)

@@ -33,9 +33,9 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
 
         var key = new TokenCacheKey(identity, token.Resource, TokenCacheKey.FamilyOf(token.ApiVersion), token.Authority, token.ClientCapabilities);
         var result = await cache.GetAsync(key, new CacheDirective(token.BypassCache, token.RevokedTokenSha256),
-            (purpose, bypass) => upstream.SendAsync(new UpstreamRequest(token.UpstreamTarget(identity, bypass),
-                purpose == FetchPurpose.Request ? UpstreamWork.Waiting(client.Name) : UpstreamWork.InBackground(client.Name),
-                purpose == FetchPurpose.Request ? request.Headers : ForwardedHeaders.None), CancellationToken.None),
+            (purpose, bypass) => upstream.SendAsync(purpose == FetchPurpose.Request
+                ? UpstreamRequest.Waiting(token.UpstreamTarget(identity, bypass), client.Name, request.Headers)
+                : UpstreamRequest.InBackground(token.UpstreamTarget(identity, bypass), client.Name), CancellationToken.None),
             aborted).ConfigureAwait(false);
 
         decided = decided with { Identity = identity, Upstream = result.Upstream };
@@ -54,7 +54,7 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
         var response = result.Uncached!;
         return decided with
         {
-            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" ? Outcome.Throttled : Outcome.UpstreamError,
+            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" or "expired" ? Outcome.Throttled : Outcome.UpstreamError,
             Reason = response.ProxyError,
             Upstream = response.Upstream,
             Answer = BodyAnswer.From(response),

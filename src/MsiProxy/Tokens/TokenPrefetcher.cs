@@ -52,8 +52,7 @@ internal sealed class TokenPrefetcher(ClientRegistry registry, TokenCache cache,
             {
                 var request = new TokenRequest(PrefetchApiVersion, resource, identity, BypassCache: false, Authority: null);
                 var key = new TokenCacheKey(identity, resource, TokenCacheKey.FamilyOf(PrefetchApiVersion), null);
-                var work = new UpstreamRequest(request.UpstreamTarget(identity, bypassCache: false), UpstreamWork.InBackground(client.Name),
-                    ForwardedHeaders.None);
+                var work = UpstreamRequest.InBackground(request.UpstreamTarget(identity, bypassCache: false), client.Name);
                 if (cache.Prefetch(key, (_, _) => upstream.SendAsync(work, CancellationToken.None)))
                 {
                     started++;

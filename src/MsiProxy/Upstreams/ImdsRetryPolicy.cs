@@ -13,27 +13,29 @@ internal readonly record struct RetryDecision(bool Retry, TimeSpan Delay, string
 }
 
 /// <summary>
-/// The retry classes IMDS documents and the SDKs implement: 404 and 410 (IMDS is updating; 410 for up to 70 s),
+/// The retry classes IMDS documents and the SDKs implement: 404 and 410 from the identity endpoint (IMDS is updating;
+/// 410 for up to 70 s — elsewhere a 404 is an answer: no such key in the instance document),
 /// 408, 429 and 5xx, connection failures and attempt timeouts — with exponential backoff and full jitter, honouring
 /// (capped) <c>Retry-After</c>. 400, 401, 403 and other 4xx are design-time errors and never retried. No retry is
 /// started that would end after the caller's budget: the caller is better served by the last real answer.
-/// A 429 a client is waiting on is retried at most once, and only when the upstream asks for a short wait: every SDK
-/// retries a 429 itself, so retrying on its behalf multiplied one throttled call into dozens. Background refreshes and
+/// A 429 a client is waiting on is retried at most once — after the upstream's Retry-After when that is short, else not
+/// at all, or after one backoff when it gave none (IMDS usually does not): every SDK retries a 429 itself, so retrying
+/// on its behalf multiplied one throttled call into dozens. Background refreshes and
 /// prefetches, which nobody retries on top of, keep the full schedule.
 /// </summary>
 internal sealed class ImdsRetryPolicy(ResilienceOptions options, Func<double> random)
 {
     public RetryDecision Decide(int? status, Exception? exception, TimeSpan? retryAfter, int attempt,
-        DateTimeOffset now, DateTimeOffset deadline, DateTimeOffset? firstGoneAt, bool clientWaiting)
+        DateTimeOffset now, DateTimeOffset deadline, DateTimeOffset? firstGoneAt, bool clientWaiting, bool identityEndpoint = true)
     {
-        var reason = Classify(status, exception);
+        var reason = status == StatusCodes.Status404NotFound && !identityEndpoint ? null : Classify(status, exception);
         if (reason is null)
         {
             return RetryDecision.Stop(status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? exception?.GetType().Name ?? "none");
         }
 
         if (status == StatusCodes.Status429TooManyRequests && clientWaiting
-            && (attempt > 0 || retryAfter is not { } wait || wait <= TimeSpan.Zero || wait > options.WaitingRetryAfterLimit))
+            && (attempt > 0 || retryAfter is { } wait && wait > options.WaitingRetryAfterLimit))
         {
             return RetryDecision.Stop("429: the client retries");
         }

@@ -7,6 +7,7 @@ using Polly.CircuitBreaker;
 using Polly.RateLimiting;
 using Polly.Registry;
 using Polly.Timeout;
+using MsiProxy.Upstreams.Scheduling;
 
 namespace MsiProxy.Upstreams;
 
@@ -48,11 +49,11 @@ internal sealed class UpstreamClient
     {
         var resilience = _options.CurrentValue.Resilience;
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
-        _resilience.Start(context, request.Work, request.Work.Background ? resilience.RefreshBudget : resilience.RequestBudget);
+        _resilience.Start(context, request, request.Background ? resilience.RefreshBudget : resilience.RequestBudget);
         var attempts = 0;
         SelectedUpstream? lastUpstream = null;
         string? lastFailure = null; // how this request's last attempt failed, when one did: "connection" or "timeout"
-        using var span = TraceSpans.StartUpstreamCall(request.Work.Background);
+        using var span = TraceSpans.StartUpstreamCall(request.Background);
         try
         {
             var outcome = await _pipeline.ExecuteOutcomeAsync(async (ctx, _) =>
@@ -86,7 +87,9 @@ internal sealed class UpstreamClient
                 }
             }, context, this).ConfigureAwait(false);
 
-            var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts, lastFailure).ConfigureAwait(false);
+            var response = await ToResponseAsync(outcome, lastUpstream?.Address, attempts, lastFailure,
+                context.Properties.GetValue(UpstreamResilience.Refusal, null), context.Properties.GetValue(UpstreamResilience.LastAnswer, null))
+                .ConfigureAwait(false);
             TraceSpans.EndUpstreamCall(span, response, _resilience.CircuitState);
             return response;
         }
@@ -167,7 +170,8 @@ internal sealed class UpstreamClient
         return message;
     }
 
-    private async Task<UpstreamResponse> ToResponseAsync(Outcome<HttpResponseMessage> outcome, string? upstream, int attempts, string? lastFailure)
+    private async Task<UpstreamResponse> ToResponseAsync(Outcome<HttpResponseMessage> outcome, string? upstream, int attempts, string? lastFailure,
+        string? refusal, UpstreamResponse? lastAnswer)
     {
         if (outcome.Result is { } response)
         {
@@ -179,17 +183,14 @@ internal sealed class UpstreamClient
                     return Failure(502, "bad_gateway", "The upstream answered with a redirect", "redirect", null);
                 }
 
-                var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
-                var status = (int)response.StatusCode;
-                return new UpstreamResponse(status, body, response.Content.Headers.ContentType?.ToString())
-                {
-                    // A 429 always tells the client when to come back; IMDS does not always say.
-                    RetryAfter = response.Headers.RetryAfter?.Delta ?? (status == StatusCodes.Status429TooManyRequests ? TimeSpan.FromSeconds(1) : null),
-                    RequestId = response.Headers.TryGetValues("x-ms-request-id", out var ids) ? ids.FirstOrDefault() : null,
-                    Upstream = upstream,
-                    Attempts = attempts,
-                };
+                return await UpstreamResponse.ReadAsync(response).ConfigureAwait(false) with { Upstream = upstream, Attempts = attempts };
             }
+        }
+
+        // A retry the fair queue refused (its budget would run out while it waits): the last real answer beats a 429.
+        if (outcome.Exception is RateLimiterRejectedException && lastAnswer is not null)
+        {
+            return lastAnswer with { Upstream = upstream, Attempts = attempts };
         }
 
         // A request that itself found the upstream refusing connections (or silent) reports that — 502 (504) — even when
@@ -198,16 +199,19 @@ internal sealed class UpstreamClient
         var health = _options.CurrentValue.Health;
         return (outcome.Exception, lastFailure) switch
         {
-            (NoUpstreamException or TimeoutRejectedException, "connection") => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
-            (NoUpstreamException, "timeout") => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
+            (NoUpstreamException or TimeoutRejectedException or RateLimiterRejectedException, "connection") => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
+            (NoUpstreamException or RateLimiterRejectedException, "timeout") => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
             (BrokenCircuitException, _) => Failure(503, "service_unavailable", "The upstream is failing; the proxy is not sending requests to it for now",
                 "circuit_open", _resilience.CircuitRetryAfter),
             // Every upstream is out of service; when that is because their breakers opened, say so and when to retry.
             (NoUpstreamException, _) when _resilience.CircuitState == CircuitState.Open => Failure(503, "service_unavailable",
                 "The upstream is failing; the proxy is not sending requests to it for now", "circuit_open", _resilience.CircuitRetryAfter),
             (NoUpstreamException, _) => Failure(503, "service_unavailable", "No upstream is available", "no_upstream", health.Interval),
-            (RateLimiterRejectedException rejected, _) => Failure(429, "too_many_requests",
-                "This client has too many requests waiting for the upstream", "queue_full", rejected.RetryAfter ?? TimeSpan.FromSeconds(1)),
+            // The fair queue refused this client's attempt: its own queue is full, or its turn would come after its budget.
+            (RateLimiterRejectedException rejected, _) when refusal is not "disposed" => Failure(429, "too_many_requests",
+                refusal == "queue_full" ? "This client has too many requests waiting for the upstream" : "This client's requests would wait longer than allowed",
+                refusal ?? "queue_full", rejected.RetryAfter ?? UpstreamScheduler.MinRetryAfter),
+            (RateLimiterRejectedException, _) => Failure(503, "service_unavailable", "The proxy is shutting down", "disposed", TimeSpan.FromSeconds(1)),
             (TimeoutRejectedException or OperationCanceledException, _) => Failure(504, "gateway_timeout", "The upstream did not answer in time", "timeout", null),
             _ => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),
         };

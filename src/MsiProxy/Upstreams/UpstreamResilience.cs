@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Threading.RateLimiting;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
@@ -11,18 +10,20 @@ using Polly.RateLimiting;
 using Polly.Registry;
 using Polly.Retry;
 using Polly.Timeout;
+using MsiProxy.Upstreams.Scheduling;
 
 namespace MsiProxy.Upstreams;
 
 /// <summary>
-/// The Polly pipelines every upstream request goes through — token fetches and forwarded instance-metadata requests
-/// alike. One shared pipeline keeps the node inside what IMDS allows a VM, outermost first:
-/// total budget → IMDS-aware retry → rate limit (20/s) → concurrency limit (5);
+/// The Polly pipelines every upstream request goes through — token fetches and forwarded requests alike. One shared
+/// pipeline keeps the node inside what IMDS allows a VM, fairly, outermost first:
+/// total budget → IMDS-aware retry → the fair queue (<see cref="UpstreamScheduler"/>: a queue per client, served
+/// round-robin, under 20/s and 5 at once; background work takes only spare capacity);
 /// then, per attempt, the pipeline of the upstream it goes to: circuit breaker → attempt timeout. Breakers are per
 /// upstream so a failing first upstream cannot block a healthy second one; when one opens, that upstream is taken out
 /// of service for the break, and traffic fails over.
 /// </summary>
-internal sealed class UpstreamResilience : IDisposable
+internal sealed class UpstreamResilience
 {
     public const string PipelineName = "msiproxy-upstream";
 
@@ -31,18 +32,26 @@ internal sealed class UpstreamResilience : IDisposable
     public static readonly ResiliencePropertyKey<TimeSpan> NextDelay = new("msiproxy.next-delay");
     public static readonly ResiliencePropertyKey<UpstreamWork> Work = new("msiproxy.work");
 
+    /// <summary>The last real answer of an attempt that is being retried.</summary>
+    public static readonly ResiliencePropertyKey<UpstreamResponse?> LastAnswer = new("msiproxy.last-answer");
+
+    /// <summary>True for calls to IMDS's identity endpoints, whose 404 means "updating, retry" rather than "no such key".</summary>
+    public static readonly ResiliencePropertyKey<bool> Identity = new("msiproxy.identity-endpoint");
+
+    /// <summary>Why the fair queue refused an attempt (queue_full, over_budget, expired…), for the error the client gets.</summary>
+    public static readonly ResiliencePropertyKey<string?> Refusal = new("msiproxy.refusal");
+
     private readonly ResilienceOptions _options;
     private readonly TimeProvider _time;
     private readonly MsiProxyTelemetry _telemetry;
     private readonly ImdsRetryPolicy _retryPolicy;
-    private readonly ConcurrencyLimiter _concurrency;
-    private readonly SlidingWindowRateLimiter _rate;
+    private readonly UpstreamScheduler _scheduler;
     private readonly ResiliencePipelineRegistry<string> _registry;
     private readonly UpstreamSetAccessor _upstreams;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, CircuitBreakerStateProvider> _circuits = new(StringComparer.Ordinal);
 
     public UpstreamResilience(IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry,
-        ResiliencePipelineRegistry<string> registry, UpstreamSetAccessor upstreams)
+        ResiliencePipelineRegistry<string> registry, UpstreamSetAccessor upstreams, UpstreamScheduler scheduler)
     {
         _options = options.Value.Resilience;
         _registry = registry;
@@ -50,21 +59,7 @@ internal sealed class UpstreamResilience : IDisposable
         _time = time;
         _telemetry = telemetry;
         _retryPolicy = new ImdsRetryPolicy(_options, Random.Shared.NextDouble);
-        _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
-        {
-            PermitLimit = _options.MaxConcurrency,
-            QueueLimit = _options.QueueLimit,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-        });
-        _rate = new SlidingWindowRateLimiter(new SlidingWindowRateLimiterOptions
-        {
-            PermitLimit = _options.RequestsPerSecond,
-            Window = TimeSpan.FromSeconds(1),
-            SegmentsPerWindow = 10,
-            QueueLimit = _options.QueueLimit,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            AutoReplenishment = true,
-        });
+        _scheduler = scheduler;
     }
 
     /// <summary>Open when any upstream's breaker is open (half-open when one is probing), else closed.</summary>
@@ -89,9 +84,8 @@ internal sealed class UpstreamResilience : IDisposable
     public ResiliencePipeline<HttpResponseMessage> ForUpstream(string upstream) =>
         _registry.GetOrAddPipeline<HttpResponseMessage>(PipelineName + ":" + upstream, (builder, _) => ConfigureUpstream(builder, upstream));
 
-    /// <summary>Requests waiting for an upstream slot (rate or concurrency).</summary>
-    public long QueueLength =>
-        (_concurrency.GetStatistics()?.CurrentQueuedCount ?? 0) + (_rate.GetStatistics()?.CurrentQueuedCount ?? 0);
+    /// <summary>Attempts waiting in the fair queue for an upstream slot.</summary>
+    public long QueueLength => _scheduler.GetStatistics().Queued;
 
     public void Configure(ResiliencePipelineBuilder<HttpResponseMessage> builder)
     {
@@ -101,7 +95,18 @@ internal sealed class UpstreamResilience : IDisposable
             {
                 Name = "imds-retry",
                 MaxRetryAttempts = 100,
-                ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.AttemptNumber, args.Context)),
+                ShouldHandle = async args =>
+                {
+                    var retry = ShouldRetry(args.Outcome, args.AttemptNumber, args.Context);
+                    if (retry && args.Outcome.Result is { } answer)
+                    {
+                        // Polly disposes this answer before the retry; if the retry never gets to run (its budget or
+                        // its place in the fair queue ran out), the client is better served by it than by a made-up one.
+                        args.Context.Properties.Set(LastAnswer, await UpstreamResponse.ReadAsync(answer).ConfigureAwait(false));
+                    }
+
+                    return retry;
+                },
                 DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(args.Context.Properties.GetValue(NextDelay, TimeSpan.Zero)),
                 OnRetry = args =>
                 {
@@ -120,13 +125,14 @@ internal sealed class UpstreamResilience : IDisposable
             })
             .AddRateLimiter(new RateLimiterStrategyOptions
             {
-                Name = "upstream-rate",
-                RateLimiter = args => _rate.AcquireAsync(1, args.Context.CancellationToken),
-            })
-            .AddRateLimiter(new RateLimiterStrategyOptions
-            {
-                Name = "upstream-concurrency",
-                RateLimiter = args => _concurrency.AcquireAsync(1, args.Context.CancellationToken),
+                // Each attempt (a retry too) waits in its client's queue for a slot under IMDS's limits.
+                Name = "fair-queue",
+                RateLimiter = args => _scheduler.AcquireAsync(args.Context.Properties.GetValue(Work, default), 1, args.Context.CancellationToken),
+                OnRejected = args =>
+                {
+                    args.Context.Properties.Set(Refusal, args.Lease.TryGetMetadata(UpstreamScheduler.RefusalMetadata, out var reason) ? reason : null);
+                    return ValueTask.CompletedTask;
+                },
             });
     }
 
@@ -162,11 +168,13 @@ internal sealed class UpstreamResilience : IDisposable
     private static bool IsProbe(ResilienceContext context) =>
         context.GetRequestMessage()?.Options.TryGetValue(ImdsProbingRequestFactory.IsProbe, out _) == true;
 
-    /// <summary>Marks whom a call is for and starts its budget.</summary>
-    public void Start(ResilienceContext context, UpstreamWork work, TimeSpan budget)
+    /// <summary>Marks whom a call is for — its queue in the scheduler — and starts its budget.</summary>
+    public void Start(ResilienceContext context, UpstreamRequest request, TimeSpan budget)
     {
-        context.Properties.Set(Work, work);
-        context.Properties.Set(Deadline, _time.GetUtcNow() + budget);
+        var deadline = _time.GetUtcNow() + budget;
+        context.Properties.Set(Work, new UpstreamWork(request.Client, request.Priority, deadline));
+        context.Properties.Set(Deadline, deadline);
+        context.Properties.Set(Identity, request.Target.StartsWith("/metadata/identity/", StringComparison.Ordinal));
     }
 
     public TimeSpan CircuitRetryAfter => _options.BreakerDuration;
@@ -204,15 +212,11 @@ internal sealed class UpstreamResilience : IDisposable
 
         var retryAfter = outcome.Result?.Headers.RetryAfter?.Delta;
         var deadline = context.Properties.GetValue(Deadline, now + _options.RequestBudget);
-        var waiting = !context.Properties.GetValue(Work, default).Background;
-        var decision = _retryPolicy.Decide(status, outcome.Exception, retryAfter, attempt, now, deadline, firstGone, waiting);
+        var waiting = context.Properties.GetValue(Work, default).Priority == WorkPriority.Foreground;
+        var identity = context.Properties.GetValue(Identity, false);
+        var decision = _retryPolicy.Decide(status, outcome.Exception, retryAfter, attempt, now, deadline, firstGone, waiting, identity);
         context.Properties.Set(NextDelay, decision.Delay);
         return decision.Retry;
     }
 
-    public void Dispose()
-    {
-        _concurrency.Dispose();
-        _rate.Dispose();
-    }
 }

@@ -20,4 +20,17 @@ internal sealed record UpstreamResponse(int Status, byte[] Body, string? Content
     public string? ProxyError { get; init; }
 
     public bool IsSuccess => Status == 200;
+
+    /// <summary>Buffers an upstream answer: status, body, content type, <c>Retry-After</c> and <c>x-ms-request-id</c>.</summary>
+    public static async Task<UpstreamResponse> ReadAsync(HttpResponseMessage response)
+    {
+        var status = (int)response.StatusCode;
+        return new UpstreamResponse(status, await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false),
+            response.Content.Headers.ContentType?.ToString())
+        {
+            // A 429 always tells the client when to come back; IMDS does not always say.
+            RetryAfter = response.Headers.RetryAfter?.Delta ?? (status == StatusCodes.Status429TooManyRequests ? TimeSpan.FromSeconds(1) : null),
+            RequestId = response.Headers.TryGetValues("x-ms-request-id", out var ids) ? ids.FirstOrDefault() : null,
+        };
+    }
 }

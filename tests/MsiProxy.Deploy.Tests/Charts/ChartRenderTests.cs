@@ -80,8 +80,8 @@ public class ChartRenderTests
         Assert.Equal(TimeSpan.FromMinutes(10), options.Cache.MinimumRemainingLifetime);
         Assert.Equal(TimeSpan.FromSeconds(2), options.Resilience.AttemptTimeout);
         Assert.Equal(TimeSpan.FromSeconds(6), options.Resilience.RequestBudget);
-        Assert.Equal(10, options.ClientRateLimit.RequestsPerSecond);
-        Assert.Equal(40, options.ClientRateLimit.Burst);
+        Assert.Equal(40, options.Resilience.MaxQueuePerClient);
+        Assert.Equal(["token", "instance"], options.DefaultEndpoints);
         Assert.Equal(["https://vault.azure.net"], options.Prefetch.Resources);
         Assert.Equal(TimeSpan.FromMinutes(5), options.Kubernetes.ResyncInterval);
         Assert.Equal("Debug", pod.Configuration["Serilog:MinimumLevel:Override:MsiProxy.Requests"]);

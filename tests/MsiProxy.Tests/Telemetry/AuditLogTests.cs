@@ -29,7 +29,7 @@ public sealed class AuditLogTests
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
         Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(app, extraQuery: $"client_id={y.ClientId}")).Status);
 
-        var audit = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.AuditCategory).ToList();
+        var audit = await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 3);
         Assert.Equal(["fetched", "cache", "denied:identity"], audit.Select(e => e.Value("Decision")));
         foreach (var e in audit)
         {
@@ -76,7 +76,7 @@ public sealed class AuditLogTests
             using var response = await client.SendAsync(ImdsRequests.Get(target));
         }
 
-        var audit = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.AuditCategory).ToList();
+        var audit = await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 4);
         Assert.Equal(["forwarded", "forwarded:shared", "denied:endpoint", "denied:unregistered"], audit.Select(e => e.Value("Decision")));
         Assert.Equal(["instance", "instance", "attested", "instance"], audit.Select(e => e.Value("Endpoint")));
         Assert.Equal("/metadata/instance/compute", audit[0].Value("Path"));

@@ -45,6 +45,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
 
     private static readonly RefusedSlot DisposedSlot = new(SchedulerRefusal.Disposed, null);
 
+    private readonly HashSet<ReleaseLater> _releasing = [];
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly SlidingStartWindow _starts;
@@ -63,7 +64,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         ArgumentNullException.ThrowIfNull(time);
         Options = options;
         _time = time;
-        _starts = new SlidingStartWindow(options.RequestsPerSecond, time.TimestampFrequency);
+        _starts = new SlidingStartWindow(options.RequestsPerSecond, (long)(options.RateWindow.TotalSeconds * time.TimestampFrequency));
         _backgroundReserve = options.RequestsPerSecond - options.MaxBackgroundRequestsPerSecond;
         _rateTimer = CreateTimer(static state => ((UpstreamScheduler)state!).OnRateTimer(), this, Timeout.InfiniteTimeSpan);
     }
@@ -215,8 +216,45 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         return new ValueTask<RateLimitLease>(waiter.Task);
     }
 
-    /// <summary>An attempt ended (its lease was disposed): its concurrency permit goes to whoever is next.</summary>
+    /// <summary>
+    /// An attempt ended (its lease was disposed): its concurrency permit goes to whoever is next — after
+    /// <see cref="UpstreamSchedulerOptions.ReleaseDelay"/>, since the upstream counts a request in flight until it has
+    /// finished answering, a moment after the proxy has read the answer.
+    /// </summary>
     internal void Release(WorkPriority priority)
+    {
+        if (Options.ReleaseDelay > TimeSpan.Zero && !_disposed)
+        {
+            var later = new ReleaseLater(this, priority);
+            lock (_lock)
+            {
+                _releasing.Add(later); // a timer nothing refers to may be collected before it fires
+            }
+
+            later.Timer = CreateTimer(static state => ((ReleaseLater)state!).Run(), later, Options.ReleaseDelay);
+            return;
+        }
+
+        ReleaseNow(priority);
+    }
+
+    private sealed class ReleaseLater(UpstreamScheduler owner, WorkPriority priority)
+    {
+        public ITimer? Timer { get; set; }
+
+        public void Run()
+        {
+            lock (owner._lock)
+            {
+                owner._releasing.Remove(this);
+            }
+
+            Timer?.Dispose();
+            owner.ReleaseNow(priority);
+        }
+    }
+
+    private void ReleaseNow(WorkPriority priority)
     {
         lock (_lock)
         {

@@ -13,8 +13,14 @@ internal sealed record UpstreamSchedulerOptions
         int requestsPerSecond = 20,
         int maxQueuePerClient = 64,
         int? maxBackgroundConcurrency = null,
-        int? maxBackgroundRequestsPerSecond = null)
+        int? maxBackgroundRequestsPerSecond = null,
+        TimeSpan? rateWindow = null,
+        TimeSpan? releaseDelay = null)
     {
+        ReleaseDelay = releaseDelay ?? TimeSpan.Zero;
+        ArgumentOutOfRangeException.ThrowIfLessThan(ReleaseDelay, TimeSpan.Zero, nameof(releaseDelay));
+        RateWindow = rateWindow ?? TimeSpan.FromSeconds(1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(RateWindow, TimeSpan.FromMilliseconds(1), nameof(rateWindow));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrency, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(requestsPerSecond, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxQueuePerClient, 1);
@@ -37,8 +43,14 @@ internal sealed record UpstreamSchedulerOptions
     /// <summary>Attempts running at once (foreground and background together).</summary>
     public int MaxConcurrency { get; }
 
-    /// <summary>Attempts started in any one-second interval (a sliding window, see <see cref="SlidingStartWindow"/>).</summary>
+    /// <summary>Attempts started in any <see cref="RateWindow"/> (a sliding window, see <see cref="SlidingStartWindow"/>).</summary>
     public int RequestsPerSecond { get; }
+
+    /// <summary>The window <see cref="RequestsPerSecond"/> counts in: a second, or a little more (see <see cref="ResilienceOptions.RateWindow"/>).</summary>
+    public TimeSpan RateWindow { get; }
+
+    /// <summary>How long after an attempt ends its permit is free again (see <see cref="ResilienceOptions.SlotReleaseDelay"/>).</summary>
+    public TimeSpan ReleaseDelay { get; }
 
     /// <summary>Items one client may have waiting, per priority; the next one is refused with <see cref="SchedulerRefusal.QueueFull"/>.</summary>
     public int MaxQueuePerClient { get; }
@@ -50,5 +62,6 @@ internal sealed record UpstreamSchedulerOptions
     public int MaxBackgroundRequestsPerSecond { get; }
 
     public static UpstreamSchedulerOptions From(ResilienceOptions resilience) =>
-        new(resilience.MaxConcurrency, resilience.RequestsPerSecond, resilience.MaxQueuePerClient);
+        new(resilience.MaxConcurrency, resilience.RequestsPerSecond, resilience.MaxQueuePerClient, rateWindow: resilience.RateWindow,
+            releaseDelay: resilience.SlotReleaseDelay);
 }
