@@ -15,8 +15,13 @@ namespace MsiProxy.Requests;
 /// 5. the query — unique names, valid encoding → 400 (token requests are validated further by their endpoint).
 /// </summary>
 public sealed class ImdsRequestGate(RequestDelegate next, ClientRegistry clients, IOptionsMonitor<MsiProxyOptions> options,
-    MsiProxyTelemetry telemetry)
+    MsiProxyTelemetry telemetry, IServiceProvider? services = null)
 {
+    /// <summary>How long an unknown caller is held while the monitor looks for it (SDKs give up on a first answer after ~1 s+).</summary>
+    private static readonly TimeSpan DiscoveryBound = TimeSpan.FromSeconds(2);
+
+    private readonly ICallerDiscovery? _discovery = services?.GetService<ICallerDiscovery>();
+
     public Task InvokeAsync(HttpContext context)
     {
         var caller = context.Connection.RemoteIpAddress is { } remote ? AddressRange.Normalise(remote) : System.Net.IPAddress.None;
@@ -24,6 +29,36 @@ public sealed class ImdsRequestGate(RequestDelegate next, ClientRegistry clients
         context.Features.Set(request);
 
         var client = context.Connection.RemoteIpAddress is null ? null : clients.Find(caller);
+        if (client is null && _discovery is not null && context.Connection.RemoteIpAddress is not null)
+        {
+            return DiscoverThenCheckAsync(context, request, caller);
+        }
+
+        return Check(context, request, client);
+    }
+
+    /// <summary>A container that has just started may call before the monitor registered it: let it look (bounded), then look again.</summary>
+    private async Task DiscoverThenCheckAsync(HttpContext context, ProxyRequest request, System.Net.IPAddress caller)
+    {
+        using (var bound = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            bound.CancelAfter(DiscoveryBound);
+            try
+            {
+                await _discovery!.DiscoverAsync(caller, bound.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                // Not found within the bound: answered as an unknown caller.
+            }
+        }
+
+        await Check(context, request, clients.Find(caller)).ConfigureAwait(false);
+    }
+
+    private Task Check(HttpContext context, ProxyRequest request, ClientRegistration? client)
+    {
+        var caller = request.Caller;
         if (client is null)
         {
             return Deny(context, request, "unregistered", StatusCodes.Status403Forbidden, "forbidden",
