@@ -43,9 +43,13 @@ public sealed class VmLab : IAsyncDisposable
     }
 
     /// <summary>A sleeping busybox container; returns its id.</summary>
-    public string Run(string name, string network, params string[] labels)
+    public string Run(string name, string network, params string[] labels) => RunAt(name, network, null, labels);
+
+    /// <summary>A sleeping busybox container at a fixed address (the network needs a --subnet); returns its id.</summary>
+    public string RunAt(string name, string network, string? address, params string[] labels)
     {
-        var result = Rig.Docker(["run", "-d", "--name", name, "--network", network, .. labels.SelectMany(l => new[] { "--label", l }), VmNetwork.Image, "sleep", "3600"]);
+        var result = Rig.Docker(["run", "-d", "--name", name, "--network", network, .. address is null ? [] : (string[])["--ip", address],
+            .. labels.SelectMany(l => new[] { "--label", l }), VmNetwork.Image, "sleep", "3600"]);
         Assert.True(result.Succeeded, $"docker run {name}: {result.Describe()}");
         return result.Output.Trim();
     }
@@ -141,6 +145,21 @@ public sealed class VmLab : IAsyncDisposable
     /// <summary><c>MsiProxy uninstall-host-rules</c> (or another subcommand) run in the VM, as an operator would.</summary>
     public CommandResult Subcommand(params string[] arguments) =>
         Rig.InVm(["dotnet", Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll"), .. arguments]);
+
+    /// <summary>Waits until the monitor reports <paramref name="name"/> as container <paramref name="containerId"/>, status wired.</summary>
+    public Task WaitWiredAsync(string name, string containerId) =>
+        WaitAsync(async () => await AdminAsync("/admin/wiring") is { } wiring
+                && wiring.GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("name").GetString() == name
+                    && c.GetProperty("containerId").GetString() == containerId && c.GetProperty("status").GetString() == "wired"),
+            () => $"{name} not wired");
+
+    /// <summary>Packets the drop rule has counted (iptables -S -v prints "-A MSIPROXY-IMDS-DROP -c PACKETS BYTES -j DROP").</summary>
+    public long DroppedPackets()
+    {
+        var line = Rig.InVm("iptables", "-w", "-t", "filter", "-S", "MSIPROXY-IMDS-DROP", "-v").Output.Split('\n')
+            .Single(l => l.EndsWith("-j DROP", StringComparison.Ordinal)).Split(' ');
+        return long.Parse(line[Array.IndexOf(line, "-c") + 1], System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     public static async Task Eventually(Func<Task<bool>> condition, TimeSpan timeout, Func<string> describe)
     {

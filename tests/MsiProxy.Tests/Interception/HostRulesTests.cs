@@ -54,7 +54,7 @@ public sealed class HostRulesTests
     }
 
     [Fact]
-    public async Task Applying_installs_both_chains_atomically_and_the_jumps_once_and_a_second_apply_changes_nothing()
+    public async Task Applying_installs_both_chains_atomically_and_the_jumps_once_and_a_second_apply_only_reads()
     {
         var iptables = FakeIptables.WithDocker();
         var rules = new HostRules(iptables, new HostRulesOptions());
@@ -66,6 +66,7 @@ public sealed class HostRulesTests
         Assert.Equal(
         [
             "iptables -w 5 -t filter -S DOCKER-USER",
+            "iptables -w 5 -t filter -S MSIPROXY-IMDS-DROP",
             "iptables-restore -w 5 --noflush",
             $"iptables -w 5 -t filter -C DOCKER-USER {DropJump}",
             $"iptables -w 5 -t filter -I DOCKER-USER 1 {DropJump}",
@@ -81,10 +82,20 @@ public sealed class HostRulesTests
         Assert.Contains(first.Rules, r => r.Contains("--to-destination 10.0.0.4:80", StringComparison.Ordinal));
         Assert.Contains(first.Rules, r => r.StartsWith("-t nat -A PREROUTING", StringComparison.Ordinal));
 
+        // Read, not rewritten: a rewrite would reset the drop rule's packet counter.
         iptables.Commands.Clear();
         var second = await rules.ApplyAsync(chains, Now, default);
         Assert.Equal("in place", second.Detail);
-        Assert.DoesNotContain(iptables.Commands, c => c.Contains(" -I ", StringComparison.Ordinal));
+        Assert.Equal(
+        [
+            "iptables -w 5 -t filter -S DOCKER-USER",
+            "iptables -w 5 -t filter -S MSIPROXY-IMDS-DROP",
+            "iptables -w 5 -t nat -S MSIPROXY-IMDS-DNAT",
+            $"iptables -w 5 -t filter -C DOCKER-USER {DropJump}",
+            $"iptables -w 5 -t nat -C PREROUTING {DnatJump}",
+            "iptables -w 5 -t filter -C FORWARD -j DOCKER-USER",
+        ], iptables.Commands);
+        Assert.Single(iptables.RestoreInputs);
         Assert.Equal([DropJump, "-j RETURN"], iptables.Chain("filter", "DOCKER-USER"));
         Assert.Equal([DnatJump], iptables.Chain("nat", "PREROUTING"));
         Assert.Equal(2, iptables.Chain("nat", "MSIPROXY-IMDS-DNAT").Count);

@@ -61,7 +61,16 @@ public sealed class HostRulesWiringTests
         _time.Advance(TimeSpan.FromSeconds(31));
         var state = await wiring.ReconcileHostAsync(new HostView(Proxy, [DefaultBridge, CustomBridge], []), default);
         Assert.True(state!.InPlace, state.Detail);
+        Assert.Equal("installed (jump added in PREROUTING)", state.Detail);
         Assert.Single(_iptables.Chain("nat", "PREROUTING"));
+        Assert.Equal(restores + 1, _iptables.RestoreInputs.Count); // the chains were intact: read, not rewritten
+
+        // Someone edited our chain: the next check rewrites it.
+        _iptables.Flush("filter", HostRules.FilterChain);
+        _time.Advance(TimeSpan.FromSeconds(31));
+        state = await wiring.ReconcileHostAsync(new HostView(Proxy, [DefaultBridge, CustomBridge], []), default);
+        Assert.Equal("installed (chains written)", state!.Detail);
+        Assert.Equal(["-j DROP"], _iptables.Chain("filter", HostRules.FilterChain));
     }
 
     [Fact]

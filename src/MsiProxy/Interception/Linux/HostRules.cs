@@ -88,13 +88,19 @@ public sealed class HostRules(ICommandRunner runner, HostRulesOptions options)
             }
         }
 
-        var restored = await runner.RunAsync(Command + "-restore", ["-w", Wait, "--noflush"], chains, cancellationToken).ConfigureAwait(false);
-        if (!restored.Succeeded)
+        // Rewritten only when they differ: a rewrite resets the rules' packet counters, which operators watch.
+        var changes = new List<string>();
+        if (!await ChainsMatchAsync(rules, cancellationToken).ConfigureAwait(false))
         {
-            return new(false, $"{Command}-restore failed ({restored.Describe()})", rules, now);
+            var restored = await runner.RunAsync(Command + "-restore", ["-w", Wait, "--noflush"], chains, cancellationToken).ConfigureAwait(false);
+            if (!restored.Succeeded)
+            {
+                return new(false, $"{Command}-restore failed ({restored.Describe()})", rules, now);
+            }
+
+            changes.Add("chains written");
         }
 
-        var inserted = new List<string>();
         foreach (var jump in Jumps)
         {
             var check = await IptablesAsync(["-t", jump.Table, "-C", jump.Chain, .. jump.Spec], cancellationToken).ConfigureAwait(false);
@@ -109,7 +115,7 @@ public sealed class HostRules(ICommandRunner runner, HostRulesOptions options)
                 return new(false, $"{Command} -t {jump.Table} -I {jump.Chain} failed ({insert.Describe()})", rules, now);
             }
 
-            inserted.Add(jump.Chain);
+            changes.Add("jump added in " + jump.Chain);
         }
 
         rules.AddRange(Jumps.Select(j => $"-t {j.Table} -A {j.Chain} {string.Join(' ', j.Spec.Select(Quote))}"));
@@ -128,7 +134,25 @@ public sealed class HostRules(ICommandRunner runner, HostRulesOptions options)
                 rules, now);
         }
 
-        return new(true, inserted.Count > 0 ? "installed (jumps added in " + string.Join(", ", inserted) + ")" : "in place", rules, now);
+        return new(true, changes.Count > 0 ? "installed (" + string.Join(", ", changes) + ")" : "in place", rules, now);
+    }
+
+    /// <summary>Whether both chains hold exactly <paramref name="rules"/> (in the form iptables -S prints them).</summary>
+    private async Task<bool> ChainsMatchAsync(IReadOnlyList<string> rules, CancellationToken cancellationToken)
+    {
+        foreach (var (table, chain) in new[] { ("filter", FilterChain), ("nat", NatChain) })
+        {
+            var listed = await IptablesAsync(["-t", table, "-S", chain], cancellationToken).ConfigureAwait(false);
+            var wanted = rules.Where(r => r.StartsWith($"-A {chain} ", StringComparison.Ordinal));
+            var present = listed.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Where(l => l.StartsWith("-A ", StringComparison.Ordinal));
+            if (!listed.Succeeded || !present.SequenceEqual(wanted))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The uninstall step: deletes every jump to the chains, then the chains. Returns what was removed.</summary>

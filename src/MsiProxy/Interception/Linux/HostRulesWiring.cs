@@ -62,7 +62,8 @@ public sealed partial class HostRulesWiring(HostRules rules, IOptions<DockerMoni
 
     private HostInterceptionState Report(HostInterceptionState state)
     {
-        if (state.InPlace != _state?.InPlace || state.Detail != _state?.Detail || !state.Rules.SequenceEqual(_state?.Rules ?? []))
+        // Logged when something changed: in or out of place, other rules, another reason for not being in place.
+        if (state.InPlace != _state?.InPlace || !state.Rules.SequenceEqual(_state?.Rules ?? []) || (!state.InPlace && state.Detail != _state?.Detail))
         {
             if (state.InPlace)
             {
