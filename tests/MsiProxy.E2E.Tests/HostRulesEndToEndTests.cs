@@ -1,5 +1,3 @@
-using System.Text.Json;
-using MsiProxy.Interception;
 using MsiProxy.Testing.VmNetwork;
 using Xunit.Abstractions;
 
@@ -28,7 +26,7 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
 
         // An unlabelled container: the proxy refuses it, IMDS never hears of it.
         var refused = VmLab.Marker("early");
-        AssertForbidden(lab.Call("early", refused));
+        VmLab.AssertForbidden(lab.Call("early", refused));
         Assert.Empty(await lab.ImdsRequestsWithAsync(refused));
 
         // Another port of 169.254.169.254: dropped (no answer until the client gives up), counted by the drop rule, unseen by IMDS.
@@ -41,7 +39,7 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
 
         // A labelled container whose first act is the token request gets its token on that request: no retry anywhere.
         var first = VmLab.Marker("first");
-        AssertToken(lab.RunCalling("first", "apps", first, Labelled));
+        VmLab.AssertToken(lab.RunCalling("first", "apps", first, Labelled));
         var upstream = Assert.Single(await lab.ImdsRequestsWithAsync(first));
         Assert.Equal(VmNetwork.VmAddress, upstream.GetProperty("callerAddress").GetString()); // the proxy's own call, not redirected
 
@@ -55,9 +53,9 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
         {
             lab.Run("stranger-" + network, network);
             var marker = VmLab.Marker("stranger-" + network);
-            AssertForbidden(lab.Call("stranger-" + network, marker));
+            VmLab.AssertForbidden(lab.Call("stranger-" + network, marker));
             Assert.Empty(await lab.ImdsRequestsWithAsync(marker));
-            AssertToken(lab.RunCalling("labelled-" + network, network, VmLab.Marker("labelled-" + network), Labelled));
+            VmLab.AssertToken(lab.RunCalling("labelled-" + network, network, VmLab.Marker("labelled-" + network), Labelled));
         }
 
         lab.Passed();
@@ -74,7 +72,7 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
         lab.Run("stranger", "apps");
         var proxy = await lab.StartProxyAsync();
         await lab.WaitWiredAsync("app", app);
-        AssertToken(lab.Call("app", VmLab.Marker("app")));
+        VmLab.AssertToken(lab.Call("app", VmLab.Marker("app")));
         var rules = lab.HostRules();
         Assert.Equal(2, rules.Count(r => r.StartsWith("-A PREROUTING", StringComparison.Ordinal) || r.StartsWith("-A DOCKER-USER", StringComparison.Ordinal)));
 
@@ -94,7 +92,7 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
         // Restarted: the same rules, not a second copy.
         proxy = await lab.StartProxyAsync();
         Assert.Equal(rules, lab.HostRules());
-        AssertToken(lab.Call("app", VmLab.Marker("app-again")));
+        VmLab.AssertToken(lab.Call("app", VmLab.Marker("app-again")));
         await proxy.KillAsync();
 
         // The explicit uninstall step removes everything: the VM is as it was (the stranger reaches IMDS directly again).
@@ -116,19 +114,5 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
         Assert.Empty(await lab.ImdsRequestsWithAsync(early));
         Assert.True(lab.Subcommand("uninstall-host-rules").Succeeded);
         lab.Passed();
-    }
-
-    private static void AssertToken(CommandResult result)
-    {
-        Assert.True(result.Succeeded, "no token: " + result.Describe());
-        using var json = JsonDocument.Parse(result.Output);
-        Assert.False(string.IsNullOrEmpty(json.RootElement.GetProperty("access_token").GetString()));
-        Assert.Equal(VmNetwork.ClientId, json.RootElement.GetProperty("client_id").GetString());
-    }
-
-    private static void AssertForbidden(CommandResult result)
-    {
-        Assert.False(result.Succeeded);
-        Assert.Contains("403 Forbidden", result.Error, StringComparison.Ordinal);
     }
 }

@@ -64,12 +64,6 @@ public sealed class VmLab : IAsyncDisposable
 
     public void Remove(string container) => Rig.Docker("rm", "-f", container);
 
-    public string AddressOf(string container, string network) =>
-        Rig.Docker("inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}", container).Output.Trim();
-
-    public string GatewayOf(string network) =>
-        Rig.Docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", network).Output.Trim();
-
     public void CreateNetwork(string name, params string[] options)
     {
         var created = Rig.Docker(["network", "create", .. options, name]);
@@ -174,6 +168,24 @@ public sealed class VmLab : IAsyncDisposable
     public static Task WaitAsync(Func<Task<bool>> condition, Func<string> describe) => Eventually(condition, Soon, describe);
 
     public static string Marker(string what) => $"{what}-{Guid.NewGuid():N}"[..(what.Length + 9)];
+
+    /// <summary>A token for the VM's identity, as IMDS answers it.</summary>
+    public static void AssertToken(CommandResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        Assert.True(result.Succeeded, "no token: " + result.Describe());
+        using var json = JsonDocument.Parse(result.Output);
+        Assert.False(string.IsNullOrEmpty(json.RootElement.GetProperty("access_token").GetString()));
+        Assert.Equal(VmNetwork.ClientId, json.RootElement.GetProperty("client_id").GetString());
+    }
+
+    /// <summary>The proxy's 403 (busybox wget prints the status line).</summary>
+    public static void AssertForbidden(CommandResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        Assert.False(result.Succeeded, "expected 403, got: " + result.Output);
+        Assert.Contains("403 Forbidden", result.Error, StringComparison.Ordinal);
+    }
 
     /// <summary>Call at the end of a test that passed; otherwise dispose prints the diagnostics.</summary>
     public void Passed() => _passed = true;

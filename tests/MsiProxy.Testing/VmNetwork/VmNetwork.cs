@@ -160,9 +160,10 @@ public sealed partial class VmNetwork : IAsyncDisposable
     /// <summary>The VM's netfilter tables as iptables-save prints them.</summary>
     public string IptablesSave() => InVm("iptables-save").Output;
 
-    /// <summary>What a failing test prints: the emulator's and the daemon's output, and the VM's tables.</summary>
+    /// <summary>What a failing test prints: the VM's tables, and the output of the daemon and of every process the rig started.</summary>
     public string Diagnostics() =>
-        $"--- iptables-save (VM)\n{IptablesSave()}\n--- emulator\n{Tail(Emulator?.Output)}\n--- dockerd\n{Tail(Dockerd?.Log)}";
+        $"--- iptables-save (VM)\n{IptablesSave()}\n--- dockerd\n{Tail(Dockerd?.Log)}"
+        + string.Concat(_owned.OfType<NamespacedProcess>().Select(p => $"\n--- {p.Description}\n{Tail(p.Output)}"));
 
     public async ValueTask DisposeAsync()
     {
