@@ -125,6 +125,29 @@ internal static class Leftovers
                     Kill(File.ReadAllLines(procs));
                 }
             }
+
+            // The daemon that would have removed the (now empty) cgroups is gone: remove them, once their processes are.
+            foreach (var group in groups)
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(5);
+                while (Directory.Exists(group) && !TryRemoveDirectory(group) && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(100);
+                }
+            }
+        }
+    }
+
+    private static bool TryRemoveDirectory(string path)
+    {
+        try
+        {
+            Directory.Delete(path); // rmdir(2): a cgroup goes only when it has no processes and no children
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 
