@@ -113,11 +113,15 @@ public sealed class CallerDiscoveryTests : IAsyncLifetime
         Assert.Equal("127.0.0.1:80", _wiring.HostViews.Last().Proxy?.ToString());
         Assert.Equal("br-0123456789ab", Assert.Single(_wiring.HostViews.Last().Networks).BridgeInterface);
 
-        using (var ready = await management.GetAsync("/readyz"))
+        // Ready once the upstream has answered its first probe too; then the host rules are part of the report.
+        string? readyBody = null;
+        await Eventually(async () =>
         {
-            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-            Assert.Contains("host rules in place", await ready.Content.ReadAsStringAsync());
-        }
+            using var ready = await management.GetAsync("/readyz");
+            readyBody = await ready.Content.ReadAsStringAsync();
+            return ready.StatusCode == HttpStatusCode.OK;
+        });
+        Assert.Contains("host rules in place", readyBody);
 
         management.DefaultRequestHeaders.Authorization = new("Bearer", "test-key-0123456789abcdef");
         var wiring = await management.GetFromJsonAsync<JsonElement>("/admin/wiring");
@@ -163,10 +167,12 @@ public sealed class CallerDiscoveryTests : IAsyncLifetime
         return response.StatusCode;
     }
 
-    private static async Task Eventually(Func<bool> condition, int timeoutMs = 10_000)
+    private static Task Eventually(Func<bool> condition, int timeoutMs = 10_000) => Eventually(() => Task.FromResult(condition()), timeoutMs);
+
+    private static async Task Eventually(Func<Task<bool>> condition, int timeoutMs = 10_000)
     {
         var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!condition())
+        while (!await condition())
         {
             Assert.True(DateTime.UtcNow < deadline, "condition not met within " + timeoutMs + " ms");
             await Task.Delay(20);
