@@ -17,7 +17,10 @@ namespace MsiProxy.Requests;
 public sealed class ImdsRequestGate(RequestDelegate next, ClientRegistry clients, IOptionsMonitor<MsiProxyOptions> options,
     MsiProxyTelemetry telemetry, IServiceProvider? services = null)
 {
-    /// <summary>How long an unknown caller is held while the monitor looks for it (SDKs give up on a first answer after ~1 s+).</summary>
+    /// <summary>
+    /// How long an unknown caller is held while the monitor looks for it. Finding a container takes one pass
+    /// (milliseconds); the bound only limits how long a caller nobody holds waits for its 403.
+    /// </summary>
     private static readonly TimeSpan DiscoveryBound = TimeSpan.FromSeconds(2);
 
     private readonly ICallerDiscovery? _discovery = services?.GetService<ICallerDiscovery>();
