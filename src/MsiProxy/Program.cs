@@ -2,11 +2,17 @@
 // it may use, serves tokens from its cache and forwards the rest to IMDS (or an msiserviceclient) — see README.md.
 using MsiProxy.Docker;
 using MsiProxy.Hosting;
+using MsiProxy.Interception.Linux;
 using MsiProxy.Telemetry;
 
-if (args is ["monitor", .. var monitorArgs])
+switch (args)
 {
-    return await DockerMonitorExtensions.RunStandaloneMonitorAsync(monitorArgs); // the monitor alone, driving a proxy's admin API
+    case ["monitor", .. var monitorArgs]:
+        return await DockerMonitorExtensions.RunStandaloneMonitorAsync(monitorArgs); // the monitor alone, driving a proxy's admin API
+    case ["install-host-rules", .. var installArgs]:
+        return await HostRulesCommand.InstallAsync(installArgs, Console.Out);         // Linux host rules before the proxy runs (boot)
+    case ["uninstall-host-rules", .. var uninstallArgs]:
+        return await HostRulesCommand.UninstallAsync(uninstallArgs, Console.Out);     // the only way the host rules go
 }
 
 var builder = WebApplication.CreateBuilder(args);

@@ -1,4 +1,5 @@
 using System.Net;
+using MsiProxy.Clients;
 
 namespace MsiProxy.Docker;
 
@@ -24,14 +25,23 @@ internal sealed record ContainerInfo(
     }
 }
 
-/// <summary>One engine event (type container or network); <see cref="ContainerId"/> is the container it concerns.</summary>
+/// <summary>
+/// An engine network: its subnets and gateways, and for the bridge driver the host interface its containers' traffic
+/// arrives on (<c>docker0</c>, <c>br-&lt;id&gt;</c> or the name set with <c>com.docker.network.bridge.name</c>).
+/// </summary>
+internal sealed record NetworkInfo(string Id, string Name, string? BridgeInterface, IReadOnlyList<AddressRange> Subnets,
+    IReadOnlyList<IPAddress> Gateways);
+
+/// <summary>One engine event (type container or network); <see cref="ContainerId"/> is the container it concerns, if any.</summary>
 internal sealed record ContainerEvent(string Type, string Action, string ContainerId)
 {
-    private static readonly HashSet<string> Relevant =
-        ["start", "restart", "die", "stop", "kill", "destroy", "connect", "disconnect", "rename", "update"];
+    private static readonly HashSet<string> ContainerActions =
+        ["start", "restart", "die", "stop", "kill", "destroy", "rename", "update"];
 
-    /// <summary>Events that can change who is a client, its address or the upstreams.</summary>
-    public bool ChangesState => Relevant.Contains(Action.Split(':', 2)[0].Trim());
+    private static readonly HashSet<string> NetworkActions = ["create", "destroy", "connect", "disconnect"];
+
+    /// <summary>Events that can change who is a client, its address, the upstreams or the bridges to intercept.</summary>
+    public bool ChangesState => (Type == "network" ? NetworkActions : ContainerActions).Contains(Action.Split(':', 2)[0].Trim());
 }
 
 internal sealed record ExecResult(long ExitCode, string Stdout, string Stderr)

@@ -1,17 +1,19 @@
-using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using MsiProxy.Telemetry;
 
 namespace MsiProxy.Docker;
 
 /// <summary>
-/// Follows the Docker engine: subscribes to events, reconciles once, then reconciles after every relevant event,
-/// when a failed wiring is due and every <see cref="DockerMonitorOptions.ReconcileInterval"/>. A lost event stream or
-/// an unreachable engine: reconnect with backoff, then reconcile (whatever happened meanwhile is in the list).
+/// Follows the Docker engine: subscribes to events, reconciles once, then reconciles after every relevant event, when
+/// a caller is being discovered, when a failed wiring is due and every <see cref="DockerMonitorOptions.ReconcileInterval"/>.
+/// A lost event stream or an unreachable engine: reconnect with backoff, then reconcile (whatever happened meanwhile is
+/// in the list).
 /// </summary>
 internal sealed partial class ContainerMonitor(
     IContainerEngine engine,
     ContainerReconciler reconciler,
+    ReconcileTrigger trigger,
+    DockerCallerDiscovery discovery,
     MonitorState state,
     IOptions<DockerMonitorOptions> options,
     MsiProxyTelemetry telemetry,
@@ -24,20 +26,19 @@ internal sealed partial class ContainerMonitor(
         while (!stoppingToken.IsCancellationRequested)
         {
             using var session = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            var signals = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
             Task? pump = null;
             try
             {
                 // Subscribe before listing, so nothing that happens during the first reconcile is missed.
-                pump = PumpEventsAsync(signals.Writer, session.Token);
-                await reconciler.ReconcileAsync(stoppingToken).ConfigureAwait(false);
+                pump = PumpEventsAsync(session.Token);
+                await PassAsync(stoppingToken).ConfigureAwait(false);
                 if (failures > 0)
                 {
                     LogReconnected(failures);
                 }
 
                 failures = 0;
-                await FollowAsync(signals.Reader, pump, stoppingToken).ConfigureAwait(false);
+                await FollowAsync(pump, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -72,7 +73,7 @@ internal sealed partial class ContainerMonitor(
     }
 
     /// <summary>Reconciles on events, due retries and the periodic timer until the event stream is lost (then throws).</summary>
-    private async Task FollowAsync(ChannelReader<bool> signals, Task pump, CancellationToken stoppingToken)
+    private async Task FollowAsync(Task pump, CancellationToken stoppingToken)
     {
         while (true)
         {
@@ -84,7 +85,7 @@ internal sealed partial class ContainerMonitor(
             }
 
             using var waiting = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            var signalled = signals.WaitToReadAsync(waiting.Token).AsTask();
+            var signalled = trigger.WaitAsync(waiting.Token);
             var timer = Task.Delay(wait, time, waiting.Token);
             var first = await Task.WhenAny(signalled, timer, pump).ConfigureAwait(false);
             await waiting.CancelAsync().ConfigureAwait(false);
@@ -95,12 +96,19 @@ internal sealed partial class ContainerMonitor(
                 throw new IOException("The Docker event stream ended.");
             }
 
-            signals.TryRead(out _);
-            await reconciler.ReconcileAsync(stoppingToken).ConfigureAwait(false);
+            await PassAsync(stoppingToken).ConfigureAwait(false);
         }
     }
 
-    private async Task PumpEventsAsync(ChannelWriter<bool> signals, CancellationToken cancellationToken)
+    /// <summary>One reconcile; then callers waiting to be discovered learn what it found.</summary>
+    private async Task PassAsync(CancellationToken stoppingToken)
+    {
+        var start = trigger.BeginPass();
+        await reconciler.ReconcileAsync(stoppingToken).ConfigureAwait(false);
+        discovery.PassCompleted(start);
+    }
+
+    private async Task PumpEventsAsync(CancellationToken cancellationToken)
     {
         await Task.Yield();
         await foreach (var item in engine.WatchAsync(cancellationToken).ConfigureAwait(false))
@@ -109,7 +117,7 @@ internal sealed partial class ContainerMonitor(
             {
                 telemetry.MonitorEvents.Add(1, new KeyValuePair<string, object?>("action", "event"));
                 LogEvent(item.Type, item.Action, item.ContainerId);
-                signals.TryWrite(true); // coalesced: one reconcile covers any number of events
+                trigger.EventArrived(); // coalesced: one reconcile covers any number of events
             }
         }
     }

@@ -2,15 +2,17 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Options;
 using MsiProxy.Clients;
+using MsiProxy.Interception;
 using MsiProxy.Telemetry;
 
 namespace MsiProxy.Docker;
 
 /// <summary>
-/// Makes registrations, wiring and upstreams match the running containers. Called by <see cref="ContainerMonitor"/>
-/// at start, after every relevant event and periodically — always from one loop, so it needs no locks. Each pass
-/// lists the engine's containers (the truth) rather than trusting event order: a late "die" of an old container can
-/// only remove the registration that still carries that container's id, never a newer owner of the IP or name.
+/// Makes host interception, registrations, wiring and upstreams match the running containers and networks. Called by
+/// <see cref="ContainerMonitor"/> at start, after every relevant event, when a caller is being discovered and
+/// periodically — always from one loop, so it needs no locks. Each pass lists the engine's containers (the truth)
+/// rather than trusting event order: a late "die" of an old container can only remove the registration that still
+/// carries that container's id, never a newer owner of the IP or name.
 /// </summary>
 internal sealed partial class ContainerReconciler(
     IContainerEngine engine,
@@ -25,14 +27,24 @@ internal sealed partial class ContainerReconciler(
     private readonly Dictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
     private readonly ContainerLabels _labels = new(options.Value);
     private IReadOnlyList<string>? _upstreams;
+    private int _hostFailures;
+    private DateTimeOffset? _hostRetryAt;
 
-    /// <summary>When the earliest failed wiring is due for another attempt (the monitor wakes up for it).</summary>
-    public DateTimeOffset? NextRetryAt => _tracked.Values.Where(t => t.Status == WiringStatus.Failed).Min(t => t.NextAttempt);
+    /// <summary>When the earliest failed wiring (or host interception) is due for another attempt (the monitor wakes up for it).</summary>
+    public DateTimeOffset? NextRetryAt =>
+        _tracked.Values.Where(t => t.Status == WiringStatus.Failed).Select(t => t.NextAttempt).Append(_hostRetryAt).Min();
+
+    /// <summary>The networks and addresses seen by the last complete pass (null before the first).</summary>
+    public NetworkView? View { get; private set; }
 
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var containers = await engine.ListRunningAsync(cancellationToken).ConfigureAwait(false);
+        var networks = await engine.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
         var proxy = FindProxy(containers);
+
+        // 0. Host-level interception first: it is what keeps every container, labelled or not, away from IMDS.
+        var hostLevel = await ReconcileHostAsync(containers, networks, proxy, cancellationToken).ConfigureAwait(false);
         var clients = containers.Where(_labels.IsClient).ToDictionary(c => c.Id, c => (Container: c, Spec: _labels.ReadClient(c)), StringComparer.Ordinal);
 
         // 1. Gone or changed (new address, name or labels): remove first, so names and addresses are free for new owners.
@@ -86,12 +98,62 @@ internal sealed partial class ContainerReconciler(
 
             if (tracked.Status == WiringStatus.Pending || (tracked.Status == WiringStatus.Failed && tracked.NextAttempt <= now))
             {
-                await WireAsync(tracked, proxy, cancellationToken).ConfigureAwait(false);
+                if (hostLevel)
+                {
+                    await RegisterCoveredAsync(tracked, proxy, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await WireAsync(tracked, proxy, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
         await ReconcileUpstreamsAsync(containers, cancellationToken).ConfigureAwait(false);
+        View = NetworkView.Of(networks, containers);
         state.Reconciled(time.GetUtcNow());
+    }
+
+    /// <summary>Brings the host rules up to date; true when interception is host-level (containers need no wiring of their own).</summary>
+    private async Task<bool> ReconcileHostAsync(IReadOnlyList<ContainerInfo> containers, IReadOnlyList<NetworkInfo> networks, ProxyEndpoint? proxy,
+        CancellationToken cancellationToken)
+    {
+        IReadOnlyList<IPAddress> exempt = options.Value.HostRules.ExemptMsiServiceClients
+            ? [.. containers.Where(c => _labels.HasRole(c, ContainerLabels.RoleMsiServiceClient)).SelectMany(c => c.Networks.Values)]
+            : [];
+        var host = await wiring.ReconcileHostAsync(new HostView(proxy, networks, exempt), cancellationToken).ConfigureAwait(false);
+        state.HostInterception = host;
+        if (host is { InPlace: false })
+        {
+            _hostFailures++;
+            _hostRetryAt = time.GetUtcNow() + options.Value.Backoff(_hostFailures);
+            Error("host");
+        }
+        else
+        {
+            _hostFailures = 0;
+            _hostRetryAt = null;
+        }
+
+        return host is not null;
+    }
+
+    /// <summary>Host-level interception covers the container already: registered ready at once, nothing to wire.</summary>
+    private async Task RegisterCoveredAsync(Tracked tracked, ProxyEndpoint? proxy, CancellationToken cancellationToken)
+    {
+        var spec = tracked.Spec;
+        using (StartActivity("monitor.register", tracked))
+        {
+            await sink.RegisterAsync(Registration(spec, ready: true), cancellationToken).ConfigureAwait(false);
+        }
+
+        tracked.Status = WiringStatus.Wired;
+        tracked.WiredTo = proxy;
+        tracked.Failures = 0;
+        tracked.NextAttempt = null;
+        Publish(tracked, "covered by the host rules");
+        Count("register");
+        LogRegistered(spec.Name, tracked.Container.ShortId, spec.Address, true);
     }
 
     private async Task WireAsync(Tracked tracked, ProxyEndpoint? proxy, CancellationToken cancellationToken)

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using MsiProxy.Clients;
 
 namespace MsiProxy.Docker;
 
@@ -38,6 +39,29 @@ internal sealed class DockerEngine : IContainerEngine, IDisposable
         }
 
         return result;
+    }
+
+    public async Task<IReadOnlyList<NetworkInfo>> ListNetworksAsync(CancellationToken cancellationToken)
+    {
+        var listed = await _client.Networks.ListNetworksAsync(new NetworksListParameters(), cancellationToken).ConfigureAwait(false);
+        return [.. listed.Select(ToNetworkInfo)];
+    }
+
+    /// <summary>Docker names a bridge network's interface br-&lt;first 12 of the id&gt; unless its options name it.</summary>
+    public static NetworkInfo ToNetworkInfo(NetworkResponse network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        string? bridge = null;
+        if (network.Driver == "bridge")
+        {
+            bridge = network.Options?.TryGetValue("com.docker.network.bridge.name", out var named) == true && !string.IsNullOrWhiteSpace(named)
+                ? named : "br-" + network.ID[..Math.Min(12, network.ID.Length)];
+        }
+
+        var configs = network.IPAM?.Config ?? [];
+        return new NetworkInfo(network.ID, network.Name, bridge,
+            [.. configs.Select(c => AddressRange.TryParse(c.Subnet, out var subnet) ? subnet : null).OfType<AddressRange>()],
+            [.. configs.Select(c => IPAddress.TryParse(c.Gateway, out var gateway) ? gateway : null).OfType<IPAddress>()]);
     }
 
     public async Task<ContainerInfo?> InspectAsync(string id, CancellationToken cancellationToken)
@@ -83,14 +107,12 @@ internal sealed class DockerEngine : IContainerEngine, IDisposable
         };
         var progress = new SynchronousProgress(message =>
         {
-            // Network events name the container in an attribute; container events in the actor id.
-            var id = message.Type == "network" && message.Actor?.Attributes is { } attributes
-                ? attributes.TryGetValue("container", out var container) ? container : null
-                : message.Actor?.ID;
-            if (id is not null)
-            {
-                channel.Writer.TryWrite(new ContainerEvent(message.Type ?? "", message.Action ?? "", id));
-            }
+            // Network events name the container (connect/disconnect) in an attribute, or none (create/destroy);
+            // container events name it in the actor id.
+            var id = message.Type == "network"
+                ? message.Actor?.Attributes?.TryGetValue("container", out var container) == true ? container : ""
+                : message.Actor?.ID ?? "";
+            channel.Writer.TryWrite(new ContainerEvent(message.Type ?? "", message.Action ?? "", id));
         });
         var stream = _client.System.MonitorEventsAsync(parameters, progress, cancellationToken);
         _ = stream.ContinueWith(t => channel.Writer.TryComplete(t.Exception?.GetBaseException() ?? new IOException("The Docker event stream ended.")),

@@ -1,4 +1,9 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using MsiProxy.Clients;
+using MsiProxy.Interception;
+using MsiProxy.Interception.Linux;
+using MsiProxy.Interception.Windows;
 using MsiProxy.Management;
 using MsiProxy.Telemetry;
 
@@ -17,12 +22,15 @@ internal static class DockerMonitorExtensions
         builder.Services.AddMonitorCore(builder.Configuration);
         builder.Services.AddSingleton<IRegistrationSink, InProcessRegistrationSink>();
         builder.Services.AddSingleton<IReadinessCheck, MonitorReadiness>();
+
+        // The request gate holds an unknown caller briefly while the monitor looks for a container with its address.
+        builder.Services.AddSingleton<ICallerDiscovery>(sp => sp.GetRequiredService<DockerCallerDiscovery>());
         return builder;
     }
 
     /// <summary>
     /// <c>MsiProxy monitor</c>: the monitor alone, for hosts where the proxy cannot reach the engine. It drives the proxy
-    /// through its admin API (MsiProxy:Monitor:AdminUrl + ApiKey/ApiKeyFile) and does the wiring itself.
+    /// through its admin API (MsiProxy:Monitor:AdminUrl + ApiKey/ApiKeyFile) and does the wiring (or the host rules) itself.
     /// </summary>
     public static async Task<int> RunStandaloneMonitorAsync(string[] args)
     {
@@ -47,40 +55,37 @@ internal static class DockerMonitorExtensions
             await host.RunAsync().ConfigureAwait(false);
             return 0;
         }
-        catch (InvalidOperationException ex) when (ex.Source == "MsiProxy")
+        catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException { Source: "MsiProxy" })
         {
-            await Console.Error.WriteLineAsync("MsiProxy monitor cannot start, the configuration is invalid:\n  " + ex.Message).ConfigureAwait(false);
+            var messages = ex is OptionsValidationException validation ? validation.Failures : [ex.Message];
+            await Console.Error.WriteLineAsync("MsiProxy monitor cannot start, the configuration is invalid:\n  " + string.Join("\n  ", messages))
+                .ConfigureAwait(false);
             return 2;
         }
     }
 
     private static IServiceCollection AddMonitorCore(this IServiceCollection services, ConfigurationManager configuration)
     {
-        services.AddOptions<DockerMonitorOptions>().Bind(configuration.GetSection(DockerMonitorOptions.SectionName));
-        services.TryAddSingletonInstance(TimeProvider.System);
+        services.AddOptions<DockerMonitorOptions>().Bind(configuration.GetSection(DockerMonitorOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<DockerMonitorOptions>, DockerMonitorOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MonitorState>();
         services.AddSingleton<IContainerEngine>(sp => new DockerEngine(sp.GetRequiredService<IOptions<DockerMonitorOptions>>().Value.Endpoint!));
-        services.AddSingleton<IHostCommands, HostCommands>();
-        services.AddSingleton<LinuxDnatWiring>();
+        services.TryAddSingleton<ICommandRunner, ProcessCommandRunner>();
+        services.AddSingleton(sp => new HostRules(sp.GetRequiredService<ICommandRunner>(), sp.GetRequiredService<IOptions<DockerMonitorOptions>>().Value.HostRules));
+        services.AddSingleton<HostRulesWiring>();
         services.AddSingleton<WindowsScriptWiring>();
         services.AddSingleton<IContainerWiring>(sp => sp.GetRequiredService<IOptions<DockerMonitorOptions>>().Value.Wiring switch
         {
-            WiringMode.Linux => sp.GetRequiredService<LinuxDnatWiring>(),
+            WiringMode.Linux => sp.GetRequiredService<HostRulesWiring>(),
             WiringMode.Windows => sp.GetRequiredService<WindowsScriptWiring>(),
             WiringMode.None => new NoWiring(),
             _ => ActivatorUtilities.CreateInstance<AutoWiring>(sp),
         });
         services.AddSingleton<ContainerReconciler>();
+        services.AddSingleton<ReconcileTrigger>();
+        services.AddSingleton<DockerCallerDiscovery>();
         services.AddHostedService<ContainerMonitor>();
         return services;
-    }
-
-    private static void TryAddSingletonInstance<T>(this IServiceCollection services, T instance)
-        where T : class
-    {
-        if (!services.Any(d => d.ServiceType == typeof(T)))
-        {
-            services.AddSingleton(instance);
-        }
     }
 }

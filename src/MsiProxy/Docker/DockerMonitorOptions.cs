@@ -1,15 +1,17 @@
+using MsiProxy.Interception.Linux;
+
 namespace MsiProxy.Docker;
 
-/// <summary>How client containers are wired to the proxy.</summary>
+/// <summary>How client containers' calls to 169.254.169.254 are sent to the proxy.</summary>
 internal enum WiringMode
 {
     /// <summary>Windows engines get <see cref="Windows"/>, every other engine <see cref="Linux"/>.</summary>
     Auto,
 
-    /// <summary>docker exec of docker/scripts/Set-MsiProxyWiring.ps1 (address + netsh portproxy) inside the container.</summary>
+    /// <summary>docker exec of docker/scripts/Set-MsiProxyWiring.ps1 (address + netsh portproxy) inside each container.</summary>
     Windows,
 
-    /// <summary>A DNAT rule for 169.254.169.254:80 in the container's network namespace (nsenter + iptables).</summary>
+    /// <summary>Host rules (<see cref="HostRules"/>): every bridge's IMDS traffic to the proxy, everything else to IMDS dropped.</summary>
     Linux,
 
     /// <summary>Nothing is changed in containers (they reach the proxy some other way, e.g. AZURE_POD_IDENTITY_AUTHORITY_HOST).</summary>
@@ -29,7 +31,10 @@ internal sealed class DockerMonitorOptions
 
     public WiringMode Wiring { get; set; } = WiringMode.Auto;
 
-    /// <summary>Where client containers are wired to. Unset: the address of the container labelled <c>msi-proxy.role=proxy</c>.</summary>
+    /// <summary>
+    /// Where client containers are wired to. With host rules: the host address the proxy's client listener is bound to
+    /// (required). Otherwise, when unset: the address of the container labelled <c>msi-proxy.role=proxy</c>.
+    /// </summary>
     public string? ProxyAddress { get; set; }
 
     public int ProxyPort { get; set; } = 80;
@@ -47,6 +52,8 @@ internal sealed class DockerMonitorOptions
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
 
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(60);
+
+    public HostRulesOptions HostRules { get; set; } = new();
 
     /// <summary>Folder holding the Windows wiring scripts (docker/scripts), copied whole into each Windows client.</summary>
     public string ScriptsPath { get; set; } = Path.Combine(AppContext.BaseDirectory, "scripts");

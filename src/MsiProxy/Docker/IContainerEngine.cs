@@ -11,6 +11,8 @@ internal interface IContainerEngine
 
     Task<IReadOnlyList<ContainerInfo>> ListRunningAsync(CancellationToken cancellationToken);
 
+    Task<IReadOnlyList<NetworkInfo>> ListNetworksAsync(CancellationToken cancellationToken);
+
     /// <summary>The container if it exists and runs; null otherwise.</summary>
     Task<ContainerInfo?> InspectAsync(string id, CancellationToken cancellationToken);
 

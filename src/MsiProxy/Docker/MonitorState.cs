@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using MsiProxy.Interception;
 using MsiProxy.Management;
 
 namespace MsiProxy.Docker;
@@ -17,7 +18,7 @@ internal static class WiringStatus
 internal sealed record ClientWiringState(string ContainerId, string Name, string? Address, string Status, int Attempts, string? Detail,
     DateTimeOffset UpdatedAt, DateTimeOffset? NextAttemptAt);
 
-/// <summary>What the monitor knows right now: engine connection, last reconcile, per-client wiring. Thread-safe reads.</summary>
+/// <summary>What the monitor knows right now: engine connection, last reconcile, host interception, per-client wiring. Thread-safe reads.</summary>
 internal sealed class MonitorState
 {
     private readonly ConcurrentDictionary<string, ClientWiringState> _clients = new(StringComparer.Ordinal);
@@ -26,6 +27,9 @@ internal sealed class MonitorState
     public string? EngineError { get; private set; }
     public DateTimeOffset? LastReconcile { get; private set; }
     public IReadOnlyList<string> DiscoveredUpstreams { get; set; } = [];
+
+    /// <summary>The host rules after the last pass; null when the wiring is per container (Windows, None).</summary>
+    public HostInterceptionState? HostInterception { get; set; }
 
     public IReadOnlyList<ClientWiringState> Clients => [.. _clients.Values.OrderBy(c => c.Name, StringComparer.Ordinal)];
 
@@ -49,7 +53,10 @@ internal sealed class MonitorState
     }
 }
 
-/// <summary>/readyz: not ready until the first reconcile, while the engine is unreachable, or while a client's wiring has failed.</summary>
+/// <summary>
+/// /readyz: not ready until the first reconcile, while the engine is unreachable, or while the host rules are not in
+/// place (then containers may not be kept away from IMDS). A client whose wiring failed is reported, not fatal.
+/// </summary>
 internal sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
 {
     public ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
@@ -60,12 +67,22 @@ internal sealed class MonitorReadiness(MonitorState state) : IReadinessCheck
                 state.EngineError is { } error ? $"engine unreachable: {error}" : "not reconciled yet"));
         }
 
+        if (state.HostInterception is { InPlace: false } host)
+        {
+            return ValueTask.FromResult(new ReadinessResult("docker-monitor", false, "host rules not in place: " + host.Detail));
+        }
+
         var clients = state.Clients;
         // One container that cannot be wired is reported here (and in /admin/wiring and the metrics) but does not make the
         // proxy unready: the proxy still serves every other client on the node, and taking it out of service would hurt them.
         var broken = clients.Where(c => c.Status is WiringStatus.Failed or WiringStatus.Invalid).ToList();
         var wired = clients.Count(c => c.Status == WiringStatus.Wired);
         var summary = $"{wired}/{clients.Count} client containers wired, {state.DiscoveredUpstreams.Count} msiserviceclient upstreams, reconciled at {state.LastReconcile:O}";
+        if (state.HostInterception is { } rules)
+        {
+            summary = $"host rules {rules.Detail}; " + summary;
+        }
+
         if (broken.Count > 0)
         {
             summary += "; failing: " + string.Join("; ", broken.Select(c =>

@@ -1,6 +1,6 @@
 namespace MsiProxy.Docker;
 
-/// <summary>GET /admin/wiring: the monitor's view (engine connection, per-client wiring, discovered upstreams). Read-only.</summary>
+/// <summary>GET /admin/wiring: the monitor's view (engine connection, host rules, per-client wiring, discovered upstreams). Read-only.</summary>
 internal static class WiringEndpoints
 {
     public static RouteGroupBuilder MapWiringState(this RouteGroupBuilder admin)
@@ -13,6 +13,7 @@ internal static class WiringEndpoints
                 engineError = state.EngineError,
                 lastReconcile = state.LastReconcile,
                 upstreams = state.DiscoveredUpstreams,
+                hostRules = state.HostInterception,
                 clients = state.Clients,
             })
             : Results.Ok(new { enabled = false }));

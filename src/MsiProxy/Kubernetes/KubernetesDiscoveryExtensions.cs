@@ -2,8 +2,9 @@ using k8s;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
+using MsiProxy.Interception;
+using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
-using MsiProxy.Kubernetes.Dnat;
 using MsiProxy.Kubernetes.Pods;
 
 namespace MsiProxy.Kubernetes;

@@ -49,6 +49,8 @@ internal sealed class UpstreamResilience
     private readonly ResiliencePipelineRegistry<string> _registry;
     private readonly UpstreamSetAccessor _upstreams;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, CircuitBreakerStateProvider> _circuits = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<ResiliencePipeline<HttpResponseMessage>>> _perUpstream =
+        new(StringComparer.Ordinal);
 
     public UpstreamResilience(IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry,
         ResiliencePipelineRegistry<string> registry, UpstreamSetAccessor upstreams, UpstreamScheduler scheduler)
@@ -80,9 +82,14 @@ internal sealed class UpstreamResilience
     public CircuitState CircuitStateOf(string upstream) =>
         _circuits.TryGetValue(upstream, out var circuit) ? circuit.CircuitState : CircuitState.Closed;
 
-    /// <summary>The breaker and attempt timeout of one upstream (base URL without trailing slash).</summary>
+    /// <summary>
+    /// The breaker and attempt timeout of one upstream (base URL without trailing slash), built once: the registry may
+    /// run its builder twice when two first requests race, and a breaker's state provider can serve only one breaker.
+    /// </summary>
     public ResiliencePipeline<HttpResponseMessage> ForUpstream(string upstream) =>
-        _registry.GetOrAddPipeline<HttpResponseMessage>(PipelineName + ":" + upstream, (builder, _) => ConfigureUpstream(builder, upstream));
+        _perUpstream.GetOrAdd(upstream, static (address, self) => new Lazy<ResiliencePipeline<HttpResponseMessage>>(
+            () => self._registry.GetOrAddPipeline<HttpResponseMessage>(PipelineName + ":" + address, (builder, _) => self.ConfigureUpstream(builder, address))),
+            this).Value;
 
     /// <summary>Attempts waiting in the fair queue for an upstream slot.</summary>
     public long QueueLength => _scheduler.GetStatistics().Queued;

@@ -1,8 +1,9 @@
 using MsiProxy.Deploy.Tests.Support;
 using MsiProxy.Hosting;
+using MsiProxy.Interception;
+using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
-using MsiProxy.Kubernetes.Dnat;
 using MsiProxy.Kubernetes.Pods;
 
 namespace MsiProxy.Deploy.Tests.Charts;
@@ -376,7 +377,7 @@ public class ChartRenderTests
 
     private sealed class NoCommands : ICommandRunner
     {
-        public Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, CancellationToken cancellationToken) =>
+        public Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, string? standardInput, CancellationToken cancellationToken) =>
             throw new InvalidOperationException("a render test never runs iptables");
     }
 }

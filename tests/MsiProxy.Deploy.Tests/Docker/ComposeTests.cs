@@ -27,15 +27,25 @@ public class ComposeTests
     }
 
     [Fact]
-    public void Linux_proxy_mounts_the_socket_read_only_with_net_admin_and_the_emulator_is_demo_only()
+    public void Linux_proxy_keeps_host_rules_from_the_host_network_with_only_the_capabilities_they_need_and_the_emulator_is_demo_only()
     {
         var services = Services("linux");
         var proxy = services["proxy"];
         Assert.Contains("/var/run/docker.sock:/var/run/docker.sock:ro", ((List<object?>)YamlValues.At(proxy, "volumes")!).Cast<string>());
-        Assert.Equal(["NET_ADMIN"], ((List<object?>)YamlValues.At(proxy, "cap_add")!).Cast<string>());
+        Assert.Equal("host", YamlValues.At(proxy, "network_mode"));
+        Assert.Equal(["ALL"], ((List<object?>)YamlValues.At(proxy, "cap_drop")!).Cast<string>());
+        Assert.Equal(["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"], ((List<object?>)YamlValues.At(proxy, "cap_add")!).Cast<string>());
+        Assert.Equal("Linux", YamlValues.At(proxy, "environment.MsiProxy__Docker__Wiring"));
+
+        // The host rules send containers where the client listener is; management stays on the host's loopback.
+        var listen = (string)YamlValues.At(proxy, "environment.MsiProxy__Docker__ProxyAddress")!;
+        Assert.Equal($"http://{listen}:80", YamlValues.At(proxy, "environment.ASPNETCORE_URLS"));
+        Assert.Equal("80", YamlValues.At(proxy, "environment.MsiProxy__Docker__ProxyPort"));
+        Assert.StartsWith("http://127.0.0.1:", (string)YamlValues.At(proxy, "environment.MsiProxy__Management__Urls")!, StringComparison.Ordinal);
+        Assert.False(((IDictionary<string, object?>)proxy!).ContainsKey("ports"));
+
         Assert.Equal(["demo"], ((List<object?>)YamlValues.At(services["imds"], "profiles")!).Cast<string>());
         Assert.Equal(["otel"], ((List<object?>)YamlValues.At(services["aspire-dashboard"], "profiles")!).Cast<string>());
-        Assert.StartsWith("127.0.0.1:", ((List<object?>)YamlValues.At(proxy, "ports")!).Cast<string>().Single(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.Clients;
 using MsiProxy.Docker;
 using MsiProxy.ImdsEmulator;
+using MsiProxy.Interception;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Upstreams;

@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using MsiProxy.Clients;
 using MsiProxy.Docker;
+using MsiProxy.Interception;
 
 namespace MsiProxy.Tests.Docker;
 
@@ -19,6 +21,11 @@ internal sealed class FakeContainerEngine : IContainerEngine
     public ConcurrentQueue<(string Id, string? User, string[] Command)> Execs { get; } = new();
     public ConcurrentQueue<(string Id, string Source, string Target)> Copies { get; } = new();
     public Func<string[], ExecResult> ExecAnswer { get; set; } = _ => new ExecResult(0, "", "");
+
+    private List<NetworkInfo> _networks = [new("n1", "test", "br-0123456789ab", [AddressRange.Parse("127.0.0.0/8")], [])];
+
+    /// <summary>How long a list of running containers takes (a real engine takes milliseconds).</summary>
+    public TimeSpan ListDelay { get; set; }
 
     public static ContainerInfo Container(string id, string name, string address, IReadOnlyDictionary<string, string>? labels = null, int pid = 100) =>
         new(id, name, labels ?? new Dictionary<string, string>(), new Dictionary<string, IPAddress> { ["test"] = IPAddress.Parse(address) }, pid);
@@ -74,6 +81,16 @@ internal sealed class FakeContainerEngine : IContainerEngine
         }
     }
 
+    /// <summary>Replaces the networks (one bridge holding every loopback "container IP" by default) and says so on the event stream.</summary>
+    public void SetNetworks(params NetworkInfo[] networks)
+    {
+        lock (_gate)
+        {
+            _networks = [.. networks];
+            _events.Writer.TryWrite(new ContainerEvent("network", "create", ""));
+        }
+    }
+
     /// <summary>The engine drops the event stream (e.g. dockerd restarted); the next subscription gets a new one.</summary>
     public void BreakStream()
     {
@@ -86,12 +103,25 @@ internal sealed class FakeContainerEngine : IContainerEngine
 
     public Task<string> GetOperatingSystemAsync(CancellationToken cancellationToken) => Task.FromResult(OperatingSystem);
 
-    public Task<IReadOnlyList<ContainerInfo>> ListRunningAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ContainerInfo>> ListRunningAsync(CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref Lists);
+        if (ListDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(ListDelay, cancellationToken);
+        }
+
         lock (_gate)
         {
-            return Task.FromResult<IReadOnlyList<ContainerInfo>>([.. _running.Values]);
+            return [.. _running.Values];
+        }
+    }
+
+    public Task<IReadOnlyList<NetworkInfo>> ListNetworksAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<NetworkInfo>>([.. _networks]);
         }
     }
 
@@ -131,13 +161,31 @@ internal sealed class FakeContainerEngine : IContainerEngine
     }
 }
 
-/// <summary>Wiring that fails while <see cref="Failing"/> is set and records what it did.</summary>
+/// <summary>
+/// Wiring that fails while <see cref="Failing"/> is set and records what it did; with <see cref="HostLevel"/> it plays
+/// host rules (every container covered, nothing wired per container) and records each view it was given.
+/// </summary>
 internal sealed class FakeWiring : IContainerWiring
 {
     public volatile bool Failing;
     public ConcurrentQueue<string> Calls { get; } = new();
+    public ConcurrentQueue<HostView> HostViews { get; } = new();
+    public bool HostLevel { get; init; }
 
     public string Mode => "Fake";
+
+    public Task<HostInterceptionState?> ReconcileHostAsync(HostView view, CancellationToken cancellationToken)
+    {
+        if (!HostLevel)
+        {
+            return Task.FromResult<HostInterceptionState?>(null);
+        }
+
+        HostViews.Enqueue(view);
+        return Task.FromResult<HostInterceptionState?>(Failing
+            ? new HostInterceptionState(false, "iptables-restore failed (exit 4: fake)", [], DateTimeOffset.UtcNow)
+            : new HostInterceptionState(true, "in place", ["-A MSIPROXY-IMDS-DROP -j DROP"], DateTimeOffset.UtcNow));
+    }
 
     public Task<WiringOutcome> WireAsync(ContainerInfo container, ProxyEndpoint proxy, CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MsiProxy.Configuration;
-using MsiProxy.Kubernetes.Dnat;
+using MsiProxy.Interception;
+using MsiProxy.Interception.Kubernetes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -134,7 +135,7 @@ public sealed class DnatRuleTests
     /// <summary>Runs every command inside one network namespace, as the DaemonSet's commands run on the node.</summary>
     private sealed class NetnsCommandRunner(string ns) : ICommandRunner
     {
-        public Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, CancellationToken cancellationToken) =>
-            new ProcessCommandRunner().RunAsync("ip", ["netns", "exec", ns, command, .. arguments], cancellationToken);
+        public Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, string? standardInput, CancellationToken cancellationToken) =>
+            new ProcessCommandRunner().RunAsync("ip", ["netns", "exec", ns, command, .. arguments], standardInput, cancellationToken);
     }
 }

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 
-namespace MsiProxy.Kubernetes.Dnat;
+namespace MsiProxy.Interception.Kubernetes;
 
 /// <summary>
 /// Installs the DNAT rule at start-up (failing start-up if it cannot: without it pods silently reach nothing), puts it back

@@ -1,6 +1,6 @@
 using MsiProxy.Configuration;
 
-namespace MsiProxy.Kubernetes.Dnat;
+namespace MsiProxy.Interception.Kubernetes;
 
 /// <summary>
 /// The one nat rule of the Linux transparent path:

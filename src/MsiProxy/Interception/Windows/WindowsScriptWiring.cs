@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using MsiProxy.Docker;
 
-namespace MsiProxy.Docker;
+namespace MsiProxy.Interception.Windows;
 
 /// <summary>
 /// Windows containers: copies docker/scripts (as a folder: the scripts share MsiProxyWiring.psm1) into the container and
@@ -15,6 +16,10 @@ internal sealed class WindowsScriptWiring(IContainerEngine engine, IOptions<Dock
     public const string User = "ContainerAdministrator";
 
     public string Mode => "Windows";
+
+    /// <summary>Per container only: a Windows host has no rules that could cover containers that start later.</summary>
+    public Task<HostInterceptionState?> ReconcileHostAsync(HostView view, CancellationToken cancellationToken) =>
+        Task.FromResult<HostInterceptionState?>(null);
 
     public Task<WiringOutcome> WireAsync(ContainerInfo container, ProxyEndpoint proxy, CancellationToken cancellationToken) =>
         RunAsync(container, ["-ProxyAddress", proxy.Address.ToString(), "-ProxyPort", proxy.Port.ToString(CultureInfo.InvariantCulture)],

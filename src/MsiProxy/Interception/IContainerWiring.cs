@@ -1,6 +1,7 @@
 using System.Net;
+using MsiProxy.Docker;
 
-namespace MsiProxy.Docker;
+namespace MsiProxy.Interception;
 
 /// <summary>Where a client container's 169.254.169.254:80 must lead.</summary>
 internal sealed record ProxyEndpoint(IPAddress Address, int Port)
@@ -11,10 +12,31 @@ internal sealed record ProxyEndpoint(IPAddress Address, int Port)
 /// <summary>The outcome of one wiring attempt; <see cref="Detail"/> is what the script or iptables said.</summary>
 internal sealed record WiringOutcome(bool Succeeded, string Detail);
 
-/// <summary>Makes a client container's calls to 169.254.169.254 reach the proxy, and undoes it. Both are idempotent.</summary>
+/// <summary>What host-level interception is built from, as the Docker monitor saw it in one pass.</summary>
+/// <param name="Proxy">Where intercepted traffic goes; null when it is not known (nothing can be redirected).</param>
+/// <param name="Networks">The engine's networks (their bridge interfaces are intercepted).</param>
+/// <param name="ExemptSources">Containers that may reach IMDS themselves (msiserviceclients).</param>
+internal sealed record HostView(ProxyEndpoint? Proxy, IReadOnlyList<NetworkInfo> Networks, IReadOnlyList<IPAddress> ExemptSources);
+
+/// <summary>The state of host-level interception after a pass, as /admin/wiring and /readyz show it.</summary>
+/// <param name="InPlace">Every rule is installed: no container can reach IMDS except through the proxy.</param>
+/// <param name="Rules">The rules as installed (iptables-save syntax), for operators.</param>
+internal sealed record HostInterceptionState(bool InPlace, string Detail, IReadOnlyList<string> Rules, DateTimeOffset CheckedAt);
+
+/// <summary>
+/// How client containers' calls to 169.254.169.254 reach the proxy. Either host-level (one set of rules covers every
+/// container, kept by <see cref="ReconcileHostAsync"/>) or per container (<see cref="WireAsync"/> / <see cref="UnwireAsync"/>).
+/// All idempotent.
+/// </summary>
 internal interface IContainerWiring
 {
     string Mode { get; }
+
+    /// <summary>
+    /// Brings host-level interception up to date; called at the start of every monitor pass. Null when this wiring has
+    /// none. When it has, a container is covered the moment it starts: it is registered ready without being wired.
+    /// </summary>
+    Task<HostInterceptionState?> ReconcileHostAsync(HostView view, CancellationToken cancellationToken);
 
     Task<WiringOutcome> WireAsync(ContainerInfo container, ProxyEndpoint proxy, CancellationToken cancellationToken);
 
@@ -26,6 +48,9 @@ internal sealed class NoWiring : IContainerWiring
 {
     public string Mode => "None";
 
+    public Task<HostInterceptionState?> ReconcileHostAsync(HostView view, CancellationToken cancellationToken) =>
+        Task.FromResult<HostInterceptionState?>(null);
+
     public Task<WiringOutcome> WireAsync(ContainerInfo container, ProxyEndpoint proxy, CancellationToken cancellationToken) =>
         Task.FromResult(new WiringOutcome(true, "wiring disabled (MsiProxy:Docker:Wiring=None)"));
 
@@ -34,11 +59,14 @@ internal sealed class NoWiring : IContainerWiring
 }
 
 /// <summary>Picks the wiring for the engine's platform when <see cref="WiringMode.Auto"/> is configured.</summary>
-internal sealed class AutoWiring(IContainerEngine engine, LinuxDnatWiring linux, WindowsScriptWiring windows) : IContainerWiring
+internal sealed class AutoWiring(IContainerEngine engine, Linux.HostRulesWiring linux, Windows.WindowsScriptWiring windows) : IContainerWiring
 {
     private IContainerWiring? _chosen;
 
     public string Mode => _chosen?.Mode ?? "Auto";
+
+    public async Task<HostInterceptionState?> ReconcileHostAsync(HostView view, CancellationToken cancellationToken) =>
+        await (await ChooseAsync(cancellationToken).ConfigureAwait(false)).ReconcileHostAsync(view, cancellationToken).ConfigureAwait(false);
 
     public async Task<WiringOutcome> WireAsync(ContainerInfo container, ProxyEndpoint proxy, CancellationToken cancellationToken) =>
         await (await ChooseAsync(cancellationToken).ConfigureAwait(false)).WireAsync(container, proxy, cancellationToken).ConfigureAwait(false);
