@@ -1,8 +1,14 @@
+using System.Diagnostics;
 using System.Globalization;
 
 namespace MsiProxy.Responses;
 
-/// <summary>The one place that writes a response on the client listener.</summary>
+/// <summary>
+/// The one place that writes a response on the client listener. Every answer carries an <c>x-ms-request-id</c>, as
+/// IMDS's do: the upstream's when it answered, else the request's trace id (the <c>@tr</c> of its log and audit lines),
+/// so the id an SDK prints in its error leads an operator to the proxy's record; and, when the client asks for it with
+/// <c>x-ms-return-client-request-id: true</c>, its own <c>x-ms-client-request-id</c> back.
+/// </summary>
 internal static class AnswerWriter
 {
     public static async Task WriteAsync(HttpContext context, Answer answer, TimeProvider time)
@@ -16,6 +22,13 @@ internal static class AnswerWriter
 
         response.StatusCode = answer.Status;
         response.ContentType = ImdsErrors.JsonContentType;
+        response.Headers["x-ms-request-id"] = (answer as BodyAnswer)?.UpstreamRequestId ?? RequestId(Activity.Current);
+        var requestHeaders = context.Request.Headers;
+        if (requestHeaders["x-ms-return-client-request-id"] == "true" && requestHeaders["x-ms-client-request-id"] is [{ Length: > 0 and <= 128 } id])
+        {
+            response.Headers["x-ms-client-request-id"] = id;
+        }
+
         switch (answer)
         {
             case TokenAnswer { Token: var token }:
@@ -37,16 +50,15 @@ internal static class AnswerWriter
                     response.Headers.Allow = allow;
                 }
 
-                if (body.UpstreamRequestId is { } requestId)
-                {
-                    response.Headers["x-ms-request-id"] = requestId;
-                }
-
                 response.ContentLength = body.Body.Length;
                 await response.Body.WriteAsync(body.Body, context.RequestAborted).ConfigureAwait(false);
                 return;
         }
     }
+
+    /// <summary>A trace id in IMDS's request-id form (a GUID); a fresh one when the request has no trace.</summary>
+    private static string RequestId(Activity? activity) =>
+        activity is null ? Guid.NewGuid().ToString() : Guid.ParseExact(activity.TraceId.ToHexString(), "N").ToString();
 
     /// <summary>Retry-After in whole seconds, at least 1 (the SDKs read the delta form).</summary>
     public static string RetryAfterSeconds(TimeSpan delay) =>
