@@ -21,9 +21,9 @@ internal sealed class ForwardEndpoint(UpstreamClient upstream, SharedAnswers sha
 
         var outcome = response.ProxyError switch
         {
-            "queue_full" or "over_budget" or "expired" => Outcome.Throttled,
-            not null => Outcome.UpstreamError,
-            _ => wasShared ? Outcome.ForwardedShared : Outcome.Forwarded,
+            "queue_full" or "over_budget" or "expired" => RequestOutcome.Throttled,
+            not null => RequestOutcome.UpstreamError,
+            _ => wasShared ? RequestOutcome.ForwardedShared : RequestOutcome.Forwarded,
         };
         var answer = BodyAnswer.From(response);
         if (response.IsSuccess && !access.MayUse(request.Client, ImdsEndpoints.UserData) && UserDataFilter.Applies(request))

@@ -40,7 +40,7 @@ internal static class MsiProxyServiceExtensions
             kestrel.Limits.MaxRequestLineSize = 8 * 1024;
             kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             kestrel.Limits.MaxRequestHeaderCount = 64;
-            kestrel.Limits.MaxRequestBodySize = 64 * 1024;
+            kestrel.Limits.MaxRequestBodySize = RequestGate.MaxRequestBodySize;
             kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
             kestrel.AddServerHeader = false;
         });

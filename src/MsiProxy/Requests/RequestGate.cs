@@ -32,18 +32,18 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         var rawPath = queryStart < 0 ? rawTarget.AsSpan() : rawTarget.AsSpan(0, queryStart);
         if (!CanonicalPath.TryMatch(rawPath, out var endpoint, out var path))
         {
-            return Refuse(Outcome.Invalid, "path", BodyAnswer.Exact(StatusCodes.Status404NotFound, ImdsErrors.NotFound));
+            return Refuse(RequestOutcome.Invalid, "path", BodyAnswer.Exact(StatusCodes.Status404NotFound, ImdsErrors.NotFound));
         }
 
         if (!HttpMethods.IsGet(context.Request.Method))
         {
-            return Refuse(Outcome.Invalid, "method", BodyAnswer.Error(StatusCodes.Status405MethodNotAllowed, "method_not_allowed",
+            return Refuse(RequestOutcome.Invalid, "method", BodyAnswer.Error(StatusCodes.Status405MethodNotAllowed, "method_not_allowed",
                 $"Method {context.Request.Method} is not allowed") with { Allow = "GET" }, endpoint, path);
         }
 
         if (context.Request.ContentLength > MaxRequestBodySize)
         {
-            return Refuse(Outcome.Invalid, "body", BodyAnswer.Error(StatusCodes.Status413PayloadTooLarge, "invalid_request",
+            return Refuse(RequestOutcome.Invalid, "body", BodyAnswer.Error(StatusCodes.Status413PayloadTooLarge, "invalid_request",
                 "IMDS requests have no body"), endpoint, path);
         }
 
@@ -52,26 +52,26 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         {
             var body = endpoint.Path.StartsWith("/metadata/identity/", StringComparison.Ordinal)
                 ? ImdsErrors.MetadataHeaderMissing : ImdsErrors.InstanceMetadataHeaderMissing;
-            return Refuse(Outcome.Invalid, "metadata_header", BodyAnswer.Exact(StatusCodes.Status400BadRequest, body), endpoint, path);
+            return Refuse(RequestOutcome.Invalid, "metadata_header", BodyAnswer.Exact(StatusCodes.Status400BadRequest, body), endpoint, path);
         }
 
         var caller = context.Connection.RemoteIpAddress is { } remote ? AddressRange.Normalise(remote) : IPAddress.None;
         var client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
         if (client is null)
         {
-            return Refuse(Outcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+            return Refuse(RequestOutcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
                 $"Caller {caller} is not a registered client of this proxy"), endpoint, path);
         }
 
         if (!client.Ready)
         {
-            return Refuse(Outcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
+            return Refuse(RequestOutcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
                 $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
         }
 
         if (!access.MayUse(client, endpoint))
         {
-            return Refuse(Outcome.Denied, "endpoint", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+            return Refuse(RequestOutcome.Denied, "endpoint", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
                 $"Client {client.Name} may not use {endpoint.Path} (endpoint '{endpoint.Name}' is not enabled for it)"), endpoint, path, client);
         }
 
@@ -79,14 +79,14 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         if (!QueryParameters.TryParse(rawQuery, out var query, out var queryError)
             || (queryError = UnsupportedParameter(endpoint, query)) is not null)
         {
-            return Refuse(Outcome.Invalid, "query", BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", queryError!),
+            return Refuse(RequestOutcome.Invalid, "query", BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", queryError!),
                 endpoint, path, client);
         }
 
         return new GateResult(new ImdsRequest(caller, client, endpoint, path, query, ForwardedHeaders.From(context.Request.Headers)), null);
     }
 
-    /// <summary>The same limit Kestrel applies to bodies it reads; the proxy never reads (or forwards) one.</summary>
+    /// <summary>The limit Kestrel applies to bodies it reads (set with the listeners); the proxy never reads or forwards one.</summary>
     internal const long MaxRequestBodySize = 64 * 1024;
 
     private async ValueTask<ClientRegistration?> FindReadyClientAsync(IPAddress caller, TimeSpan hold, CancellationToken aborted)
@@ -131,7 +131,7 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
     /// <summary>IMDS wants the value "true", in lower case, once.</summary>
     private static bool IsExactlyTrue(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 1 && values[0] == "true";
 
-    private static GateResult Refuse(Outcome outcome, string reason, BodyAnswer answer, ImdsEndpoint? endpoint = null, string? path = null,
+    private static GateResult Refuse(RequestOutcome outcome, string reason, BodyAnswer answer, ImdsEndpoint? endpoint = null, string? path = null,
         ClientRegistration? client = null) =>
         new(null, Decision.Refused(outcome, reason, answer) with { Endpoint = endpoint, Path = path, Client = client });
 }

@@ -4,7 +4,7 @@ using MsiProxy.Requests;
 namespace MsiProxy.Responses;
 
 /// <summary>How a client request ended — a bounded set, used as the outcome label of metrics, spans, logs and audit.</summary>
-internal enum Outcome
+internal enum RequestOutcome
 {
     /// <summary>A token from the cache.</summary>
     Hit,
@@ -45,7 +45,7 @@ internal enum Outcome
 /// one; the request wrapper (<see cref="Hosting.ClientRequests"/>) writes the answer and records the decision — the
 /// one place that logs, audits, counts and tags a request.
 /// </summary>
-internal sealed record Decision(Outcome Outcome, Answer Answer)
+internal sealed record Decision(RequestOutcome Outcome, Answer Answer)
 {
     /// <summary>Why a request was refused: a bounded label (unregistered, pending, path, method, metadata_header, endpoint, identity, query, body…).</summary>
     public string? Reason { get; init; }
@@ -66,8 +66,8 @@ internal sealed record Decision(Outcome Outcome, Answer Answer)
 
     public int Status => Answer.Status;
 
-    public static Decision Refused(Outcome outcome, string reason, Answer answer) => new(outcome, answer) { Reason = reason };
+    public static Decision Refused(RequestOutcome outcome, string reason, Answer answer) => new(outcome, answer) { Reason = reason };
 
     public static Decision Failed() =>
-        new(Outcome.Failed, BodyAnswer.Error(StatusCodes.Status500InternalServerError, "server_error", "The proxy failed to handle the request"));
+        new(RequestOutcome.Failed, BodyAnswer.Error(StatusCodes.Status500InternalServerError, "server_error", "The proxy failed to handle the request"));
 }

@@ -30,16 +30,16 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
         telemetry.RequestDuration.Record(elapsed.TotalSeconds, new TagList { { TraceSpans.Route, route }, { TraceSpans.Outcome, outcome } });
         switch (decision.Outcome)
         {
-            case Outcome.Denied or Outcome.Invalid:
+            case RequestOutcome.Denied or RequestOutcome.Invalid:
                 telemetry.Denials.Add(1, new KeyValuePair<string, object?>("reason", decision.Reason));
                 break;
-            case Outcome.Hit or Outcome.Refresh:
+            case RequestOutcome.Hit or RequestOutcome.Refresh:
                 telemetry.CacheHits.Add(1);
                 break;
-            case Outcome.Miss or Outcome.Bypass:
+            case RequestOutcome.Miss or RequestOutcome.Bypass:
                 telemetry.CacheMisses.Add(1);
                 break;
-            case Outcome.Throttled:
+            case RequestOutcome.Throttled:
                 telemetry.ClientThrottled.Add(1, new KeyValuePair<string, object?>("reason", decision.Reason));
                 break;
         }
@@ -63,31 +63,31 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
     }
 
     /// <summary>The outcome label of metrics and spans: a fixed set.</summary>
-    public static string Label(Outcome outcome) => outcome switch
+    public static string Label(RequestOutcome outcome) => outcome switch
     {
-        Outcome.Hit => "hit",
-        Outcome.Refresh => "refresh",
-        Outcome.Miss => "miss",
-        Outcome.Bypass => "bypass",
-        Outcome.Forwarded => "forwarded",
-        Outcome.ForwardedShared => "forwarded_shared",
-        Outcome.Denied => "denied",
-        Outcome.Invalid => "invalid",
-        Outcome.Throttled => "throttled",
-        Outcome.UpstreamError => "upstream_error",
+        RequestOutcome.Hit => "hit",
+        RequestOutcome.Refresh => "refresh",
+        RequestOutcome.Miss => "miss",
+        RequestOutcome.Bypass => "bypass",
+        RequestOutcome.Forwarded => "forwarded",
+        RequestOutcome.ForwardedShared => "forwarded_shared",
+        RequestOutcome.Denied => "denied",
+        RequestOutcome.Invalid => "invalid",
+        RequestOutcome.Throttled => "throttled",
+        RequestOutcome.UpstreamError => "upstream_error",
         _ => "error",
     };
 
     /// <summary>The audit log's decision: what happened, and for refusals why (denied:identity, invalid:query…).</summary>
     private static string AuditDecision(Decision decision) => decision.Outcome switch
     {
-        Outcome.Hit or Outcome.Refresh => "cache",
-        Outcome.Miss or Outcome.Bypass => "fetched",
-        Outcome.Forwarded => "forwarded",
-        Outcome.ForwardedShared => "forwarded:shared",
-        Outcome.Denied or Outcome.Invalid => Label(decision.Outcome) + ":" + decision.Reason,
-        Outcome.Throttled => "throttled",
-        Outcome.UpstreamError => "upstream_error",
+        RequestOutcome.Hit or RequestOutcome.Refresh => "cache",
+        RequestOutcome.Miss or RequestOutcome.Bypass => "fetched",
+        RequestOutcome.Forwarded => "forwarded",
+        RequestOutcome.ForwardedShared => "forwarded:shared",
+        RequestOutcome.Denied or RequestOutcome.Invalid => Label(decision.Outcome) + ":" + decision.Reason,
+        RequestOutcome.Throttled => "throttled",
+        RequestOutcome.UpstreamError => "upstream_error",
         _ => "error",
     };
 

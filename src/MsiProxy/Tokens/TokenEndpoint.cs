@@ -16,19 +16,19 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
     public async ValueTask<Decision> DecideAsync(ImdsRequest request, CancellationToken aborted)
     {
         var client = request.Client;
-        var decided = new Decision(Outcome.Failed, Decision.Failed().Answer) { Client = client, Endpoint = request.Endpoint, Path = request.Path };
+        var decided = new Decision(RequestOutcome.Failed, Decision.Failed().Answer) { Client = client, Endpoint = request.Endpoint, Path = request.Path };
         if (!TokenRequest.TryParse(request.Query, out var token, out var error))
         {
             return decided with
             {
-                Outcome = Outcome.Invalid, Reason = "query", Answer = BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", error),
+                Outcome = RequestOutcome.Invalid, Reason = "query", Answer = BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", error),
             };
         }
 
         decided = decided with { Resource = token.Resource, Identity = token.Identity };
         if (client.Resolve(token.Identity) is not { } identity)
         {
-            return decided with { Outcome = Outcome.Denied, Reason = "identity", Answer = UnboundIdentity(client.Name, token) };
+            return decided with { Outcome = RequestOutcome.Denied, Reason = "identity", Answer = UnboundIdentity(client.Name, token) };
         }
 
         var key = new TokenCacheKey(identity, token.Resource, TokenCacheKey.FamilyOf(token.ApiVersion), token.Authority, token.ClientCapabilities);
@@ -41,10 +41,10 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
         decided = decided with { Identity = identity, Upstream = result.Upstream };
         var outcome = result.Outcome switch
         {
-            CacheOutcome.Hit => Outcome.Hit,
-            CacheOutcome.HitRefreshing => Outcome.Refresh,
-            CacheOutcome.Bypass => Outcome.Bypass,
-            _ => Outcome.Miss,
+            CacheOutcome.Hit => RequestOutcome.Hit,
+            CacheOutcome.HitRefreshing => RequestOutcome.Refresh,
+            CacheOutcome.Bypass => RequestOutcome.Bypass,
+            _ => RequestOutcome.Miss,
         };
         if (result.Token is { } cached)
         {
@@ -54,7 +54,7 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
         var response = result.Uncached!;
         return decided with
         {
-            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" or "expired" ? Outcome.Throttled : Outcome.UpstreamError,
+            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" or "expired" ? RequestOutcome.Throttled : RequestOutcome.UpstreamError,
             Reason = response.ProxyError,
             Upstream = response.Upstream,
             Answer = BodyAnswer.From(response),
