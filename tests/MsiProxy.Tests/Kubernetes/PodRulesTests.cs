@@ -71,7 +71,11 @@ public sealed class PodRulesTests
                 "--dport", "80", "-m", "comment", "--comment", PodRules.LegacyComment, "-j", "DNAT", "--to-destination", $"{NodeAddress}:{ProxyPort}");
 
             var options = new MsiProxyOptions();
-            options.Kubernetes.Dnat = new DnatOptions { Enabled = true, Interface = "cnimsx+", ProxyAddress = NodeAddress, ProxyPort = ProxyPort };
+            // Both matches, the CIDR not in canonical form: what iptables -S prints must still equal what is written.
+            options.Kubernetes.Dnat = new DnatOptions
+            {
+                Enabled = true, Interface = "cnimsx+", SourceCidr = "10.251.7.9/24", ProxyAddress = NodeAddress, ProxyPort = ProxyPort,
+            };
             var rules = new PodRules(new NetnsCommandRunner(node), options.Kubernetes.Dnat);
             var service = new PodRulesService(rules, Options.Create(options), TimeProvider.System, NullLogger<PodRulesService>.Instance);
             await service.StartAsync(CancellationToken.None);
@@ -80,13 +84,14 @@ public sealed class PodRulesTests
             string[] expected =
             [
                 $"-A PREROUTING -d {Imds}/32 -m comment --comment \"msi-proxy: IMDS from pods to the proxy\" -j MSIPROXY-POD-DNAT",
-                $"-A MSIPROXY-POD-DNAT -i cnimsx+ -p tcp -m tcp --dport 80 -j DNAT --to-destination {NodeAddress}:{ProxyPort}",
+                $"-A MSIPROXY-POD-DNAT -s 10.251.7.0/24 -i cnimsx+ -p tcp -m tcp --dport 80 -j DNAT --to-destination {NodeAddress}:{ProxyPort}",
                 $"-A FORWARD -d {Imds}/32 -m comment --comment \"msi-proxy: no way from pods to IMDS but the proxy\" -j MSIPROXY-POD-DROP",
-                "-A MSIPROXY-POD-DROP -i cnimsx+ -j DROP",
+                "-A MSIPROXY-POD-DROP -s 10.251.7.0/24 -i cnimsx+ -j DROP",
             ];
             // One rule per chain, so only the order of the tables (which iptables-save chooses) is left out.
             Assert.Equal(expected.Order(StringComparer.Ordinal), installed.Where(IsRule).Order(StringComparer.Ordinal));
             Assert.DoesNotContain(PodRules.LegacyComment, string.Join('\n', await SaveAsync(node)), StringComparison.Ordinal);
+            Assert.Empty(await rules.EnsureAsync(CancellationToken.None)); // in place: read, not rewritten
 
             // Port 80: the proxy, seeing the pod's own address; IMDS hears nothing of it.
             Assert.Equal($"proxy {PodAddress} /redirected", (await CurlAsync(pod, "/redirected")).Output);
@@ -229,7 +234,7 @@ public sealed class PodRulesTests
     private static async Task<List<string>> MsiProxyRulesAsync(string ns) =>
         [.. (await SaveAsync(ns)).Where(l => l.Contains("MSIPROXY", StringComparison.Ordinal) && !l.StartsWith('#'))];
 
-    /// <summary>Packets the drop rule counted (iptables -S -v prints "-A MSIPROXY-POD-DROP -i cnimsx+ -c PACKETS BYTES -j DROP").</summary>
+    /// <summary>Packets the drop rule counted (iptables -S -v prints "-A MSIPROXY-POD-DROP … -c PACKETS BYTES -j DROP").</summary>
     private static async Task<long> DroppedPacketsAsync(string ns)
     {
         var line = (await RunAsync("ip", "netns", "exec", ns, "iptables", "-t", "mangle", "-S", PodRules.DropChain, "-v")).Output.Split('\n')
