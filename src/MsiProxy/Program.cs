@@ -2,6 +2,7 @@
 // it may use, serves tokens from its cache and forwards the rest to IMDS (or an msiserviceclient) — see README.md.
 using MsiProxy.Docker;
 using MsiProxy.Hosting;
+using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Interception.Linux;
 using MsiProxy.Telemetry;
 
@@ -13,6 +14,8 @@ switch (args)
         return await HostRulesCommand.InstallAsync(installArgs, Console.Out);         // Linux host rules before the proxy runs (boot)
     case ["uninstall-host-rules", .. var uninstallArgs]:
         return await HostRulesCommand.UninstallAsync(uninstallArgs, Console.Out);     // the only way the host rules go
+    case ["uninstall-pod-rules", .. var podArgs]:
+        return await PodRulesCommand.UninstallAsync(podArgs, Console.Out);            // the only way the Kubernetes pod rules go
 }
 
 var builder = WebApplication.CreateBuilder(args);

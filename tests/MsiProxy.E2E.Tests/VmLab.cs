@@ -128,6 +128,29 @@ public sealed class VmLab : IAsyncDisposable
         }
     }
 
+    /// <summary>The proxy's log (compact JSON, one event a line), in the order written.</summary>
+    public List<JsonElement> ProxyLog()
+    {
+        var events = new List<JsonElement>();
+        foreach (var line in Proxy.Output.Split('\n').Where(l => l.StartsWith('{')))
+        {
+            using var json = JsonDocument.Parse(line);
+            events.Add(json.RootElement.Clone());
+        }
+
+        return events;
+    }
+
+    /// <summary>The proxy's log events named <paramref name="eventName"/> (e.g. Decision, LogRegistered), in the order written.</summary>
+    public List<JsonElement> ProxyEvents(string eventName) => [.. ProxyLog().Where(e => EventName(e) == eventName)];
+
+    public static string? EventName(JsonElement logEvent) =>
+        logEvent.TryGetProperty("EventId", out var id) && id.TryGetProperty("Name", out var name) ? name.GetString() : null;
+
+    /// <summary>The proxy's audit events (one per request it answered) for requests from <paramref name="caller"/>.</summary>
+    public List<JsonElement> DecisionsFor(string caller) =>
+        [.. ProxyEvents("Decision").Where(e => e.GetProperty("Caller").GetString() == caller)];
+
     /// <summary>Requests the fabric's IMDS received whose query carries <paramref name="marker"/>.</summary>
     public async Task<List<JsonElement>> ImdsRequestsWithAsync(string marker) =>
         [.. (await Rig.ImdsRequestsAsync()).Where(r => r.GetProperty("query").GetString()!.Contains(marker, StringComparison.Ordinal))];

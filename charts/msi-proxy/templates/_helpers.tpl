@@ -64,16 +64,23 @@ app.kubernetes.io/component: node-proxy
 {{- printf "%s-bindings" (include "msi-proxy.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The Linux transparent path: the proxy installs the node DNAT rule itself (MsiProxy:Kubernetes:Dnat). */}}
+{{/* The Linux transparent path: the proxy installs the node's pod rules itself (MsiProxy:Kubernetes:Dnat). */}}
 {{- define "msi-proxy.dnat" -}}
-{{- if and (eq .Values.os "linux") .Values.kubernetes.enabled .Values.kubernetes.dnat.enabled -}}
+{{- if and (eq .Values.os "linux") .Values.kubernetes.enabled .Values.kubernetes.dnat.enabled (not .Values.kubernetes.dnat.uninstall) -}}
 true
 {{- end -}}
 {{- end -}}
 
-{{/* Host networking: HostProcess on Windows, or the DNAT path on Linux (the rule points at the node IP). */}}
+{{/* kubernetes.dnat.uninstall: no proxy runs; every node's pod rules are removed (MsiProxy uninstall-pod-rules). */}}
+{{- define "msi-proxy.dnatUninstall" -}}
+{{- if and (eq .Values.os "linux") .Values.kubernetes.dnat.uninstall -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Host networking: HostProcess on Windows, or the pod rules on Linux (they live in the node's network namespace). */}}
 {{- define "msi-proxy.hostNetwork" -}}
-{{- if or (and (eq .Values.os "windows") .Values.windows.hostProcess.enabled) (include "msi-proxy.dnat" .) -}}
+{{- if or (and (eq .Values.os "windows") .Values.windows.hostProcess.enabled) (include "msi-proxy.dnat" .) (include "msi-proxy.dnatUninstall" .) -}}
 true
 {{- end -}}
 {{- end -}}

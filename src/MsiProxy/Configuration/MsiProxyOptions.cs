@@ -206,7 +206,10 @@ internal sealed class KubernetesOptions
     public DnatOptions Dnat { get; set; } = new();
 }
 
-/// <summary>The Linux transparent path: <c>169.254.169.254:80</c> from the pod network DNAT-ed to this proxy.</summary>
+/// <summary>
+/// The Linux transparent path: <c>169.254.169.254:80</c> from the pod network DNAT-ed to this proxy, every other pod
+/// packet to that address dropped; the rules stay when the proxy stops (Interception/Kubernetes/PodRules).
+/// </summary>
 internal sealed class DnatOptions
 {
     public bool Enabled { get; set; }
@@ -225,6 +228,6 @@ internal sealed class DnatOptions
     /// <summary>The iptables binary; it must match the node's backend (nft or legacy).</summary>
     public string Command { get; set; } = "iptables";
 
-    /// <summary>How often the rule is checked and put back if something (an iptables flush) removed it.</summary>
+    /// <summary>How often the rules are checked and put back if something (an iptables flush) removed them.</summary>
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

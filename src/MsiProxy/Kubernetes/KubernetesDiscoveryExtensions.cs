@@ -13,7 +13,7 @@ internal static class KubernetesDiscoveryExtensions
 {
     /// <summary>
     /// Node-local pod discovery when <c>MsiProxy:Kubernetes:Enabled</c>: this node's pods from the API server, identities from the
-    /// admin's bindings file, and (with <c>Dnat:Enabled</c>) the iptables rule that sends pods' IMDS traffic here.
+    /// admin's bindings file, and (with <c>Dnat:Enabled</c>) the iptables rules that send pods' IMDS traffic here and nowhere else.
     /// </summary>
     public static WebApplicationBuilder AddKubernetesDiscovery(this WebApplicationBuilder builder)
     {
@@ -41,9 +41,9 @@ internal static class KubernetesDiscoveryExtensions
         if (section.GetValue<bool>("Dnat:Enabled"))
         {
             services.TryAddSingleton<ICommandRunner, ProcessCommandRunner>();
-            services.AddSingleton(sp => new DnatRule(sp.GetRequiredService<ICommandRunner>(),
+            services.AddSingleton(sp => new PodRules(sp.GetRequiredService<ICommandRunner>(),
                 sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes.Dnat));
-            services.AddHostedService<DnatRuleService>();
+            services.AddHostedService<PodRulesService>();
         }
 
         return builder;

@@ -137,7 +137,7 @@ public class ChartModeTests
         Assert.True(pod.CapabilitiesAdded is [] or ["NET_ADMIN", "NET_RAW"], string.Join(",", pod.CapabilitiesAdded));
         Assert.Equal("RuntimeDefault", YamlValues.At(pod.Spec, "securityContext.seccompProfile.type"));
         Assert.Equal(true, YamlValues.At(pod.Spec, "securityContext.runAsNonRoot"));
-        // Root only for the DNAT rule (iptables runs as a child process), and then only with NET_ADMIN/NET_RAW.
+        // Root only for the pod rules (iptables runs as a child process), and then only with NET_ADMIN/NET_RAW.
         var containerUser = YamlValues.Map(pod.Container, "securityContext").TryGetValue("runAsUser", out var user) ? user : null;
         Assert.Equal(pod.CapabilitiesAdded.Count == 0 ? null : 0L, containerUser);
     }

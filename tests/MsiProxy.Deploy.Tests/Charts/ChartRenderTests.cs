@@ -1,6 +1,5 @@
 using MsiProxy.Deploy.Tests.Support;
 using MsiProxy.Hosting;
-using MsiProxy.Interception;
 using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
@@ -10,7 +9,7 @@ namespace MsiProxy.Deploy.Tests.Charts;
 
 /// <summary>
 /// Each documented mode as real helm renders it. What the proxy reads from a render (appsettings.json, environment,
-/// bindings file) goes through the proxy's own configuration binding, validators, bindings parser and DNAT rule builder,
+/// bindings file) goes through the proxy's own configuration binding, validators, bindings parser and pod rules builder,
 /// so the chart cannot drift from the code.
 /// </summary>
 public class ChartRenderTests
@@ -249,8 +248,9 @@ public class ChartRenderTests
 
         Assert.Equal(true, pod.Spec["hostNetwork"]);
         Assert.Equal("ClusterFirstWithHostNet", pod.Spec["dnsPolicy"]);
-        Assert.True((long)pod.Spec["terminationGracePeriodSeconds"]! >= 10, "the rule is removed on shutdown");
+        Assert.True((long)pod.Spec["terminationGracePeriodSeconds"]! >= 10, "in-flight requests finish on SIGTERM");
         Assert.False(pod.Spec.ContainsKey("initContainers"));
+        Assert.False(pod.Container.ContainsKey("lifecycle"), "nothing may touch the pod rules when the proxy stops (fail closed)");
         Assert.Equal("linux", YamlValues.Map(pod.Spec, "nodeSelector")["kubernetes.io/os"]);
         Assert.False(YamlValues.Map(pod.Container, "ports.0").ContainsKey("hostPort"));
 
@@ -272,11 +272,12 @@ public class ChartRenderTests
         Assert.Equal(8090, dnat.ProxyPort);
         Assert.Equal(TimeSpan.FromSeconds(30), dnat.ReconcileInterval);
         Assert.Equal("iptables", dnat.Command);
-        var rule = new DnatRule(new NoCommands(), dnat);
         Assert.Equal(
-            ["-i", "azv+", "-s", "10.244.0.0/16", "-p", "tcp", "-d", "169.254.169.254/32", "--dport", "80", "-m", "comment", "--comment", DnatRule.Comment,
-                "-j", "DNAT", "--to-destination", $"{ProxyPod.NodeIp}:8090"],
-            rule.Specification);
+            [
+                $"-A {PodRules.NatChain} -s 10.244.0.0/16 -i azv+ -p tcp -m tcp --dport 80 -j DNAT --to-destination {ProxyPod.NodeIp}:8090",
+                $"-A {PodRules.DropChain} -s 10.244.0.0/16 -i azv+ -j DROP",
+            ],
+            PodRules.Describe(dnat).Take(2));
 
         // The rule's target is exactly where the client listener is, and management is not on the client port.
         var listeners = Listeners.FromConfiguration(pod.Configuration);
@@ -374,10 +375,4 @@ public class ChartRenderTests
 
     private static IDictionary<string, object?> Env(ProxyPod pod, string name) =>
         Assert.Single(((List<object?>)pod.Container["env"]!).Cast<IDictionary<string, object?>>(), e => (string?)e["name"] == name);
-
-    private sealed class NoCommands : ICommandRunner
-    {
-        public Task<CommandResult> RunAsync(string command, IReadOnlyList<string> arguments, string? standardInput, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException("a render test never runs iptables");
-    }
 }

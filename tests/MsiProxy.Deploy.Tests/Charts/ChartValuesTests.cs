@@ -38,6 +38,8 @@ public partial class ChartValuesTests
     [InlineData("kubernetes: {dnat: {enabled: true, interface: cni+, command: nft}}", "at '/kubernetes/dnat/command'")]
     [InlineData("kubernetes: {enabled: false, dnat: {enabled: true, interface: cni+}}", "at '/kubernetes/enabled'")]
     [InlineData("{os: windows, kubernetes: {dnat: {enabled: true, interface: cni+}}}", "at '/kubernetes/dnat/enabled': value must be false")]
+    [InlineData("{os: windows, kubernetes: {dnat: {uninstall: true}}}", "at '/kubernetes/dnat/uninstall': value must be false")]
+    [InlineData("kubernetes: {dnat: {uninstall: \"yes\"}}", "at '/kubernetes/dnat/uninstall': got string, want boolean")]
     [InlineData("terminationGracePeriodSeconds: 5", "at '/terminationGracePeriodSeconds': minimum")]
     [InlineData("tests: {image: {tag: \"\"}}", "at '/tests/image/tag': minLength")]
     public void Helm_refuses_a_bad_value_naming_where_it_is(string overrides, string message)

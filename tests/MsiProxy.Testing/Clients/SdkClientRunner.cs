@@ -89,7 +89,7 @@ public sealed record SdkClientResult(
 /// every variable that could send it elsewhere (other managed-identity protocols, proxies), and the authority host
 /// must be loopback unless a <see cref="SdkClientRequest.Wrapper"/> puts the client in a test-made namespace. Only
 /// <see cref="RunTransparentAsync"/> runs a client with no authority host at all — calling 169.254.169.254 itself —
-/// and only inside a <see cref="TransparentNamespace"/>, where that address is local.
+/// and only inside an <see cref="IClientNamespace"/>, where that address leads to what the test started.
 /// </summary>
 public static class SdkClientRunner
 {
@@ -121,6 +121,26 @@ public static class SdkClientRunner
     public static bool IsNetworkIsolated =>
         Directory.Exists("/sys/class/net") && Directory.GetDirectories("/sys/class/net").All(d => Path.GetFileName(d) == "lo");
 
+    /// <summary>
+    /// Makes the client ready to start at once (builds the .NET client, checks the Node packages), for a test whose
+    /// point is when the client's first request arrives.
+    /// </summary>
+    public static void Prepare(SdkKind sdk)
+    {
+        switch (sdk)
+        {
+            case SdkKind.Js or SdkKind.JsDefaultAzureCredential or SdkKind.MsalNode:
+                JsEntryPoint();
+                break;
+            case SdkKind.AzureIdentity or SdkKind.Msal or SdkKind.DefaultAzureCredential:
+                _ = DotnetClient.Value;
+                break;
+            default:
+                PowerShellExecutable();
+                break;
+        }
+    }
+
     public static async Task<SdkClientResult> RunAsync(Uri authorityHost, SdkClientRequest request, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(authorityHost);
@@ -138,9 +158,9 @@ public static class SdkClientRunner
 
     /// <summary>
     /// Runs the client inside <paramref name="ns"/> with no endpoint override: it calls http://169.254.169.254 as on
-    /// an Azure VM, and reaches what listens there in the namespace.
+    /// an Azure VM, and reaches what the namespace leads that address to (a proxy in it, or a rig VM's host rules).
     /// </summary>
-    public static async Task<SdkClientResult> RunTransparentAsync(TransparentNamespace ns, SdkClientRequest request, CancellationToken ct = default)
+    public static async Task<SdkClientResult> RunTransparentAsync(IClientNamespace ns, SdkClientRequest request, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(ns);
         ArgumentNullException.ThrowIfNull(request);

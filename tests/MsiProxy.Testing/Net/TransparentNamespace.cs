@@ -20,7 +20,7 @@ namespace MsiProxy.Testing.Net;
 /// <see cref="CreateHttpClient"/> makes an HttpClient whose connections are made there.
 /// </para>
 /// </summary>
-public sealed class TransparentNamespace : IDisposable
+public sealed class TransparentNamespace : IClientNamespace, IDisposable
 {
     public const string ImdsAddress = "169.254.169.254";
 
@@ -58,7 +58,7 @@ public sealed class TransparentNamespace : IDisposable
     public string Identity { get; }
 
     /// <summary>Prefix for a command line that runs it inside this namespace (and only there).</summary>
-    public IReadOnlyList<string> Wrapper => ["nsenter", $"--net={_path}", "--", "sh", "-c", GuardScript, Identity];
+    public IReadOnlyList<string> Wrapper => GuardedWrapper(_path, Identity);
 
     /// <summary>As <see cref="Wrapper"/>, for a program that must stop when its stdin closes (see the class remarks).</summary>
     public IReadOnlyList<string> SupervisedWrapper => ["nsenter", $"--net={_path}", "--", "sh", "-c", SupervisedGuardScript, Identity];
@@ -192,6 +192,13 @@ public sealed class TransparentNamespace : IDisposable
     }
 
     public void Dispose() => _handle.Dispose();
+
+    /// <summary>
+    /// <c>nsenter --net=<paramref name="netnsPath"/></c> with the guard: the command runs only if the namespace entered
+    /// is <paramref name="identity"/> (as read when the namespace was made or found).
+    /// </summary>
+    internal static IReadOnlyList<string> GuardedWrapper(string netnsPath, string identity) =>
+        ["nsenter", $"--net={netnsPath}", "--", "sh", "-c", GuardScript, identity];
 
     public override string ToString() => Identity;
 

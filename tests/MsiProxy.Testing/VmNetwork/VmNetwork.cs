@@ -127,6 +127,9 @@ public sealed partial class VmNetwork : IAsyncDisposable
         return Own(NamespacedProcess.Start($"/proc/{number}/ns/net", program, arguments));
     }
 
+    /// <summary>A relay in front of the VM's dockerd whose event streams can be held back (see <see cref="DockerEventsValve"/>); removed with the rig.</summary>
+    public DockerEventsValve StartEventsValve() => Own(DockerEventsValve.Start(Dockerd, Path.Combine(Directory, "events-valve.sock")));
+
     /// <summary>
     /// MsiProxy (from the test output) in a namespace of the rig: the VM's (<paramref name="container"/> null) or a
     /// container's. The fixture guard runs first: every upstream must be the fabric's IMDS (this rig's emulator) or an
