@@ -4,7 +4,8 @@
 #      the Node SDK client's packages, helm (from npm), and a running dockerd for the end-to-end tests;
 #   2. dotnet test on MsiProxy.sln (unit, integration, real-SDK and real-Docker tests);
 #   3. the Pester tests of the PowerShell wiring scripts;
-#   4. the deployment checks (Dockerfile/YAML lint, chart schema, image build and run).
+#   4. the deployment checks (Dockerfile/YAML lint, chart schema, image build and run);
+#   5. a bounded fuzzing run of the request parsers (tools/fuzz/smoke.sh; skipped where AFL++ cannot be installed).
 # Ends with one line "N passed, N failed, N skipped" summed over all of them, and fails when any test failed or none ran.
 set -uo pipefail
 
@@ -114,9 +115,15 @@ if [[ -f tests/deploy/run.sh ]]; then
   deploy_line="$(run_suite deploy tests/deploy/run.sh)"
 fi
 
-python3 - "$results/dotnet" "$pester_line" "$deploy_line" "$status" <<'PY'
+fuzz_line=""
+if [[ -f tools/fuzz/smoke.sh ]]; then
+  log "fuzzing smoke run (tools/fuzz/smoke.sh)"
+  fuzz_line="$(run_suite fuzz tools/fuzz/smoke.sh)"
+fi
+
+python3 - "$results/dotnet" "$pester_line" "$deploy_line" "$fuzz_line" "$status" <<'PY'
 import glob, re, sys, xml.etree.ElementTree as ET
-folder, pester, deploy, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+folder, pester, deploy, fuzz, status = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 passed = failed = skipped = 0
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
 for trx in glob.glob(folder + "/**/*.trx", recursive=True):
@@ -126,7 +133,7 @@ for trx in glob.glob(folder + "/**/*.trx", recursive=True):
     passed += int(counters.get("passed", 0))
     failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
     skipped += int(counters.get("notExecuted", 0)) + int(counters.get("inconclusive", 0))
-for line in (pester, deploy):
+for line in (pester, deploy, fuzz):
     if not line:
         continue
     m = re.search(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$", line)
