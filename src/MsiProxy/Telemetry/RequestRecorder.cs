@@ -47,7 +47,8 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
         TraceSpans.TagDecision(Activity.Current, decision, route, outcome);
 
         var caller = context.Connection.RemoteIpAddress?.ToString();
-        var path = decision.Path ?? context.Request.Path.Value;
+        // A refused target is recorded as it was sent: Kestrel's decoded path drops the dot segments of a traversal attempt.
+        var path = decision.Path ?? RawPath(context);
         var milliseconds = elapsed.TotalMilliseconds;
         if (_requests.IsEnabled(LogLevel.Information))
         {
@@ -60,6 +61,13 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
             Audited(_audit, AuditDecision(decision), route, decision.Client?.Name, decision.Client?.ContainerId, caller,
                 decision.Identity?.ToString(), decision.Resource, path, status, decision.Upstream, milliseconds);
         }
+    }
+
+    private static string RawPath(HttpContext context)
+    {
+        var target = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value ?? "";
+        var query = target.IndexOf('?', StringComparison.Ordinal);
+        return query < 0 ? target : target[..query];
     }
 
     /// <summary>The outcome label of metrics and spans: a fixed set.</summary>

@@ -14,7 +14,8 @@ public sealed record RawHttpResponse(int Status, IReadOnlyDictionary<string, str
 
 /// <summary>
 /// Sends a request line exactly as written (HttpClient would normalise malformed escapes and duplicate
-/// parameters away) over a plain socket to a loopback endpoint.
+/// parameters away) over a plain socket to a loopback endpoint; characters up to U+00FF go out as single bytes, so
+/// a test can send raw non-ASCII bytes too.
 /// </summary>
 public static class RawHttp
 {
@@ -44,7 +45,7 @@ public static class RawHttp
         using var client = new TcpClient(new IPEndPoint(IPAddress.Parse(from), 0));
         await client.ConnectAsync(address, server.Port, ct).ConfigureAwait(false);
         var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request.ToString()), ct).ConfigureAwait(false);
+        await stream.WriteAsync(Encoding.Latin1.GetBytes(request.ToString()), ct).ConfigureAwait(false);
         using var buffer = new MemoryStream();
         await stream.CopyToAsync(buffer, ct).ConfigureAwait(false);
         return Parse(buffer.ToArray());

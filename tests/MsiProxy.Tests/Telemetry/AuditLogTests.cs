@@ -85,4 +85,19 @@ public sealed class AuditLogTests
         Assert.Equal([null, null, null, "127.0.0.3"], audit.Select(e => e.Value("ClientName") is null ? e.Value("Caller") : null));
         Assert.Single(emulator.State.Requests, r => r.Path == "/metadata/instance/compute");
     }
+
+    [Fact]
+    public async Task A_refused_traversal_is_audited_with_the_path_as_sent_not_as_kestrel_decoded_it()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(Settings(emulator, ("app", "127.0.0.2", [])));
+
+        var response = await MsiProxy.Testing.Net.RawHttp.GetAsync(proxy.ClientAddress,
+            "/metadata/instance/../identity/oauth2/token?api-version=2018-02-01&resource=https://x", [("Metadata", "true")], from: "127.0.0.2");
+
+        Assert.Equal(404, response.Status);
+        var audit = Assert.Single(await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 1));
+        Assert.Equal("invalid:path", audit.Value("Decision"));
+        Assert.Equal("/metadata/instance/../identity/oauth2/token", audit.Value("Path"));
+    }
 }
