@@ -74,6 +74,52 @@ internal sealed class CachedToken
     /// </summary>
     public bool HasSha256(ReadOnlySpan<byte> sha256) => CryptographicOperations.FixedTimeEquals(_accessTokenSha256, sha256);
 
+    private byte[]? _appServiceBody;
+
+    /// <summary>
+    /// The token in the App Service protocol's shape (api-version 2019-08-01): <c>access_token</c>, <c>expires_on</c>
+    /// (epoch seconds as a string — msal-python does <c>int(expires_on)</c>), <c>resource</c>, <c>token_type</c> and
+    /// <c>client_id</c>, as the upstream sent them. It has no countdown, so it is built once, on first use.
+    /// </summary>
+    public ReadOnlyMemory<byte> AppServiceBody => _appServiceBody ??= BuildAppServiceBody();
+
+    private byte[] BuildAppServiceBody()
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        var reader = new Utf8JsonReader(_body);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.GetString()!;
+            reader.Read();
+            if (name is "access_token" or "resource" or "token_type" or "client_id" && reader.TokenType == JsonTokenType.String)
+            {
+                fields[name] = reader.GetString()!;
+            }
+
+            reader.TrySkip();
+        }
+
+        using var buffer = new MemoryStream(_body.Length);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("access_token", fields["access_token"]);
+            writer.WriteString("expires_on", ExpiresOn.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
+            foreach (var name in (ReadOnlySpan<string>)["resource", "token_type", "client_id"])
+            {
+                if (fields.TryGetValue(name, out var value))
+                {
+                    writer.WriteString(name, value);
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
     /// <summary>Enough room for any body <see cref="WriteBody"/> produces.</summary>
     public int MaxBodyLength => _body.Length + 24;
 

@@ -10,8 +10,8 @@ internal static class RegistrationSources
 }
 
 /// <summary>
-/// A caller the proxy knows: who it is (name, container id), where it calls from (address or CIDR) and which
-/// identities and endpoints it may use. A registration that is not <see cref="Ready"/> is still being wired: its requests
+/// A caller the proxy knows: who it is (name, container id), where it calls from (address or CIDR), how it proves it
+/// (<see cref="Proof"/>) and which identities and endpoints it may use. A registration that is not <see cref="Ready"/> is still being wired: its requests
 /// are held until it is, briefly, then get 503 + Retry-After instead of 403, so SDKs retry rather than fail.
 /// </summary>
 internal sealed record ClientRegistration
@@ -36,6 +36,18 @@ internal sealed record ClientRegistration
     public IReadOnlyList<string> Endpoints { get; init; } = [];
 
     public bool Ready { get; init; } = true;
+
+    /// <summary>What the client must show to be served (docs/proof-of-caller.md).</summary>
+    public ProofPolicy Proof { get; init; } = ProofPolicy.Address;
+
+    /// <summary>The digest of the client's App Service identity header; required by every policy but <see cref="ProofPolicy.Address"/>.</summary>
+    public IdentityHeaderDigest? IdentityHeader { get; init; }
+
+    /// <summary>
+    /// Found by its identity header rather than its address: such clients share address ranges (a node's pod CIDR, a
+    /// whole Docker network), so the registry keeps them out of its address index.
+    /// </summary>
+    public bool FoundBySecret => Proof == ProofPolicy.Secret;
 
     /// <summary>The identity a request that names none gets: the first entry, or system-assigned.</summary>
     public IdentitySelector DefaultIdentity =>

@@ -25,7 +25,10 @@ internal sealed class ClientRegistry
 
     public IReadOnlyCollection<ClientRegistration> All => _snapshot.ByName.Values;
 
-    /// <summary>The registration responsible for <paramref name="caller"/>: an exact address first, then the longest CIDR.</summary>
+    /// <summary>
+    /// The registration responsible for <paramref name="caller"/>: an exact address first, then the longest CIDR.
+    /// Clients found by their secret (<see cref="FindBySecret"/>) are not found here.
+    /// </summary>
     public ClientRegistration? Find(IPAddress caller)
     {
         var snapshot = _snapshot;
@@ -44,6 +47,17 @@ internal sealed class ClientRegistry
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The <see cref="ProofPolicy.Secret"/> client whose identity header <paramref name="presented"/> is, if any. The
+    /// look-up is by the secret's SHA-256 (nothing about the secret can be learnt from its timing); the match is then
+    /// confirmed in constant time.
+    /// </summary>
+    public ClientRegistration? FindBySecret(string presented)
+    {
+        var digest = IdentityHeaderDigest.Of(presented);
+        return _snapshot.BySecret.TryGetValue(digest.Hex, out var client) && client.IdentityHeader!.Equals(digest) ? client : null;
     }
 
     public ClientRegistration? Get(string name) => _snapshot.ByName.GetValueOrDefault(name);
@@ -73,7 +87,7 @@ internal sealed class ClientRegistry
     /// </summary>
     public ClientRegistration Register(ClientRegistration registration)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(registration.Name);
+        Check(registration);
         if (registration.RegisteredAt == default)
         {
             registration = registration with { RegisteredAt = _time.GetUtcNow() };
@@ -88,7 +102,7 @@ internal sealed class ClientRegistry
                 displaced.Add(previous);
             }
 
-            foreach (var other in byName.Values.Where(r => r.Address == registration.Address).ToList())
+            foreach (var other in byName.Values.Where(r => Slot(r) == Slot(registration)).ToList())
             {
                 byName.Remove(other.Name);
                 displaced.Add(other);
@@ -119,25 +133,25 @@ internal sealed class ClientRegistry
         lock (_writeLock)
         {
             var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
-            var byAddress = byName.Values.ToDictionary(r => (r.Address.Network, r.Address.PrefixLength), r => r.Name);
+            var bySlot = byName.Values.ToDictionary(Slot, r => r.Name, StringComparer.Ordinal);
             foreach (var candidate in registrations)
             {
-                ArgumentException.ThrowIfNullOrWhiteSpace(candidate.Name);
+                Check(candidate);
                 var registration = candidate.RegisteredAt == default ? candidate with { RegisteredAt = _time.GetUtcNow() } : candidate;
-                var address = (registration.Address.Network, registration.Address.PrefixLength);
+                var slot = Slot(registration);
                 if (byName.Remove(registration.Name, out var previous))
                 {
-                    byAddress.Remove((previous.Address.Network, previous.Address.PrefixLength));
+                    bySlot.Remove(Slot(previous));
                     Displace(previous, !SameOwner(previous, registration));
                 }
 
-                if (byAddress.Remove(address, out var holder) && byName.Remove(holder, out var other))
+                if (bySlot.Remove(slot, out var holder) && byName.Remove(holder, out var other))
                 {
                     Displace(other, true);
                 }
 
                 byName[registration.Name] = registration;
-                byAddress[address] = registration.Name;
+                bySlot[slot] = registration.Name;
                 added[registration.Name] = registration;
             }
 
@@ -201,6 +215,21 @@ internal sealed class ClientRegistry
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
+    private static void Check(ClientRegistration registration)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(registration.Name);
+        if (registration.Proof.NeedsSecret() && registration.IdentityHeader is null)
+        {
+            throw new ArgumentException($"Client {registration.Name}: proof '{registration.Proof.Name()}' needs an identity header digest.");
+        }
+    }
+
+    /// <summary>
+    /// What a registration owns exclusively, so that a newcomer holding it displaces the old holder: its address — or,
+    /// for a client found by its secret, that secret (many such clients may share one address range).
+    /// </summary>
+    private static string Slot(ClientRegistration r) => r.FoundBySecret ? "secret " + r.IdentityHeader!.Hex : "address " + r.Address;
+
     /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
     private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
         a.Address == b.Address && a.ContainerId == b.ContainerId && a.Identities.SequenceEqual(b.Identities);
@@ -210,11 +239,12 @@ internal sealed class ClientRegistry
         public static readonly Snapshot Empty = Create(new Dictionary<string, ClientRegistration>());
 
         private Snapshot(Dictionary<string, ClientRegistration> byName,
-            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges)
+            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges, Dictionary<string, ClientRegistration> bySecret)
         {
             ByName = byName;
             BySingleAddress = bySingleAddress;
             Ranges = ranges;
+            BySecret = bySecret;
         }
 
         // Plain dictionaries: never mutated after publication, so concurrent reads are safe and rebuilds stay cheap.
@@ -224,9 +254,17 @@ internal sealed class ClientRegistry
         /// <summary>CIDR registrations, longest prefix first so the most specific wins.</summary>
         public ClientRegistration[] Ranges { get; }
 
-        public static Snapshot Create(Dictionary<string, ClientRegistration> byName) => new(
-            new Dictionary<string, ClientRegistration>(byName, StringComparer.Ordinal),
-            byName.Values.Where(r => r.Address.IsSingleAddress).ToDictionary(r => r.Address.Network),
-            [.. byName.Values.Where(r => !r.Address.IsSingleAddress).OrderByDescending(r => r.Address.PrefixLength)]);
+        /// <summary><see cref="ProofPolicy.Secret"/> clients by the hex SHA-256 of their identity header.</summary>
+        public Dictionary<string, ClientRegistration> BySecret { get; }
+
+        public static Snapshot Create(Dictionary<string, ClientRegistration> byName)
+        {
+            var byAddress = byName.Values.Where(r => !r.FoundBySecret).ToList();
+            return new(
+                new Dictionary<string, ClientRegistration>(byName, StringComparer.Ordinal),
+                byAddress.Where(r => r.Address.IsSingleAddress).ToDictionary(r => r.Address.Network),
+                [.. byAddress.Where(r => !r.Address.IsSingleAddress).OrderByDescending(r => r.Address.PrefixLength)],
+                byName.Values.Where(r => r.FoundBySecret).ToDictionary(r => r.IdentityHeader!.Hex, StringComparer.Ordinal));
+        }
     }
 }

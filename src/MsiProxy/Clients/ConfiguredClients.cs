@@ -18,15 +18,20 @@ internal sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public static ClientRegistration ToRegistration(ClientOptions client) => new()
-    {
-        Name = client.Name!,
-        Address = AddressRange.Parse(client.Address!),
-        Identities = IdentityBinding.ParseAll(client.Identities),
-        Prefetch = client.Prefetch,
-        Endpoints = client.Endpoints,
-        Source = RegistrationSources.Configuration,
-    };
+    public static ClientRegistration ToRegistration(ClientOptions client) =>
+        ProofPolicies.TryRead(client.Proof, client.IdentityHeaderSha256, out var proof, out var digest, out var error)
+            ? new()
+            {
+                Name = client.Name!,
+                Address = AddressRange.Parse(client.Address!),
+                Identities = IdentityBinding.ParseAll(client.Identities),
+                Prefetch = client.Prefetch,
+                Endpoints = client.Endpoints,
+                Proof = proof,
+                IdentityHeader = digest,
+                Source = RegistrationSources.Configuration,
+            }
+            : throw new FormatException($"client {client.Name}: {error}");
 
     private void Apply(MsiProxyOptions current)
     {
@@ -47,7 +52,8 @@ internal sealed class ConfiguredClients(ClientRegistry registry, IOptionsMonitor
         registry.RegisterAll([.. wanted.Where(registration =>
             registry.Get(registration.Name) is not { } existing || existing.Address != registration.Address
             || !existing.Identities.SequenceEqual(registration.Identities) || !existing.Prefetch.SequenceEqual(registration.Prefetch)
-            || !existing.Endpoints.SequenceEqual(registration.Endpoints))]);
+            || !existing.Endpoints.SequenceEqual(registration.Endpoints) || existing.Proof != registration.Proof
+            || !Equals(existing.IdentityHeader, registration.IdentityHeader))]);
     }
 
     public void Dispose() => _subscription?.Dispose();

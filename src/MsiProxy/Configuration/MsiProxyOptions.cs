@@ -60,6 +60,12 @@ internal sealed class ClientOptions
 
     /// <summary>Endpoints this client may use beyond the defaults (userdata, attested, scheduledevents, identity-info).</summary>
     public List<string> Endpoints { get; set; } = [];
+
+    /// <summary>How the client proves who it is: address (default), address+secret or secret (docs/proof-of-caller.md).</summary>
+    public string? Proof { get; set; }
+
+    /// <summary>The SHA-256 (hex) of the client's App Service identity header — never the secret itself.</summary>
+    public string? IdentityHeaderSha256 { get; set; }
 }
 
 internal enum UnboundIdentityAnswer

@@ -43,6 +43,11 @@ internal sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOption
                 }
             }
 
+            if (!ProofPolicies.TryRead(client.Proof, client.IdentityHeaderSha256, out _, out _, out var proofError))
+            {
+                errors.Add($"{prefix}:{char.ToUpperInvariant(proofError[0])}{proofError[1..]}");
+            }
+
             AddResourceErrors(errors, $"{prefix}:Prefetch", client.Prefetch);
             for (var j = 0; j < client.Endpoints.Count; j++)
             {

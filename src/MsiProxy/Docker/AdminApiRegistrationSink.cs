@@ -55,6 +55,8 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
             prefetch = registration.Prefetch,
             containerId = registration.ContainerId,
             ready = registration.Ready,
+            proof = registration.Proof.Name(),
+            identityHeaderSha256 = registration.IdentityHeader?.Hex,
         };
         using var response = await _http.PutAsJsonAsync("admin/clients/" + Uri.EscapeDataString(registration.Name), body, cancellationToken)
             .ConfigureAwait(false);

@@ -3,7 +3,10 @@ using MsiProxy.Clients;
 
 namespace MsiProxy.Docker;
 
-/// <summary>A running container as the monitor needs it: labels, addresses per network and its main process.</summary>
+/// <summary>
+/// A running container as the monitor needs it: labels, addresses per network, its main process and — when its
+/// environment sets the App Service protocol's <c>IDENTITY_HEADER</c> — the digest of that secret (never the secret).
+/// </summary>
 internal sealed record ContainerInfo(
     string Id,
     string Name,
@@ -11,6 +14,16 @@ internal sealed record ContainerInfo(
     IReadOnlyDictionary<string, IPAddress> Networks,
     int Pid)
 {
+    public IdentityHeaderDigest? IdentityHeader { get; init; }
+
+    /// <summary>The digest of <c>IDENTITY_HEADER</c> in a container's <c>KEY=value</c> environment list, if it sets one.</summary>
+    public static IdentityHeaderDigest? IdentityHeaderIn(IEnumerable<string>? environment)
+    {
+        const string Prefix = "IDENTITY_HEADER=";
+        var entry = environment?.LastOrDefault(e => e.StartsWith(Prefix, StringComparison.Ordinal)); // the last one wins, as in the process
+        return entry is not null && entry.Length > Prefix.Length ? IdentityHeaderDigest.Of(entry[Prefix.Length..]) : null;
+    }
+
     public string ShortId => Id.Length > 12 ? Id[..12] : Id;
 
     /// <summary>The container's address on <paramref name="network"/>, or on its only network when none is named.</summary>

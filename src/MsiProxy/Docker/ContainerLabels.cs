@@ -7,8 +7,12 @@ namespace MsiProxy.Docker;
 internal sealed record ClientSpec(string ContainerId, string Name, IPAddress? Address, IReadOnlyList<IdentityBinding> Identities,
     IReadOnlyList<string> Prefetch, int Pid, string? Problem)
 {
+    public ProofPolicy Proof { get; init; }
+    public IdentityHeaderDigest? IdentityHeader { get; init; }
+
     public bool SameRegistration(ClientSpec other) =>
-        Name == other.Name && Equals(Address, other.Address) && Identities.SequenceEqual(other.Identities) && Prefetch.SequenceEqual(other.Prefetch);
+        Name == other.Name && Equals(Address, other.Address) && Identities.SequenceEqual(other.Identities) && Prefetch.SequenceEqual(other.Prefetch)
+        && Proof == other.Proof && Equals(IdentityHeader, other.IdentityHeader);
 }
 
 /// <summary>Reads the monitor's labels (prefix configurable, <c>msi-proxy</c> by default).</summary>
@@ -63,8 +67,24 @@ internal sealed class ContainerLabels(DockerMonitorOptions options)
             }
         }
 
+        // A container started with IDENTITY_HEADER speaks the App Service protocol: by default its secret is then part of
+        // its proof, so a neighbour spoofing its address gets nothing. The proof label can say otherwise.
+        var proof = container.IdentityHeader is null ? ProofPolicy.Address : ProofPolicy.AddressAndSecret;
+        if (container.Labels.TryGetValue(options.LabelProof, out var proofLabel) && !ProofPolicies.TryParse(proofLabel, out proof))
+        {
+            problems.Add($"label {options.LabelProof}: '{proofLabel}' is not a proof policy ({ProofPolicies.Names})");
+        }
+        else if (proof.NeedsSecret() && container.IdentityHeader is null)
+        {
+            problems.Add($"label {options.LabelProof}: '{proof.Name()}' needs IDENTITY_HEADER in the container's environment");
+        }
+
         return new ClientSpec(container.Id, name, address, identities, prefetch, container.Pid,
-            problems.Count == 0 ? null : string.Join("; ", problems));
+            problems.Count == 0 ? null : string.Join("; ", problems))
+        {
+            Proof = proof,
+            IdentityHeader = proof.NeedsSecret() ? container.IdentityHeader : null,
+        };
     }
 
     /// <summary>The upstream URL of an msiserviceclient container, or null when it has no usable address.</summary>

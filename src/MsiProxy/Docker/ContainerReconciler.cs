@@ -315,6 +315,8 @@ internal sealed partial class ContainerReconciler(
         Source = RegistrationSources.Docker,
         ContainerId = spec.ContainerId,
         Ready = ready,
+        Proof = spec.Proof,
+        IdentityHeader = spec.IdentityHeader,
     };
 
     private void Publish(Tracked tracked, string? detail) =>

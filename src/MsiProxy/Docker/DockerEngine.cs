@@ -92,7 +92,10 @@ internal sealed class DockerEngine : IContainerEngine, IDisposable
 
         return new ContainerInfo(inspected.ID, inspected.Name.TrimStart('/'),
             new Dictionary<string, string>(inspected.Config?.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal),
-            networks, (int)inspected.State.Pid);
+            networks, (int)inspected.State.Pid)
+        {
+            IdentityHeader = ContainerInfo.IdentityHeaderIn(inspected.Config?.Env),
+        };
     }
 
     public async IAsyncEnumerable<ContainerEvent> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken)

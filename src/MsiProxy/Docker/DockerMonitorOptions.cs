@@ -67,6 +67,7 @@ internal sealed class DockerMonitorOptions
     public string LabelPrefetch => LabelPrefix + ".prefetch";
     public string LabelRole => LabelPrefix + ".role";
     public string LabelPort => LabelPrefix + ".port";
+    public string LabelProof => LabelPrefix + ".proof";
 
     public TimeSpan Backoff(int failures)
     {

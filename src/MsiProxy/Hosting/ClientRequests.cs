@@ -57,7 +57,7 @@ internal sealed partial class ClientRequests(RequestGate gate, TokenEndpoint tok
 
         try
         {
-            await AnswerWriter.WriteAsync(context, decision.Answer, time).ConfigureAwait(false);
+            await AnswerWriter.WriteAsync(context, decision.Answer, decision.Endpoint?.Dialect ?? Dialect.Imds, time).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {

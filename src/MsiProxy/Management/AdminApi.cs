@@ -30,15 +30,18 @@ internal static class AdminApi
     }
 
     /// <param name="Ready">False registers a client that is still being wired: it gets 503 + Retry-After instead of 403.</param>
+    /// <param name="Proof">address (default), address+secret or secret.</param>
+    /// <param name="IdentityHeaderSha256">The SHA-256 (hex) of the client's identity header; the secret itself is never sent here.</param>
     public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null,
-        List<string>? Endpoints = null);
+        List<string>? Endpoints = null, string? Proof = null, string? IdentityHeaderSha256 = null);
 
+    /// <param name="IdentityHeader">Whether the client has an identity header digest; the digest itself is not shown.</param>
     public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
-        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready, IReadOnlyList<string> Endpoints)
+        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready, IReadOnlyList<string> Endpoints, string Proof, bool IdentityHeader)
     {
         public static ClientView From(ClientRegistration r) =>
             new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.ContainerId, r.Prefetch, r.Ready,
-                r.Endpoints);
+                r.Endpoints, r.Proof.Name(), r.IdentityHeader is not null);
     }
 
     public sealed record CacheEntryView(string Identity, string Resource, string ApiVersionFamily, DateTimeOffset ExpiresOn, DateTimeOffset FetchedAt,
@@ -96,6 +99,11 @@ internal static class AdminApi
             }
         }
 
+        if (!ProofPolicies.TryRead(body.Proof, body.IdentityHeaderSha256, out var proof, out var digest, out var proofError))
+        {
+            return Invalid(proofError);
+        }
+
         var existed = registry.Get(name) is not null;
         var registration = registry.Register(new ClientRegistration
         {
@@ -106,6 +114,8 @@ internal static class AdminApi
             Endpoints = body.Endpoints ?? [],
             ContainerId = body.ContainerId,
             Ready = body.Ready ?? true,
+            Proof = proof,
+            IdentityHeader = digest,
             Source = RegistrationSources.Admin,
         });
         var view = ClientView.From(registration);

@@ -24,6 +24,14 @@ internal static class CanonicalPath
             return true;
         }
 
+        // The App Service protocol's path, used exactly as IDENTITY_ENDPOINT gives it; no other spelling is accepted.
+        if (trimmed.Equals(ImdsEndpoints.AppServiceToken.Path, StringComparison.OrdinalIgnoreCase))
+        {
+            endpoint = ImdsEndpoints.AppServiceToken;
+            path = endpoint.Path;
+            return true;
+        }
+
         if (rawPath.IsEmpty || rawPath[0] != '/')
         {
             return false;

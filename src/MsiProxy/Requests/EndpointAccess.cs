@@ -29,8 +29,12 @@ internal sealed class EndpointAccess(IOptionsMonitor<MsiProxyOptions> options)
         }
     }
 
-    public bool MayUse(ClientRegistration client, ImdsEndpoint endpoint) =>
-        Defaults.Contains(endpoint) || client.Endpoints.Contains(endpoint.Name, StringComparer.OrdinalIgnoreCase);
+    public bool MayUse(ClientRegistration client, ImdsEndpoint endpoint)
+    {
+        // The App Service endpoint serves the same tokens as the IMDS one: whoever may use one may use the other.
+        endpoint = endpoint.Dialect == Dialect.AppService ? ImdsEndpoints.Token : endpoint;
+        return Defaults.Contains(endpoint) || client.Endpoints.Contains(endpoint.Name, StringComparer.OrdinalIgnoreCase);
+    }
 
     /// <summary>
     /// The default endpoint set of <paramref name="options"/>. <c>AllowedPaths</c> (the old prefix list) still works: each

@@ -7,6 +7,13 @@ internal enum EndpointKind
     Forwarded,
 }
 
+/// <summary>The protocol a client speaks on an endpoint: IMDS's, or App Service's (a secret header, other shapes).</summary>
+internal enum Dialect
+{
+    Imds,
+    AppService,
+}
+
 /// <summary>
 /// One IMDS endpoint the proxy serves: its canonical path, the query parameters it takes, whether every client may use
 /// it (<see cref="AllowedByDefault"/>; the others are opt-in per client) and whether its answer is the same for every
@@ -20,6 +27,8 @@ internal sealed record ImdsEndpoint(
     bool SharedAnswer,
     IReadOnlyList<string> Parameters)
 {
+    public Dialect Dialect { get; init; } = Dialect.Imds;
+
     /// <summary>The parameter as the table spells it, or null when this endpoint takes no such parameter.</summary>
     public string? CanonicalParameter(string name)
     {
@@ -72,6 +81,15 @@ internal static class ImdsEndpoints
     /// <summary>Never shared: the document is signed over the caller's nonce.</summary>
     public static readonly ImdsEndpoint Attested = new("attested", "/metadata/attested/document", EndpointKind.Forwarded, false, false,
         ["api-version", "nonce"]);
+
+    /// <summary>
+    /// The App Service managed-identity protocol's token endpoint (<c>IDENTITY_ENDPOINT</c>, api-version 2019-08-01): the
+    /// same tokens as <see cref="Token"/> — same binding, cache and upstream — asked for with the client's secret in
+    /// <c>X-IDENTITY-HEADER</c> instead of <c>Metadata: true</c>. A client may use it when it may use <see cref="Token"/>;
+    /// it is not one of the IMDS endpoints an operator names.
+    /// </summary>
+    public static readonly ImdsEndpoint AppServiceToken = new("appservice-token", "/msi/token", EndpointKind.Token, true, false,
+        ["api-version", "resource", "client_id", "principal_id", "object_id", "mi_res_id"]) { Dialect = Dialect.AppService };
 
     public static readonly IReadOnlyList<ImdsEndpoint> All = [Token, IdentityInfo, Instance, UserData, Versions, LoadBalancer, ScheduledEvents, Attested];
 

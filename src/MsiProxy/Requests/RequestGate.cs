@@ -16,9 +16,12 @@ internal readonly record struct GateResult(ImdsRequest? Request, Decision? Refus
 /// 2. how — GET only → 405; no request body beyond the limit → 413;
 /// 3. the IMDS SSRF guard — <c>Metadata: true</c> → IMDS's own 400, at once, before any wait (DefaultAzureCredential's
 ///    header-less probe must get it within its 1 s timeout, whoever sends it);
-/// 4. who is calling — the TCP peer address, never a header. A caller the registry does not know yet is held while the
-///    container monitor looks it up, a client still being set up is held until it is ready, both for at most
-///    <c>MsiProxy:HoldTimeout</c> → 403 unregistered, 503 still pending;
+///    On the App Service endpoint the guard is the secret <c>X-IDENTITY-HEADER</c> instead → 401;
+/// 4. who is calling — the TCP peer address, never a header; or, for a client whose proof is its secret alone, the
+///    secret (checked against a digest, in constant time) and then the address range it may call from. A caller the
+///    registry does not know yet is held while the container monitor looks it up, a client still being set up is held
+///    until it is ready, both for at most <c>MsiProxy:HoldTimeout</c> → 403 unregistered, 503 still pending; then the
+///    client's proof policy (docs/proof-of-caller.md) → 403 wrong protocol, 401 wrong secret;
 /// 5. may this client use this endpoint → 403;
 /// 6. the query — unique names, valid encoding, only the endpoint's own parameters → 400.
 /// </summary>
@@ -48,7 +51,19 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         }
 
         var settings = options.CurrentValue;
-        if (settings.RequireMetadataHeader && !IsExactlyTrue(context.Request.Headers["Metadata"]))
+        string? identityHeader = null;
+        if (endpoint.Dialect == Dialect.AppService)
+        {
+            // The App Service protocol's SSRF guard is its secret header, as IMDS's is Metadata: true.
+            if (context.Request.Headers[IdentityHeaderName] is not [{ Length: > 0 } presented])
+            {
+                return Refuse(RequestOutcome.Denied, "identity_header_missing", BodyAnswer.Error(StatusCodes.Status401Unauthorized, "unauthorized",
+                    $"Required header {IdentityHeaderName} not specified"), endpoint, path);
+            }
+
+            identityHeader = presented;
+        }
+        else if (settings.RequireMetadataHeader && !IsExactlyTrue(context.Request.Headers["Metadata"]))
         {
             var body = endpoint.Path.StartsWith("/metadata/identity/", StringComparison.Ordinal)
                 ? ImdsErrors.MetadataHeaderMissing : ImdsErrors.InstanceMetadataHeaderMissing;
@@ -56,17 +71,37 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         }
 
         var caller = context.Connection.RemoteIpAddress is { } remote ? AddressRange.Normalise(remote) : IPAddress.None;
-        var client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
-        if (client is null)
-        {
-            return Refuse(RequestOutcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
-                $"Caller {caller} is not a registered client of this proxy"), endpoint, path);
-        }
 
-        if (!client.Ready)
+        // A client proving itself by its secret alone is found by it; every other client by its address, and then
+        // held to its proof policy.
+        var client = identityHeader is null ? null : clients.FindBySecret(identityHeader);
+        if (client is not null)
         {
-            return Refuse(RequestOutcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
-                $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
+            if (!client.Address.Contains(caller))
+            {
+                return Refuse(RequestOutcome.Denied, "address", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+                    $"Client {client.Name} may not call from {caller}"), endpoint, path, client);
+            }
+        }
+        else
+        {
+            client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
+            if (client is null)
+            {
+                return Refuse(RequestOutcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+                    $"Caller {caller} is not a registered client of this proxy"), endpoint, path);
+            }
+
+            if (!client.Ready)
+            {
+                return Refuse(RequestOutcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
+                    $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
+            }
+
+            if (ProofRefusal(client, identityHeader) is { } refusal)
+            {
+                return Refuse(RequestOutcome.Denied, refusal.Reason, refusal.Answer, endpoint, path, client);
+            }
         }
 
         if (!access.MayUse(client, endpoint))
@@ -84,6 +119,32 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         }
 
         return new GateResult(new ImdsRequest(caller, client, endpoint, path, query, ForwardedHeaders.From(context.Request.Headers)), null);
+    }
+
+    /// <summary>The App Service protocol's secret header (<c>IDENTITY_HEADER</c> in the container's environment).</summary>
+    internal const string IdentityHeaderName = "X-IDENTITY-HEADER";
+
+    /// <summary>
+    /// Holds a client found by its address to its policy: <see cref="ProofPolicy.Address"/> needs nothing more;
+    /// <see cref="ProofPolicy.AddressAndSecret"/> needs the App Service endpoint and its own secret — the IMDS protocol
+    /// carries none, so its IMDS-path requests are refused. (A <see cref="ProofPolicy.Secret"/> client is never found by address.)
+    /// </summary>
+    private static (string Reason, BodyAnswer Answer)? ProofRefusal(ClientRegistration client, string? identityHeader)
+    {
+        if (client.Proof == ProofPolicy.Address)
+        {
+            return null;
+        }
+
+        if (identityHeader is null)
+        {
+            return ("proof", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
+                $"Client {client.Name} must ask for tokens at {ImdsEndpoints.AppServiceToken.Path} with its {IdentityHeaderName} (proof '{client.Proof.Name()}')"));
+        }
+
+        return client.IdentityHeader!.Matches(identityHeader) ? null
+            : ("identity_header_wrong", BodyAnswer.Error(StatusCodes.Status401Unauthorized, "unauthorized",
+                $"The {IdentityHeaderName} does not match client {client.Name}'s"));
     }
 
     /// <summary>The limit Kestrel applies to bodies it reads (set with the listeners); the proxy never reads or forwards one.</summary>

@@ -21,6 +21,50 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
         ("msi_res_id", SelectorKind.ResourceId), ("mi_res_id", SelectorKind.ResourceId),
     ];
 
+    /// <summary>The App Service protocol's only api-version (the 2017-09-01 one used another header, <c>secret</c>).</summary>
+    public const string AppServiceApiVersion = "2019-08-01";
+
+    /// <summary>The IMDS api-version an App Service request is fetched with: the one every SDK sends, so both protocols share cached tokens.</summary>
+    public const string ImdsApiVersionForAppService = "2018-02-01";
+
+    private static readonly (string Name, SelectorKind Kind)[] AppServiceSelectors =
+    [
+        ("client_id", SelectorKind.ClientId), ("object_id", SelectorKind.ObjectId), ("principal_id", SelectorKind.ObjectId),
+        ("mi_res_id", SelectorKind.ResourceId),
+    ];
+
+    /// <summary>Reads a token request in <paramref name="dialect"/>'s terms.</summary>
+    public static bool TryParse(Dialect dialect, QueryParameters query, out TokenRequest request, out string error) =>
+        dialect == Dialect.AppService ? TryParseAppService(query, out request, out error) : TryParse(query, out request, out error);
+
+    /// <summary>
+    /// <c>GET /msi/token?api-version=2019-08-01&amp;resource=…[&amp;client_id=|object_id=|principal_id=|mi_res_id=]</c>:
+    /// App Service's selectors (<c>principal_id</c> is its other name for the object id), and no cache controls.
+    /// </summary>
+    public static bool TryParseAppService(QueryParameters query, out TokenRequest request, out string error)
+    {
+        request = null!;
+        if (query["api-version"] is not { } apiVersion || apiVersion != AppServiceApiVersion)
+        {
+            error = $"Query variable 'api-version' must be {AppServiceApiVersion}";
+            return false;
+        }
+
+        if (query["resource"] is not { Length: > 0 } resource)
+        {
+            error = "Required query variable 'resource' is missing";
+            return false;
+        }
+
+        if (!TryReadSelector(query, AppServiceSelectors, out var identity, out error))
+        {
+            return false;
+        }
+
+        request = new TokenRequest(ImdsApiVersionForAppService, resource, identity, BypassCache: false, Authority: null);
+        return true;
+    }
+
     public static bool TryParse(QueryParameters query, out TokenRequest request, out string error)
     {
         request = null!;
@@ -38,26 +82,8 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
             return false;
         }
 
-        IdentitySelector? identity = null;
-        var selectors = 0;
-        foreach (var (name, kind) in Selectors)
+        if (!TryReadSelector(query, Selectors, out var identity, out error))
         {
-            if (query[name] is { } value)
-            {
-                selectors++;
-                if (value.Trim().Length == 0)
-                {
-                    error = $"Query variable '{name}' is empty";
-                    return false;
-                }
-
-                identity = IdentitySelector.Create(kind, value);
-            }
-        }
-
-        if (selectors > 1)
-        {
-            error = "Only one of client_id, object_id and msi_res_id may be specified";
             return false;
         }
 
@@ -92,6 +118,38 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
             RevokedTokenSha256 = revoked,
         };
         error = "";
+        return true;
+    }
+
+    /// <summary>At most one selector, not empty; none means the client's default identity.</summary>
+    private static bool TryReadSelector(QueryParameters query, (string Name, SelectorKind Kind)[] selectors, out IdentitySelector? identity,
+        out string error)
+    {
+        identity = null;
+        error = "";
+        var found = 0;
+        foreach (var (name, kind) in selectors)
+        {
+            if (query[name] is { } value)
+            {
+                found++;
+                if (value.Trim().Length == 0)
+                {
+                    error = $"Query variable '{name}' is empty";
+                    return false;
+                }
+
+                identity = IdentitySelector.Create(kind, value);
+            }
+        }
+
+        if (found > 1)
+        {
+            error = selectors == Selectors ? "Only one of client_id, object_id and msi_res_id may be specified"
+                : "Only one of client_id, object_id, principal_id and mi_res_id may be specified";
+            return false;
+        }
+
         return true;
     }
 

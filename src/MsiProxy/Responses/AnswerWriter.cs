@@ -11,7 +11,7 @@ namespace MsiProxy.Responses;
 /// </summary>
 internal static class AnswerWriter
 {
-    public static async Task WriteAsync(HttpContext context, Answer answer, TimeProvider time)
+    public static async Task WriteAsync(HttpContext context, Answer answer, Requests.Dialect dialect, TimeProvider time)
     {
         var response = context.Response;
         if (response.HasStarted)
@@ -22,11 +22,17 @@ internal static class AnswerWriter
 
         response.StatusCode = answer.Status;
         response.ContentType = ImdsErrors.JsonContentType;
-        response.Headers["x-ms-request-id"] = (answer as BodyAnswer)?.UpstreamRequestId ?? RequestId(Activity.Current);
+        var requestId = (answer as BodyAnswer)?.UpstreamRequestId ?? RequestId(Activity.Current);
+        response.Headers["x-ms-request-id"] = requestId;
         var requestHeaders = context.Request.Headers;
         if (requestHeaders["x-ms-return-client-request-id"] == "true" && requestHeaders["x-ms-client-request-id"] is [{ Length: > 0 and <= 128 } id])
         {
             response.Headers["x-ms-client-request-id"] = id;
+        }
+
+        if (dialect == Requests.Dialect.AppService)
+        {
+            answer = InAppServiceShape(answer, requestId);
         }
 
         switch (answer)
@@ -55,6 +61,17 @@ internal static class AnswerWriter
                 return;
         }
     }
+
+    /// <summary>
+    /// The App Service protocol's shapes: a token without <c>expires_in</c>, and every error — the proxy's or the
+    /// upstream's — as <c>{"statusCode","message","correlationId"}</c>. Status and <c>Retry-After</c> stay as they are.
+    /// </summary>
+    private static Answer InAppServiceShape(Answer answer, string correlationId) => answer switch
+    {
+        TokenAnswer { Token: var token } => new BodyAnswer(StatusCodes.Status200OK, token.AppServiceBody, ImdsErrors.JsonContentType),
+        BodyAnswer { Status: >= 400 } body => body with { Body = AppServiceErrors.Body(body.Status, body.Body.Span, correlationId), ContentType = ImdsErrors.JsonContentType },
+        _ => answer,
+    };
 
     /// <summary>A trace id in IMDS's request-id form (a GUID); a fresh one when the request has no trace.</summary>
     private static string RequestId(Activity? activity) =>

@@ -8,7 +8,8 @@ using MsiProxy.Upstreams;
 namespace MsiProxy.Tokens;
 
 /// <summary>
-/// <c>GET /metadata/identity/oauth2/token</c>, after the gate: the token query's own rules (400) → the identity this
+/// <c>GET /metadata/identity/oauth2/token</c> (and the App Service protocol's <c>/msi/token</c>, which differs only in the
+/// shapes of its request and answer), after the gate: the token query's own rules (400) → the identity this
 /// client may use (IMDS's "Identity not found", or 403 when operators ask for it) → the cache → on a miss, the upstream.
 /// </summary>
 internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, IOptionsMonitor<MsiProxyOptions> options)
@@ -17,7 +18,7 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
     {
         var client = request.Client;
         var decided = new Decision(RequestOutcome.Failed, Decision.Failed().Answer) { Client = client, Endpoint = request.Endpoint, Path = request.Path };
-        if (!TokenRequest.TryParse(request.Query, out var token, out var error))
+        if (!TokenRequest.TryParse(request.Endpoint.Dialect, request.Query, out var token, out var error))
         {
             return decided with
             {
