@@ -157,6 +157,27 @@ public static class SdkClientRunner
     }
 
     /// <summary>
+    /// Runs the client with the App Service protocol's variables: <c>IDENTITY_ENDPOINT</c> (a loopback URL, used as
+    /// given, path included) and <c>IDENTITY_HEADER</c>. Every SDK then asks there, with the header, instead of IMDS.
+    /// </summary>
+    public static async Task<SdkClientResult> RunAppServiceAsync(Uri identityEndpoint, string identityHeader, SdkClientRequest request,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(identityEndpoint);
+        ArgumentNullException.ThrowIfNull(request);
+        GuardAuthority(identityEndpoint, request);
+        if (request.Sdk == SdkKind.PowerShell)
+        {
+            throw new ArgumentException("Get-Token.ps1 speaks the IMDS protocol only.", nameof(request));
+        }
+
+        var start = CreateStartInfo(request, authorityHost: null);
+        start.Environment["IDENTITY_ENDPOINT"] = identityEndpoint.ToString();
+        start.Environment["IDENTITY_HEADER"] = identityHeader;
+        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Runs the client inside <paramref name="ns"/> with no endpoint override: it calls http://169.254.169.254 as on
     /// an Azure VM, and reaches what the namespace leads that address to (a proxy in it, or a rig VM's host rules).
     /// </summary>

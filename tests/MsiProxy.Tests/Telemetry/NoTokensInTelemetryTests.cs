@@ -93,4 +93,60 @@ public sealed class NoTokensInTelemetryTests
             }
         }
     }
+    /// <summary>
+    /// Issue 16: the App Service identity header — the secret, and its SHA-256 too (it is what an attacker would need to
+    /// test guesses offline) — never appears in telemetry, logs, /metrics or the admin API's output, whether it was
+    /// right, wrong, configured or registered through the admin API.
+    /// </summary>
+    [Fact]
+    public async Task No_identity_header_or_its_digest_appears_in_telemetry_logs_metrics_or_admin_output()
+    {
+        var secret = Clients.AppServiceProtocolTests.NewSecret();
+        var adminSecret = Clients.AppServiceProtocolTests.NewSecret();
+        var wrong = Clients.AppServiceProtocolTests.NewSecret();
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        var capture = new TelemetryCapture();
+        var settings = Clients.AppServiceProtocolTests.WithProof(
+            ProxyHost.Settings(emulator.BaseAddress, ("app", "127.0.0.2", []), ("pods", "127.0.0.0/29", [])), 0, "address+secret", secret);
+        Clients.AppServiceProtocolTests.WithProof(settings, 1, "secret", secret + "-pods");
+        settings["MsiProxy:Management:ApiKey"] = "admin-key-0123456789";
+        await using var proxy = await ProxyHost.StartAsync(settings, capture.Configure);
+        using var admin = new Management.AdminClient(proxy, "admin-key-0123456789");
+        var put = await admin.PutAsync("/admin/clients/late", new
+        {
+            address = "127.0.0.9", identities = new[] { "system" }, proof = "address+secret",
+            identityHeaderSha256 = Clients.AppServiceProtocolTests.Sha256(adminSecret),
+        });
+        Assert.Equal(HttpStatusCode.Created, put.Status);
+
+        var query = "/msi/token?api-version=2019-08-01&resource=" + Uri.EscapeDataString(Scenario.ManagementResource);
+        var statuses = new List<int>();
+        foreach (var (from, header) in new[] { ("127.0.0.2", secret), ("127.0.0.2", wrong), ("127.0.0.6", secret + "-pods"), ("127.0.0.6", wrong),
+                     ("127.0.0.9", adminSecret), ("127.0.0.9", secret) })
+        {
+            statuses.Add((await Testing.Net.RawHttp.GetAsync(proxy.ClientAddress, query, [("X-IDENTITY-HEADER", header)], from: from)).Status);
+        }
+
+        Assert.Equal([200, 401, 200, 403, 200, 401], statuses);
+        await Scenario.UntilAsync(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
+            >= statuses.Count, "every request's server span is exported");
+        capture.Flush(proxy.Services);
+        using var scraper = proxy.CreateManagementClient();
+        var scrape = await scraper.GetStringAsync("/metrics");
+        var adminOutput = (await admin.GetAsync("/admin/clients")).Body + (await admin.GetAsync("/admin/clients/late")).Body + put.Body;
+        var exported = capture.AllText();
+        var logged = proxy.Logs.AllText();
+        Assert.Contains("appservice-token", exported, StringComparison.Ordinal);
+        Assert.Contains("identity_header_wrong", logged, StringComparison.Ordinal);
+        Assert.Contains("address+secret", adminOutput, StringComparison.Ordinal);
+        foreach (var value in new[] { secret, secret + "-pods", adminSecret, wrong })
+        {
+            var digest = Clients.AppServiceProtocolTests.Sha256(value);
+            foreach (var (where, text) in new[] { ("exported telemetry", exported), ("logs", logged), ("/metrics", scrape), ("admin output", adminOutput) })
+            {
+                Assert.False(text.Contains(value, StringComparison.OrdinalIgnoreCase), $"An identity header appears in the {where}");
+                Assert.False(text.Contains(digest, StringComparison.OrdinalIgnoreCase), $"An identity header's digest appears in the {where}");
+            }
+        }
+    }
 }
