@@ -144,8 +144,14 @@ public sealed class AppServiceProtocolTests
             Assert.Equal(Bound.ClientId, json.RootElement.GetProperty("client_id").GetString());
         }
 
-        // principal_id is App Service's name for the object id; IMDS is asked with its own.
-        AssertForwarded(Assert.Single(ProxyCalls.TokenRequests(emulator)), ("object_id", Bound.ObjectId));
+        // principal_id is App Service's name for the object id; IMDS is asked with its own, in its own protocol — the
+        // secret stays with the proxy.
+        var upstream = Assert.Single(ProxyCalls.TokenRequests(emulator));
+        AssertForwarded(upstream, ("object_id", Bound.ObjectId));
+        Assert.Equal("2018-02-01", DecodedQuery(upstream).Single(p => p.Key == "api-version").Value);
+        Assert.Equal("true", upstream.Headers["Metadata"]);
+        Assert.DoesNotContain(upstream.Headers.Keys, name => name.Equals("X-IDENTITY-HEADER", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(secret, string.Join('\n', upstream.Headers.Values), StringComparison.Ordinal);
 
         foreach (var (query, status) in new[]
         {

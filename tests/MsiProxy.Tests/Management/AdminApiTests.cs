@@ -91,6 +91,9 @@ public sealed class AdminApiTests
     [InlineData("{\"address\":\"127.0.0.2/40\"}", "address")]
     [InlineData("{\"address\":\"127.0.0.2\",\"identities\":[\"*\",\"client_id=nope\"]}", "identities[1]")]
     [InlineData("{\"address\":\"127.0.0.2\",\"prefetch\":[\"not a uri\"]}", "prefetch[0]")]
+    [InlineData("{\"address\":\"127.0.0.2\",\"proof\":\"address+secret\"}", "identityHeaderSha256")]
+    [InlineData("{\"address\":\"127.0.0.2\",\"proof\":\"certificate\"}", "proof")]
+    [InlineData("{\"address\":\"127.0.0.2\",\"proof\":\"secret\",\"identityHeaderSha256\":\"the secret itself\"}", "identityHeaderSha256")]
     public async Task Malformed_client_bodies_are_400_naming_the_field_and_change_nothing(string body, string field)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
