@@ -180,3 +180,24 @@ resources:
   limits:
     memory: 32Mi
 {{- end -}}
+
+{{/*
+The Secrets the proxy may get, as JSON {namespace: [names…]}, sorted and without repeats: those kubernetes.bindings
+name for their identity header (always in the binding's namespace), and kubernetes.identityHeaderSecrets for bindings
+edited outside helm, which RBAC rendered here cannot follow.
+*/}}
+{{- define "msi-proxy.identityHeaderSecrets" -}}
+{{- $refs := list -}}
+{{- range .Values.kubernetes.bindings -}}
+{{- if .identityHeaderSecret -}}
+{{- $refs = append $refs (dict "namespace" .namespace "name" .identityHeaderSecret.name) -}}
+{{- end -}}
+{{- end -}}
+{{- $refs = concat $refs .Values.kubernetes.identityHeaderSecrets -}}
+{{- $byNamespace := dict -}}
+{{- range $refs -}}
+{{- $names := get $byNamespace .namespace | default list -}}
+{{- $_ := set $byNamespace .namespace (append $names .name | uniq | sortAlpha) -}}
+{{- end -}}
+{{- toJson $byNamespace -}}
+{{- end -}}

@@ -52,12 +52,31 @@ internal sealed class ClientRegistry
     /// <summary>
     /// The <see cref="ProofPolicy.Secret"/> client whose identity header <paramref name="presented"/> is, if any. The
     /// look-up is by the secret's SHA-256 (nothing about the secret can be learnt from its timing); the match is then
-    /// confirmed in constant time.
+    /// confirmed in constant time. Several clients may share one secret (a Kubernetes binding's replicas read theirs from
+    /// one Secret), each at its own address: the one whose range holds <paramref name="caller"/> is returned, or, when
+    /// none does, one of them, so that the caller is refused for its address rather than for its secret.
     /// </summary>
-    public ClientRegistration? FindBySecret(string presented)
+    public ClientRegistration? FindBySecret(string presented, IPAddress? caller = null)
     {
         var digest = IdentityHeaderDigest.Of(presented);
-        return _snapshot.BySecret.TryGetValue(digest.Hex, out var client) && client.IdentityHeader!.Equals(digest) ? client : null;
+        if (!_snapshot.BySecret.TryGetValue(digest.Hex, out var clients) || !clients[0].IdentityHeader!.Equals(digest))
+        {
+            return null;
+        }
+
+        if (caller is not null)
+        {
+            caller = AddressRange.Normalise(caller);
+            foreach (var client in clients)
+            {
+                if (client.Address.Contains(caller))
+                {
+                    return client;
+                }
+            }
+        }
+
+        return clients[0];
     }
 
     public ClientRegistration? Get(string name) => _snapshot.ByName.GetValueOrDefault(name);
@@ -226,9 +245,11 @@ internal sealed class ClientRegistry
 
     /// <summary>
     /// What a registration owns exclusively, so that a newcomer holding it displaces the old holder: its address — or,
-    /// for a client found by its secret, that secret (many such clients may share one address range).
+    /// for a client found by its secret, that secret at that address (many such clients may share one address range,
+    /// and replicas share one secret).
     /// </summary>
-    private static string Slot(ClientRegistration r) => r.FoundBySecret ? "secret " + r.IdentityHeader!.Hex : "address " + r.Address;
+    private static string Slot(ClientRegistration r) =>
+        r.FoundBySecret ? "secret " + r.IdentityHeader!.Hex + " at " + r.Address : "address " + r.Address;
 
     /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
     private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
@@ -239,7 +260,7 @@ internal sealed class ClientRegistry
         public static readonly Snapshot Empty = Create(new Dictionary<string, ClientRegistration>());
 
         private Snapshot(Dictionary<string, ClientRegistration> byName,
-            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges, Dictionary<string, ClientRegistration> bySecret)
+            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges, Dictionary<string, ClientRegistration[]> bySecret)
         {
             ByName = byName;
             BySingleAddress = bySingleAddress;
@@ -254,8 +275,8 @@ internal sealed class ClientRegistry
         /// <summary>CIDR registrations, longest prefix first so the most specific wins.</summary>
         public ClientRegistration[] Ranges { get; }
 
-        /// <summary><see cref="ProofPolicy.Secret"/> clients by the hex SHA-256 of their identity header.</summary>
-        public Dictionary<string, ClientRegistration> BySecret { get; }
+        /// <summary><see cref="ProofPolicy.Secret"/> clients by the hex SHA-256 of their identity header, longest prefix first.</summary>
+        public Dictionary<string, ClientRegistration[]> BySecret { get; }
 
         public static Snapshot Create(Dictionary<string, ClientRegistration> byName)
         {
@@ -264,7 +285,8 @@ internal sealed class ClientRegistry
                 new Dictionary<string, ClientRegistration>(byName, StringComparer.Ordinal),
                 byAddress.Where(r => r.Address.IsSingleAddress).ToDictionary(r => r.Address.Network),
                 [.. byAddress.Where(r => !r.Address.IsSingleAddress).OrderByDescending(r => r.Address.PrefixLength)],
-                byName.Values.Where(r => r.FoundBySecret).ToDictionary(r => r.IdentityHeader!.Hex, StringComparer.Ordinal));
+                byName.Values.Where(r => r.FoundBySecret).GroupBy(r => r.IdentityHeader!.Hex, StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => g.OrderByDescending(r => r.Address.PrefixLength).ToArray(), StringComparer.Ordinal));
         }
     }
 }

@@ -209,6 +209,13 @@ internal sealed class KubernetesOptions
     /// <summary>How often the bindings file is checked (polling survives the ConfigMap volume's symlink swap).</summary>
     public TimeSpan BindingsPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How often the identity header Secrets that bindings name are read again (one get each, for this node's pods only),
+    /// so a changed value takes effect; also on every relist. A Secret that cannot be read is retried sooner, with the
+    /// reconnect delay. Polled rather than watched: a watch needs list and watch, which the chart does not grant on Secrets.
+    /// </summary>
+    public TimeSpan SecretRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     public DnatOptions Dnat { get; set; } = new();
 }
 

@@ -6,6 +6,7 @@ using MsiProxy.Interception;
 using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
+using MsiProxy.Kubernetes.Secrets;
 
 namespace MsiProxy.Kubernetes;
 
@@ -13,7 +14,7 @@ internal static class KubernetesDiscoveryExtensions
 {
     /// <summary>
     /// Node-local pod discovery when <c>MsiProxy:Kubernetes:Enabled</c>: this node's pods from the API server, identities from the
-    /// admin's bindings file, and (with <c>Dnat:Enabled</c>) the iptables rules that send pods' IMDS traffic here and nowhere else.
+    /// admin's bindings file (and the identity header Secrets its bindings name), and (with <c>Dnat:Enabled</c>) the iptables rules that send pods' IMDS traffic here and nowhere else.
     /// </summary>
     public static WebApplicationBuilder AddKubernetesDiscovery(this WebApplicationBuilder builder)
     {
@@ -34,9 +35,12 @@ internal static class KubernetesDiscoveryExtensions
             var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes;
             return new KubernetesPodSource(sp.GetRequiredService<IKubernetes>(), options.NodeName!, options.WatchTimeout);
         });
+        services.TryAddSingleton<ISecretSource>(sp => new KubernetesSecretSource(sp.GetRequiredService<IKubernetes>()));
+        services.AddSingleton<IdentityHeaderSecrets>();
         services.AddSingleton<PodRegistrations>();
         services.AddHostedService<BindingsWatcher>();
         services.AddHostedService<PodWatcher>();
+        services.AddHostedService<IdentityHeaderSecretRefresher>();
 
         if (section.GetValue<bool>("Dnat:Enabled"))
         {

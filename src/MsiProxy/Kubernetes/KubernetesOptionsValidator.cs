@@ -43,6 +43,7 @@ internal sealed partial class KubernetesOptionsValidator : IValidateOptions<MsiP
         Positive(errors, "ReconnectDelay", k.ReconnectDelay);
         Positive(errors, "MaxReconnectDelay", k.MaxReconnectDelay);
         Positive(errors, "BindingsPollInterval", k.BindingsPollInterval);
+        Positive(errors, "SecretRefreshInterval", k.SecretRefreshInterval);
 
         var dnat = k.Dnat;
         if (dnat.Enabled)

@@ -74,7 +74,7 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
 
         // A client proving itself by its secret alone is found by it; every other client by its address, and then
         // held to its proof policy.
-        var client = identityHeader is null ? null : clients.FindBySecret(identityHeader);
+        var client = identityHeader is null ? null : clients.FindBySecret(identityHeader, caller);
         if (client is not null)
         {
             if (!client.Address.Contains(caller))

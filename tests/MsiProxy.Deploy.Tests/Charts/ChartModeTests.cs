@@ -20,7 +20,7 @@ public class ChartModeTests
     public void The_modes_cover_every_documented_way_to_run_the_chart()
     {
         Assert.Equal(
-            ["config", "default", "dnat", "monitoring", "msiserviceclient", "sdk-path", "windows", "windows-hostprocess"],
+            ["config", "default", "dnat", "identity-header", "monitoring", "msiserviceclient", "sdk-path", "windows", "windows-hostprocess"],
             Chart.Modes.Order(StringComparer.Ordinal));
     }
 
@@ -86,19 +86,28 @@ public class ChartModeTests
 
     [Theory]
     [MemberData(nameof(Modes))]
-    public void Rbac_only_reads_pods_and_the_bindings_config_map(string mode)
+    public void Rbac_only_reads_pods_the_bindings_config_map_and_secrets_by_name(string mode)
     {
         var render = Render(mode);
         var rules = render.Manifests.Where(m => (string?)m["kind"] is "Role" or "ClusterRole")
             .SelectMany(m => ((List<object?>)m["rules"]!).Cast<IDictionary<string, object?>>())
             .ToList();
-        Assert.Equal(render.Manifests.Any(IsBindingsConfigMap) ? 2 : 0, rules.Count); // none without pod discovery
+        var secretRules = rules.Count(r => Strings(r["resources"]) is ["secrets"]);
+        Assert.Equal(render.Manifests.Any(IsBindingsConfigMap) ? 2 + secretRules : 0, rules.Count); // none without pod discovery
         foreach (var rule in rules)
         {
-            Assert.Equal(["get", "list", "watch"], Strings(rule["verbs"]));
             Assert.Equal([""], Strings(rule["apiGroups"]));
             var resources = Strings(rule["resources"]);
-            Assert.True(resources is ["pods"] or ["configmaps"], string.Join(",", resources));
+            Assert.True(resources is ["pods"] or ["configmaps"] or ["secrets"], string.Join(",", resources));
+            if (resources is ["secrets"])
+            {
+                // Never list or watch: either would read every Secret of the namespace.
+                Assert.Equal(["get"], Strings(rule["verbs"]));
+                Assert.NotEmpty(Strings(rule["resourceNames"]));
+                continue;
+            }
+
+            Assert.Equal(["get", "list", "watch"], Strings(rule["verbs"]));
             if (resources is ["configmaps"])
             {
                 Assert.Equal([$"{Chart.FullName}-bindings"], Strings(rule["resourceNames"]));

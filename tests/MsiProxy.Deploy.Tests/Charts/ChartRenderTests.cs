@@ -1,3 +1,4 @@
+using MsiProxy.Clients;
 using MsiProxy.Deploy.Tests.Support;
 using MsiProxy.Hosting;
 using MsiProxy.Interception.Kubernetes;
@@ -210,6 +211,53 @@ public class ChartRenderTests
     }
 
     [Fact]
+    public void Identity_header_secrets_get_a_role_per_namespace_with_exactly_their_names_and_only_get()
+    {
+        var render = Render("identity-header");
+        static string Of(IDictionary<string, object?> m, string path) => (string)YamlValues.At(m, path)!;
+        var roles = render.Manifests.Where(m => (string?)m["kind"] == "Role" && Of(m, "metadata.name") == $"{Chart.FullName}-identity-headers")
+            .ToDictionary(m => Of(m, "metadata.namespace"));
+
+        // The Secrets the bindings name (one Secret with two keys is one name), and team-c's from identityHeaderSecrets.
+        Assert.Equal(["team-a", "team-b", "team-c"], roles.Keys.Order(StringComparer.Ordinal));
+        var expected = new Dictionary<string, string[]>
+        {
+            ["team-a"] = ["api-identity", "worker-identity"],
+            ["team-b"] = ["win-identity"],
+            ["team-c"] = ["batch-identity"],
+        };
+        foreach (var (ns, role) in roles)
+        {
+            var rule = (IDictionary<string, object?>)Assert.Single((List<object?>)role["rules"]!)!;
+            Assert.Equal([""], Strings(rule["apiGroups"]));
+            Assert.Equal(["secrets"], Strings(rule["resources"]));
+            Assert.Equal(expected[ns], Strings(rule["resourceNames"]));
+            Assert.Equal(["get"], Strings(rule["verbs"]));
+
+            // Bound to the proxy's service account, in the release's namespace.
+            var binding = Assert.Single(render.Manifests, m => (string?)m["kind"] == "RoleBinding" && Of(m, "metadata.namespace") == ns);
+            Assert.Equal(Of(role, "metadata.name"), Of(binding, "roleRef.name"));
+            Assert.Equal("Role", Of(binding, "roleRef.kind"));
+            Assert.Equal(Chart.FullName, Of(binding, "subjects.0.name"));
+            Assert.Equal(HelmChart.Namespace, Of(binding, "subjects.0.namespace"));
+        }
+
+        // Nothing else may touch Secrets, and the rendered bindings carry what the proxy needs to read them.
+        Assert.DoesNotContain(render.Manifests.Where(m => (string?)m["kind"] == "ClusterRole" || !roles.ContainsValue(m)),
+            m => m.TryGetValue("rules", out var rules) && ((List<object?>)rules!).Cast<IDictionary<string, object?>>().Any(r => Strings(r["resources"]).Contains("secrets")));
+        var pod = new ProxyPod(render);
+        var bindings = BindingsParser.Parse(pod.Files[pod.Options.Kubernetes.BindingsPath!]);
+        Assert.Equal(
+            ["address+secret team-a/api-identity IDENTITY_HEADER", "address+secret team-a/worker-identity IDENTITY_HEADER",
+             "secret team-a/api-identity CRON_IDENTITY_HEADER", "secret team-b/win-identity IDENTITY_HEADER", "address"],
+            bindings.Bindings.Select(b => b.IdentityHeaderSecret is { } s ? $"{b.Proof.Name()} {b.Namespace}/{s.Name} {s.Key}" : b.Proof.Name()));
+        Assert.All(bindings.Bindings.Where(b => b.IdentityHeaderSecret is not null), b => Assert.Contains(b.IdentityHeaderSecret!.Name, expected[b.Namespace]));
+
+        // Without such bindings, no Secret is granted at all.
+        Assert.DoesNotContain(Render().Manifests, m => (string?)YamlValues.At(m, "metadata.name") == $"{Chart.FullName}-identity-headers");
+    }
+
+    [Fact]
     public void Metrics_service_exposes_the_management_port_and_never_the_client_port()
     {
         var service = Render().Single("Service");
@@ -372,6 +420,8 @@ public class ChartRenderTests
         Assert.Contains("AZURE_POD_IDENTITY_AUTHORITY_HOST", hostProcess, StringComparison.Ordinal);
         Assert.Contains("pod discovery is off", hostProcess, StringComparison.Ordinal);
     }
+
+    private static List<string> Strings(object? list) => ((List<object?>)list!).Cast<string>().ToList();
 
     private static IDictionary<string, object?> Env(ProxyPod pod, string name) =>
         Assert.Single(((List<object?>)pod.Container["env"]!).Cast<IDictionary<string, object?>>(), e => (string?)e["name"] == name);

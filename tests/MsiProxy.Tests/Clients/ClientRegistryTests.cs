@@ -54,6 +54,33 @@ public sealed class ClientRegistryTests
     }
 
     [Fact]
+    public void Secret_clients_sharing_one_secret_at_different_addresses_coexist_and_each_is_found_from_its_own_address()
+    {
+        // Replicas of one Kubernetes binding read their identity header from one Secret: two registrations, one digest.
+        var registry = new ClientRegistry(new FakeTimeProvider());
+        var gone = new List<string>();
+        registry.Deregistered += r => gone.Add(r.Name);
+        ClientRegistration Replica(string name, string address, string secret) =>
+            Client(name, address, "system") with { Proof = ProofPolicy.Secret, IdentityHeader = IdentityHeaderDigest.Of(secret) };
+        registry.Register(Replica("ns/api-0", "10.244.1.7", "shared-secret"));
+        registry.Register(Replica("ns/api-1", "10.244.1.8", "shared-secret"));
+
+        Assert.Empty(gone);
+        Assert.Equal("ns/api-0", registry.FindBySecret("shared-secret", IPAddress.Parse("10.244.1.7"))!.Name);
+        Assert.Equal("ns/api-1", registry.FindBySecret("shared-secret", IPAddress.Parse("::ffff:10.244.1.8"))!.Name);
+        // From elsewhere it is still found by its secret, so that the gate refuses it for its address.
+        Assert.False(registry.FindBySecret("shared-secret", IPAddress.Parse("10.244.1.9"))!.Address.Contains(IPAddress.Parse("10.244.1.9")));
+        Assert.Null(registry.FindBySecret("other-secret", IPAddress.Parse("10.244.1.7")));
+        Assert.Null(registry.Find(IPAddress.Parse("10.244.1.7")));
+
+        // The same secret at the same address is the same slot: the newcomer displaces the old holder.
+        registry.Register(Replica("ns/api-2", "10.244.1.8", "shared-secret"));
+        Assert.Equal(["ns/api-1"], gone);
+        Assert.Equal("ns/api-2", registry.FindBySecret("shared-secret", IPAddress.Parse("10.244.1.8"))!.Name);
+        Assert.Equal(2, registry.Count);
+    }
+
+    [Fact]
     public void Lookups_prefer_an_exact_address_then_the_longest_prefix_and_handle_ipv6()
     {
         var registry = new ClientRegistry(new FakeTimeProvider());

@@ -14,7 +14,9 @@ namespace MsiProxy.Tests.Kubernetes;
 /// The piece of the Kubernetes API server the proxy talks to, on real Kestrel at 127.0.0.1: <c>GET /api/v1/pods</c> with
 /// <c>fieldSelector=spec.nodeName=…</c> as a PodList, and with <c>watch=true&amp;resourceVersion=…</c> as a chunked stream of
 /// newline-delimited watch events replayed from that version. Tests add, modify and delete pods, send bookmarks, drop
-/// watches, and expire history (HTTP 410 on the next watch, or an ERROR event carrying a 410 Status).
+/// watches, and expire history (HTTP 410 on the next watch, or an ERROR event carrying a 410 Status). Secrets are served
+/// at <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c> with base64 <c>data</c>, or 404 / 403 Status objects as
+/// the real server answers a missing Secret or one RBAC does not let the caller get.
 /// </summary>
 internal sealed class FakeApiServer : IAsyncDisposable
 {
@@ -23,6 +25,8 @@ internal sealed class FakeApiServer : IAsyncDisposable
     private readonly Dictionary<string, JsonObject> _pods = new(StringComparer.Ordinal);
     private readonly List<(long Version, string Line)> _history = [];
     private readonly List<Channel<string?>> _watchers = [];
+    private readonly Dictionary<string, JsonObject> _secrets = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _forbiddenSecrets = new(StringComparer.Ordinal);
     private long _version = 4_812_300;
     private long _expiredThrough;
     private bool _silent;
@@ -39,6 +43,11 @@ internal sealed class FakeApiServer : IAsyncDisposable
     public int Lists => Requests.Count(r => !r.Contains("watch=true", StringComparison.Ordinal));
     public int Watches => Requests.Count(r => r.Contains("watch=true", StringComparison.Ordinal));
 
+    /// <summary>Every Secret get, as <c>namespace/name</c>, in order.</summary>
+    public ConcurrentQueue<string> SecretReads { get; } = new();
+
+    public int ReadsOf(string ns, string name) => SecretReads.Count(r => r == $"{ns}/{name}");
+
     public static async Task<FakeApiServer> StartAsync(string node = "node-1")
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -47,12 +56,66 @@ internal sealed class FakeApiServer : IAsyncDisposable
         var app = builder.Build();
         var server = new FakeApiServer(app, node);
         app.MapGet("/api/v1/pods", server.HandleAsync);
+        app.MapGet("/api/v1/namespaces/{ns}/secrets/{name}", (HttpContext context, string ns, string name) => server.SecretAsync(context, ns, name));
         await app.StartAsync();
         server.BaseAddress = new Uri(app.Urls.First());
         return server;
     }
 
     public void Add(JsonObject pod) => Publish("ADDED", pod, store: true);
+
+    /// <summary>Creates or replaces an Opaque Secret with these keys and (plain text) values.</summary>
+    public void SetSecret(string ns, string name, IReadOnlyDictionary<string, string> data)
+    {
+        lock (_lock)
+        {
+            var encoded = new JsonObject();
+            foreach (var (key, value) in data)
+            {
+                encoded[key] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(value));
+            }
+
+            _secrets[$"{ns}/{name}"] = new JsonObject
+            {
+                ["kind"] = "Secret",
+                ["apiVersion"] = "v1",
+                ["metadata"] = new JsonObject
+                {
+                    ["name"] = name,
+                    ["namespace"] = ns,
+                    ["uid"] = Guid.NewGuid().ToString(),
+                    ["resourceVersion"] = (++_version).ToString(CultureInfo.InvariantCulture),
+                    ["creationTimestamp"] = "2025-01-14T09:00:00Z",
+                },
+                ["data"] = encoded,
+                ["type"] = "Opaque",
+            };
+        }
+    }
+
+    public void DeleteSecret(string ns, string name)
+    {
+        lock (_lock)
+        {
+            _secrets.Remove($"{ns}/{name}");
+        }
+    }
+
+    /// <summary>From now on a get of this Secret answers 403, as when the proxy's Role does not name it.</summary>
+    public void ForbidSecret(string ns, string name, bool forbidden = true)
+    {
+        lock (_lock)
+        {
+            if (forbidden)
+            {
+                _forbiddenSecrets.Add($"{ns}/{name}");
+            }
+            else
+            {
+                _forbiddenSecrets.Remove($"{ns}/{name}");
+            }
+        }
+    }
 
     public void Modify(JsonObject pod) => Publish("MODIFIED", pod, store: true);
 
@@ -213,6 +276,35 @@ internal sealed class FakeApiServer : IAsyncDisposable
                 ["metadata"] = new JsonObject { ["resourceVersion"] = _version.ToString(CultureInfo.InvariantCulture) },
                 ["items"] = items,
             }.ToJsonString();
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body);
+    }
+
+    private async Task SecretAsync(HttpContext context, string ns, string name)
+    {
+        var id = $"{ns}/{name}";
+        SecretReads.Enqueue(id);
+        string? body;
+        bool forbidden;
+        lock (_lock)
+        {
+            forbidden = _forbiddenSecrets.Contains(id);
+            body = _secrets.TryGetValue(id, out var secret) ? secret.ToJsonString() : null;
+        }
+
+        if (forbidden)
+        {
+            await WriteStatusAsync(context, 403, "Forbidden",
+                $"secrets \"{name}\" is forbidden: User \"system:serviceaccount:msi:test-msi-proxy\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{ns}\"");
+            return;
+        }
+
+        if (body is null)
+        {
+            await WriteStatusAsync(context, 404, "NotFound", $"secrets \"{name}\" not found");
+            return;
         }
 
         context.Response.ContentType = "application/json";

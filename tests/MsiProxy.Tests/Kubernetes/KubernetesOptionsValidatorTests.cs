@@ -29,6 +29,7 @@ public sealed class KubernetesOptionsValidatorTests
         Assert.Contains(Errors(k => k.ApiServer = "http://10.0.0.1:6443"), e => e.Contains("must use https", StringComparison.Ordinal));
         Assert.Contains(Errors(k => k.ApiServer = "ftp://x"), e => e.Contains("is not an http(s) URL", StringComparison.Ordinal));
         Assert.Contains(Errors(k => k.ResyncInterval = TimeSpan.Zero), e => e.Contains("ResyncInterval", StringComparison.Ordinal));
+        Assert.Contains(Errors(k => k.SecretRefreshInterval = TimeSpan.Zero), e => e.StartsWith("MsiProxy:Kubernetes:SecretRefreshInterval", StringComparison.Ordinal));
         Assert.Contains(Errors(k => k.Dnat = new DnatOptions { Enabled = true, ProxyAddress = "10.224.0.4" }),
             e => e.Contains("needs Interface", StringComparison.Ordinal));
         Assert.Contains(Errors(k => k.Dnat = new DnatOptions { Enabled = true, Interface = "cni+", ProxyAddress = "node" }),

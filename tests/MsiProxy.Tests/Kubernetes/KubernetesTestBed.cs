@@ -75,6 +75,7 @@ internal sealed class KubernetesTestBed : IAsyncDisposable
         settings["MsiProxy:Kubernetes:BindingsPollInterval"] = "00:00:00.100";
         settings["MsiProxy:Kubernetes:ReconnectDelay"] = "00:00:00.050";
         settings["MsiProxy:Kubernetes:MaxReconnectDelay"] = "00:00:00.500";
+        settings["MsiProxy:Kubernetes:SecretRefreshInterval"] = "00:00:00.200";
         bed.Proxy = await ProxyHost.StartAsync(settings);
         return bed;
     }
@@ -108,6 +109,20 @@ internal sealed class KubernetesTestBed : IAsyncDisposable
     {
         using var client = Proxy.CreateClient(podIp);
         using var request = ImdsRequests.Token("https://management.azure.com/", clientId is null ? null : $"client_id={clientId}");
+        using var response = await client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    /// <summary>
+    /// The status of an App Service protocol token request (<c>/msi/token</c>) made from <paramref name="podIp"/> with
+    /// <paramref name="identityHeader"/> as <c>X-IDENTITY-HEADER</c>, as the SDKs send it when IDENTITY_ENDPOINT is set.
+    /// </summary>
+    public async Task<HttpStatusCode> AppServiceTokenStatusAsync(string podIp, string identityHeader)
+    {
+        using var client = Proxy.CreateClient(podIp);
+        using var request = new HttpRequestMessage(HttpMethod.Get,
+            "/msi/token?api-version=2019-08-01&resource=" + Uri.EscapeDataString("https://management.azure.com/"));
+        request.Headers.Add("X-IDENTITY-HEADER", identityHeader);
         using var response = await client.SendAsync(request);
         return response.StatusCode;
     }
