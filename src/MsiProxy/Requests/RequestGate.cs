@@ -82,6 +82,11 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
                 return Refuse(RequestOutcome.Denied, "address", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
                     $"Client {client.Name} may not call from {caller}"), endpoint, path, client);
             }
+
+            if (!client.Ready)
+            {
+                return Pending(client, endpoint, path);
+            }
         }
         else
         {
@@ -94,8 +99,7 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
 
             if (!client.Ready)
             {
-                return Refuse(RequestOutcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
-                    $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
+                return Pending(client, endpoint, path);
             }
 
             if (ProofRefusal(client, identityHeader) is { } refusal)
@@ -191,6 +195,11 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
 
     /// <summary>IMDS wants the value "true", in lower case, once.</summary>
     private static bool IsExactlyTrue(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 1 && values[0] == "true";
+
+    /// <summary>503 + Retry-After rather than 403 for a client still being set up: the SDKs retry it.</summary>
+    private static GateResult Pending(ClientRegistration client, ImdsEndpoint endpoint, string path) =>
+        Refuse(RequestOutcome.Denied, "pending", BodyAnswer.Error(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
+            $"Client {client.Name} is still being set up; retry shortly", TimeSpan.FromSeconds(1)), endpoint, path, client);
 
     private static GateResult Refuse(RequestOutcome outcome, string reason, BodyAnswer answer, ImdsEndpoint? endpoint = null, string? path = null,
         ClientRegistration? client = null) =>

@@ -55,7 +55,7 @@ public sealed class CallerProofTests
     }
 
     [Fact]
-    public void Secret_clients_are_found_by_their_secret_not_their_range_and_a_second_owner_of_a_secret_displaces_the_first()
+    public void Secret_clients_are_found_by_their_secret_not_their_range_and_a_second_owner_of_a_secret_at_the_same_address_displaces_the_first()
     {
         var registry = new ClientRegistry(new FakeTimeProvider());
         var gone = new List<string>();
@@ -71,9 +71,15 @@ public sealed class CallerProofTests
         Assert.Null(registry.Find(IPAddress.Parse("10.244.1.9")));
         Assert.Equal("plain", registry.Find(IPAddress.Parse("10.244.1.7"))?.Name);
 
+        // Replicas share one secret, each at its own address: both stay, and the caller's address picks.
         registry.RegisterAll([SecretClient("pod-c", "10.244.2.0/24", Secret)]);
-        Assert.Equal(["pod-a"], gone);
-        Assert.Equal("pod-c", registry.FindBySecret(Secret)?.Name);
+        Assert.Empty(gone);
+        Assert.Equal("pod-c", registry.FindBySecret(Secret, IPAddress.Parse("10.244.2.8"))?.Name);
+        Assert.Equal("pod-a", registry.FindBySecret(Secret, IPAddress.Parse("10.244.1.8"))?.Name);
+
+        registry.Register(SecretClient("pod-d", "10.244.2.0/24", Secret));
+        Assert.Equal(["pod-c"], gone);
+        Assert.Equal("pod-d", registry.FindBySecret(Secret, IPAddress.Parse("10.244.2.8"))?.Name);
     }
 
     [Fact]
