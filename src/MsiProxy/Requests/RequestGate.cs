@@ -75,7 +75,15 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         // A client proving itself by its secret alone is found by it; every other client by its address, and then
         // held to its proof policy.
         var client = identityHeader is null ? null : clients.FindBySecret(identityHeader);
-        if (client is not null)
+        if (client is null)
+        {
+            client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
+
+            // The hold may have had the monitor register the caller, as a client found by its secret (it is not in the address index).
+            client ??= identityHeader is null ? null : clients.FindBySecret(identityHeader);
+        }
+
+        if (client is { FoundBySecret: true })
         {
             if (!client.Address.Contains(caller))
             {
@@ -85,7 +93,6 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         }
         else
         {
-            client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
             if (client is null)
             {
                 return Refuse(RequestOutcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",
