@@ -86,10 +86,14 @@ internal static class ImdsEndpoints
     /// The App Service managed-identity protocol's token endpoint (<c>IDENTITY_ENDPOINT</c>, api-version 2019-08-01): the
     /// same tokens as <see cref="Token"/> — same binding, cache and upstream — asked for with the client's secret in
     /// <c>X-IDENTITY-HEADER</c> instead of <c>Metadata: true</c>. A client may use it when it may use <see cref="Token"/>;
-    /// it is not one of the IMDS endpoints an operator names.
+    /// it is not one of the IMDS endpoints an operator names. MSAL sends its CAE parameters (<c>xms_cc</c>,
+    /// <c>token_sha256_to_refresh</c>) here as to IMDS.
     /// </summary>
     public static readonly ImdsEndpoint AppServiceToken = new("appservice-token", "/msi/token", EndpointKind.Token, true, false,
-        ["api-version", "resource", "client_id", "principal_id", "object_id", "mi_res_id"]) { Dialect = Dialect.AppService };
+        ["api-version", "resource", "client_id", "principal_id", "object_id", "mi_res_id", "xms_cc", "token_sha256_to_refresh"])
+    {
+        Dialect = Dialect.AppService,
+    };
 
     public static readonly IReadOnlyList<ImdsEndpoint> All = [Token, IdentityInfo, Instance, UserData, Versions, LoadBalancer, ScheduledEvents, Attested];
 

@@ -75,7 +75,16 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         // A client proving itself by its secret alone is found by it; every other client by its address, and then
         // held to its proof policy.
         var client = identityHeader is null ? null : clients.FindBySecret(identityHeader, caller);
-        if (client is not null)
+        if (client is null || (client.FoundBySecret && !client.Address.Contains(caller)))
+        {
+            // Not known here yet: held while the monitor discovers the caller. The hold may register it as a client found
+            // by its secret (not in the address index), or as a replica sharing a sibling's secret at its own address.
+            var byAddress = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
+            var bySecret = identityHeader is null ? null : clients.FindBySecret(identityHeader, caller);
+            client = bySecret is not null && bySecret.Address.Contains(caller) ? bySecret : byAddress ?? bySecret;
+        }
+
+        if (client is { FoundBySecret: true })
         {
             if (!client.Address.Contains(caller))
             {
@@ -90,7 +99,6 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
         }
         else
         {
-            client = await FindReadyClientAsync(caller, settings.HoldTimeout, context.RequestAborted).ConfigureAwait(false);
             if (client is null)
             {
                 return Refuse(RequestOutcome.Denied, "unregistered", BodyAnswer.Error(StatusCodes.Status403Forbidden, "forbidden",

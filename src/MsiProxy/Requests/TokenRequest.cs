@@ -39,7 +39,8 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
 
     /// <summary>
     /// <c>GET /msi/token?api-version=2019-08-01&amp;resource=…[&amp;client_id=|object_id=|principal_id=|mi_res_id=]</c>:
-    /// App Service's selectors (<c>principal_id</c> is its other name for the object id), and no cache controls.
+    /// App Service's selectors (<c>principal_id</c> is its other name for the object id), no <c>bypass_cache</c> or
+    /// <c>authority</c>, but MSAL's CAE parameters (<c>xms_cc</c>, <c>token_sha256_to_refresh</c>), which it sends to every source.
     /// </summary>
     public static bool TryParseAppService(QueryParameters query, out TokenRequest request, out string error)
     {
@@ -56,12 +57,16 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
             return false;
         }
 
-        if (!TryReadSelector(query, AppServiceSelectors, out var identity, out error))
+        if (!TryReadSelector(query, AppServiceSelectors, out var identity, out error) || !TryReadRevokedToken(query, out var revoked, out error))
         {
             return false;
         }
 
-        request = new TokenRequest(ImdsApiVersionForAppService, resource, identity, BypassCache: false, Authority: null);
+        request = new TokenRequest(ImdsApiVersionForAppService, resource, identity, BypassCache: false, Authority: null)
+        {
+            ClientCapabilities = ClientCapabilitiesIn(query),
+            RevokedTokenSha256 = revoked,
+        };
         return true;
     }
 
@@ -94,30 +99,46 @@ internal sealed record TokenRequest(string ApiVersion, string Resource, Identity
             return false;
         }
 
-        byte[]? revoked = null;
-        if (query["token_sha256_to_refresh"] is { } hash)
+        if (!TryReadRevokedToken(query, out var revoked, out error))
         {
-            try
-            {
-                revoked = hash.Length == 64 ? Convert.FromHexString(hash) : null;
-            }
-            catch (FormatException)
-            {
-            }
-
-            if (revoked is null)
-            {
-                error = "Query variable 'token_sha256_to_refresh' must be a SHA-256 digest in hex";
-                return false;
-            }
+            return false;
         }
 
         request = new TokenRequest(apiVersion, resource, identity, bypass is not null, query["authority"])
         {
-            ClientCapabilities = query["xms_cc"] is { Length: > 0 } capabilities ? capabilities : null,
+            ClientCapabilities = ClientCapabilitiesIn(query),
             RevokedTokenSha256 = revoked,
         };
         error = "";
+        return true;
+    }
+
+    private static string? ClientCapabilitiesIn(QueryParameters query) => query["xms_cc"] is { Length: > 0 } capabilities ? capabilities : null;
+
+    /// <summary><c>token_sha256_to_refresh</c>, if present: 64 hex digits.</summary>
+    private static bool TryReadRevokedToken(QueryParameters query, out byte[]? revoked, out string error)
+    {
+        revoked = null;
+        error = "";
+        if (query["token_sha256_to_refresh"] is not { } hash)
+        {
+            return true;
+        }
+
+        try
+        {
+            revoked = hash.Length == 64 ? Convert.FromHexString(hash) : null;
+        }
+        catch (FormatException)
+        {
+        }
+
+        if (revoked is null)
+        {
+            error = "Query variable 'token_sha256_to_refresh' must be a SHA-256 digest in hex";
+            return false;
+        }
+
         return true;
     }
 

@@ -194,6 +194,50 @@ public sealed class AppServiceProtocolTests
         Assert.NotEmpty(ProxyCalls.TokenRequests(emulator));
     }
 
+    /// <summary>
+    /// MSAL sends its CAE parameters to the App Service endpoint too (msal-node and MSAL.NET add them in the code every
+    /// source shares; MSAL's revocation spec names App Service): <c>xms_cc</c> with client capabilities — which
+    /// Azure.Identity asks for whenever an Azure SDK client enables CAE — and <c>token_sha256_to_refresh</c> after a claims
+    /// challenge. Refusing them would break those applications; they get what the IMDS path gives.
+    /// </summary>
+    [Fact]
+    public async Task Client_capabilities_and_token_revocation_work_on_the_App_Service_endpoint_as_on_the_IMDS_path()
+    {
+        var secret = NewSecret();
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(WithProof(ProxyCalls.Settings(emulator, ("app", "127.0.0.1", ["system"])), 0, "address+secret", secret));
+        var resource = ResourceFor(SdkKind.MsalNode, "appsvc-cae");
+
+        var capable = await SdkClientRunner.RunAppServiceAsync(new Uri(proxy.ClientAddress, "/msi/token"), secret,
+            Request(SdkKind.MsalNode, resource) with { ClientCapabilities = ["cp1"] });
+
+        Assert.True(capable.Ok, capable.ToString());
+        Assert.Contains(capable.Token, emulator.State.IssuedTokens);
+        Assert.Contains(KeyValuePair.Create("xms_cc", "cp1"), DecodedQuery(Assert.Single(TokenRequestsFor(emulator.State, resource))));
+
+        var path = $"/msi/token?api-version=2019-08-01&resource={Uri.EscapeDataString(resource)}&xms_cc=cp1";
+        (string, string)[] header = [("X-IDENTITY-HEADER", secret)];
+        var otherHash = await RawHttp.GetAsync(proxy.ClientAddress, $"{path}&token_sha256_to_refresh={Sha256("some other token")}", header);
+        Assert.Equal(200, otherHash.Status);
+        Assert.Equal(capable.Token, AccessToken(otherHash));
+        Assert.Single(TokenRequestsFor(emulator.State, resource));
+
+        var revoked = await RawHttp.GetAsync(proxy.ClientAddress, $"{path}&token_sha256_to_refresh={Sha256(capable.Token!)}", header);
+        Assert.Equal(200, revoked.Status);
+        Assert.NotEqual(capable.Token, AccessToken(revoked));
+        Assert.Contains(AccessToken(revoked), emulator.State.IssuedTokens);
+        var refetch = TokenRequestsFor(emulator.State, resource);
+        Assert.Equal(2, refetch.Count);
+        Assert.Contains(KeyValuePair.Create("bypass_cache", "true"), DecodedQuery(refetch[1]));
+        Assert.Contains(KeyValuePair.Create("xms_cc", "cp1"), DecodedQuery(refetch[1]));
+
+        static string? AccessToken(RawHttpResponse response)
+        {
+            using var json = JsonDocument.Parse(response.Body);
+            return json.RootElement.GetProperty("access_token").GetString();
+        }
+    }
+
     internal static string NewSecret() => Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
 
     internal static string Sha256(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));

@@ -55,6 +55,33 @@ public sealed class CallerDiscoveryTests : IAsyncLifetime
         Assert.Equal(WiringStatus.Wired, proxy.Get<MonitorState>().Get("c1")?.Status);
     }
 
+    /// <summary>
+    /// The same first contact for a container whose proof is its secret alone (label <c>msi-proxy.proof=secret</c>):
+    /// such a client is not in the address index, so the gate must look for it by its secret again once the pass has
+    /// registered it — not answer 403, which no SDK retries.
+    /// </summary>
+    [Fact]
+    public async Task A_secret_only_container_calling_before_its_start_event_gets_its_token_on_the_first_request()
+    {
+        const string Secret = "9c1e4b7a2d5f8e0b3a6c9d2f5e8b1a4c";
+        await using var proxy = await StartProxyAsync();
+        await Eventually(() => proxy.Get<MonitorState>().LastReconcile is not null);
+        var labels = ClientLabels(Identity);
+        labels["msi-proxy.proof"] = "secret";
+        _engine.Start(Container("c6", "secretive", "127.0.0.6", labels) with { IdentityHeader = IdentityHeaderDigest.Of(Secret) }, announce: false);
+        var upstreamBefore = _emulator.State.Requests.Count(r => r.Path == ImdsRequests.TokenPath);
+
+        using var client = proxy.CreateClient("127.0.0.6");
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/msi/token?api-version=2019-08-01&resource={Uri.EscapeDataString(Resource)}");
+        request.Headers.Add("X-IDENTITY-HEADER", Secret);
+        using var response = await client.SendAsync(request);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal(Identity, (await ImdsRequests.ReadJsonAsync(response)).GetProperty("client_id").GetString());
+        Assert.Equal(upstreamBefore + 1, _emulator.State.Requests.Count(r => r.Path == ImdsRequests.TokenPath));
+        Assert.Equal(ProofPolicy.Secret, proxy.Get<ClientRegistry>().FindBySecret(Secret)?.Proof);
+    }
+
     [Fact]
     public async Task An_unlabelled_container_gets_403_after_one_pass_and_its_next_calls_ask_the_engine_nothing()
     {

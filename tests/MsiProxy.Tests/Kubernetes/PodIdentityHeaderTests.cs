@@ -165,8 +165,10 @@ public sealed class PodIdentityHeaderTests
         bed.Api.DeleteSecret("team-a", SecretName);
         await EventuallyAsync(() => bed.RegistrationOf(pod) is null, "the pod is deregistered when its Secret is gone");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.AppServiceTokenStatusAsync("127.0.0.9", third));
-        Assert.Contains(bed.Proxy.Logs.Events, e => e.Message.StartsWith("Deregistered pod", StringComparison.Ordinal) && e.Value("Pod") == "team-a/api-0"
-            && e.Value("Reason")!.Contains("Secret team-a/app-identity does not exist", StringComparison.Ordinal));
+        // The registry changes just before the line is written: wait for the line, not only for the change.
+        await EventuallyAsync(() => bed.Proxy.Logs.Events.Any(e => e.Message.StartsWith("Deregistered pod", StringComparison.Ordinal)
+            && e.Value("Pod") == "team-a/api-0" && e.Value("Reason")!.Contains("Secret team-a/app-identity does not exist", StringComparison.Ordinal)),
+            "the deregistration is logged with its reason");
         AssertNeverLogged(bed, first, second, third);
     }
 
