@@ -201,9 +201,9 @@ internal sealed class ClientRegistry
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
-    /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
+    /// <summary>Same workload (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
     private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
-        a.Address == b.Address && a.ContainerId == b.ContainerId && a.Identities.SequenceEqual(b.Identities);
+        a.Address == b.Address && a.WorkloadId == b.WorkloadId && a.Identities.SequenceEqual(b.Identities);
 
     private sealed class Snapshot
     {
