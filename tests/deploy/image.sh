@@ -67,8 +67,10 @@ docker exec "$RUN-imds" bash -c 'for i in $(seq 1 600); do
     curl -fs -o /dev/null -H "Metadata: true" "http://localhost:80/metadata/instance?api-version=2021-02-01" && exit 0; sleep 0.05; done; exit 1' \
   || fail "image: emulator never answered within 30 s"
 # The upstream is the emulator on the internal network: the product default (169.254.169.254) is never used.
+ADMIN_KEY="ci-admin-key-$$-0123456789"
 run "$RUN-proxy" --network-alias proxy \
   -e MsiProxy__Upstreams__0=http://imds:80 \
+  -e MsiProxy__Management__ApiKey="$ADMIN_KEY" \
   -e MsiProxy__Clients__0__Name=ci-client \
   -e MsiProxy__Clients__0__Address="$CLIENT_IP" \
   -e MsiProxy__Clients__0__Identities__0='*' \
@@ -108,6 +110,17 @@ expect "image: registered client gets a token through the proxy" "$RUN-client" 2
 expect "image: a request without Metadata: true is refused" "$RUN-client" 400 '"error"' "$TOKEN_URL"
 expect "image: an unregistered container is denied" "$RUN-stranger" 403 '"error"' -H 'Metadata: true' "$TOKEN_URL"
 expect "image: management endpoints are not on the client port" "$RUN-client" 404 '' http://proxy:80/healthz
+
+# The state file (MsiProxy:StateFile, which the image points into /var/lib/msi-proxy): what the admin API registers is
+# still there when the container comes back, so the non-root app user can write that folder. docker stop is the orderly
+# stop: SIGTERM, /readyz fails, requests in flight finish, exit code 0.
+expect "image: the admin API registers the stranger" "$RUN-client" 201 '"source":"admin"' -X PUT -H "Authorization: Bearer $ADMIN_KEY" \
+  -H 'Content-Type: application/json' -d "{\"address\":\"$STRANGER_IP\",\"identities\":[\"*\"]}" http://proxy:8081/admin/clients/late
+check "image: docker stop is an orderly stop (exit code 0)" \
+  bash -c "docker stop -t 30 $RUN-proxy >/dev/null && [ \"\$(docker inspect -f '{{.State.ExitCode}}' $RUN-proxy)\" = 0 ]"
+check "image: the proxy starts again and is ready" bash -c "docker start $RUN-proxy >/dev/null && docker exec $RUN-proxy bash -c \
+  'for i in \$(seq 1 1500); do curl -fs -o /dev/null http://localhost:8081/readyz && exit 0; sleep 0.02; done; exit 1'"
+expect "image: after the restart the client the admin API registered gets a token" "$RUN-stranger" 200 '"access_token"' -H 'Metadata: true' "$TOKEN_URL"
 
 if grep -q '^FAIL image' "$DEPLOY_RESULTS"; then
   echo "--- proxy logs"; docker logs "$RUN-proxy" 2>&1 | tail -40 | sed 's/^/    /'

@@ -86,6 +86,36 @@ true
 {{- end -}}
 
 {{/*
+The state file (MsiProxy:StateFile): in the container's state volume, or — a HostProcess container is the node — in the
+node's folder itself. The image sets the same variable; the pod's value is the one that counts.
+*/}}
+{{- define "msi-proxy.stateFile" -}}
+{{- if and (eq .Values.os "windows") .Values.windows.hostProcess.enabled -}}
+{{- printf "%s\\state.json" (include "msi-proxy.stateHostPath" .) -}}
+{{- else if eq .Values.os "windows" -}}
+{{- printf "%s\\state.json" (include "msi-proxy.stateMount" .) -}}
+{{- else -}}
+{{- printf "%s/state.json" (include "msi-proxy.stateMount" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the state volume is mounted in the container. */}}
+{{- define "msi-proxy.stateMount" -}}
+{{- if eq .Values.os "windows" -}}C:\ProgramData\MsiProxy{{- else -}}/var/lib/msi-proxy{{- end -}}
+{{- end -}}
+
+{{/* The node folder of state.volume hostPath (and of a HostProcess container): one per release, so two never share a file. */}}
+{{- define "msi-proxy.stateHostPath" -}}
+{{- if .Values.state.hostPath -}}
+{{- .Values.state.hostPath -}}
+{{- else if eq .Values.os "windows" -}}
+{{- printf "C:\\ProgramData\\MsiProxy\\%s" (include "msi-proxy.fullname" .) -}}
+{{- else -}}
+{{- printf "/var/lib/msi-proxy/%s" (include "msi-proxy.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The proxy's appsettings.json, in three layers (later wins): what the typed values feed, then .Values.config (any key),
 then the keys that must match what the templates render (mounts, host network), which config may not set. The last
 layer is set key by key, not merged: a merge never overwrites with false.
@@ -139,7 +169,8 @@ same key twice, which the proxy refuses at start-up.
   "msiproxy:kubernetes:bindingspath" "kubernetes.bindings"
   "msiproxy:kubernetes:dnat:enabled" "kubernetes.dnat.enabled"
   "msiproxy:kubernetes:dnat:proxyaddress" "nothing: the rule targets the node IP (downward API)"
-  "msiproxy:kubernetes:dnat:proxyport" "ports.client" -}}
+  "msiproxy:kubernetes:dnat:proxyport" "ports.client"
+  "msiproxy:statefile" "state" -}}
 {{- $spelling := dict -}}
 {{- range list "MsiProxy" "MsiProxy:Upstreams" "MsiProxy:Clients" "MsiProxy:Management" "MsiProxy:Kubernetes"
   "MsiProxy:Kubernetes:Dnat" "MsiProxy:Kubernetes:Dnat:Command" "MsiProxy:Kubernetes:Dnat:ReconcileInterval"

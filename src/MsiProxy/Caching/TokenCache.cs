@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 using MsiProxy.Responses;
@@ -22,13 +23,41 @@ internal enum CacheOutcome
 }
 
 /// <summary>
-/// A cache answer: a token, or — when none could be cached — the upstream's own answer to pass on (an error, or a 200
-/// whose body is not a cacheable token).
+/// A cache answer, exactly one of two things: a token (<see cref="Token"/>), or — when none could be cached — the
+/// upstream's own answer to pass on as it came (<see cref="PassThrough"/>: an error, the proxy's 429/502/503/504, or a
+/// 200 whose body is not a cacheable token; its status says which, not the name). The two factories are the only way to
+/// make one, so a result never holds both or neither.
 /// </summary>
-internal readonly record struct CacheResult(CacheOutcome Outcome, CachedToken? Token, UpstreamResponse? Uncached)
+internal readonly struct CacheResult
 {
+    private CacheResult(CacheOutcome outcome, CachedToken? token, UpstreamResponse? passThrough, string? upstream)
+    {
+        Outcome = outcome;
+        Token = token;
+        PassThrough = passThrough;
+        Upstream = upstream;
+    }
+
+    public CacheOutcome Outcome { get; }
+
+    /// <summary>The token to serve; null exactly when <see cref="PassThrough"/> is set.</summary>
+    public CachedToken? Token { get; }
+
+    /// <summary>The upstream answer that holds no cacheable token; null exactly when <see cref="Token"/> is set.</summary>
+    public UpstreamResponse? PassThrough { get; }
+
     /// <summary>The upstream that answered the fetch this caller waited for (null for hits): the audit log names it.</summary>
-    public string? Upstream { get; init; }
+    public string? Upstream { get; }
+
+    [MemberNotNullWhen(true, nameof(Token))]
+    [MemberNotNullWhen(false, nameof(PassThrough))]
+    public bool HasToken => Token is not null;
+
+    public static CacheResult Served(CacheOutcome outcome, CachedToken token, string? upstream = null) =>
+        new(outcome, token ?? throw new ArgumentNullException(nameof(token)), null, upstream);
+
+    public static CacheResult NotCached(CacheOutcome outcome, UpstreamResponse answer) =>
+        new(outcome, null, answer ?? throw new ArgumentNullException(nameof(answer)), answer.Upstream);
 }
 
 /// <summary>Why the cache asks for a token: a caller is waiting (short budget) or it refreshes ahead (long budget).</summary>
@@ -106,11 +135,11 @@ internal sealed class TokenCache
                 entry.Hits++;
                 if (now < current!.RefreshAt || now < entry.NextRefreshAt || entry.InFlight is not null)
                 {
-                    return new(CacheOutcome.Hit, current, null);
+                    return CacheResult.Served(CacheOutcome.Hit, current);
                 }
 
                 entry.InFlight = FetchAsync(key, entry, fetch, FetchPurpose.Refresh, bypassUpstreamCache: false);
-                return new(CacheOutcome.HitRefreshing, current, null);
+                return CacheResult.Served(CacheOutcome.HitRefreshing, current);
             }
 
             // A bypass joins a fetch already under way: it is just as fresh.
@@ -125,7 +154,9 @@ internal sealed class TokenCache
         }
 
         var result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new(outcome, result.Token, result.Token is null ? result.Response : null) { Upstream = result.Response.Upstream };
+        return result.Token is { } fetched
+            ? CacheResult.Served(outcome, fetched, result.Response.Upstream)
+            : CacheResult.NotCached(outcome, result.Response);
     }
 
     /// <summary>

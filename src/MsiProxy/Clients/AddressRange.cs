@@ -22,6 +22,13 @@ internal sealed record AddressRange
     /// <summary>True when the range is exactly one address (a /32 or /128).</summary>
     public bool IsSingleAddress => PrefixLength == _network.Length * 8;
 
+    /// <summary>
+    /// True for <c>0.0.0.0/0</c> and <c>::/0</c>: every caller of the family. Registering it hands the client's identities
+    /// to anyone who can reach the proxy, so client addresses are refused when it is — the one check, used by
+    /// configuration validation and the admin API alike.
+    /// </summary>
+    public bool IsEverything => PrefixLength == 0;
+
     public static AddressRange ForAddress(IPAddress address)
     {
         var normalised = Normalise(address);

@@ -10,7 +10,7 @@ internal static class RegistrationSources
 }
 
 /// <summary>
-/// A caller the proxy knows: who it is (name, container id), where it calls from (address or CIDR), how it proves it
+/// A caller the proxy knows: who it is (name, workload id), where it calls from (address or CIDR), how it proves it
 /// (<see cref="Proof"/>) and which identities and endpoints it may use. A registration that is not <see cref="Ready"/> is still being wired: its requests
 /// are held until it is, briefly, then get 503 + Retry-After instead of 403, so SDKs retry rather than fail.
 /// </summary>
@@ -24,7 +24,11 @@ internal sealed record ClientRegistration
 
     public required string Source { get; init; }
     public DateTimeOffset RegisteredAt { get; init; }
-    public string? ContainerId { get; init; }
+    /// <summary>
+    /// The workload behind the registration, when there is one: the Docker container id, or the pod UID under
+    /// Kubernetes. A newer workload that takes the same name or address is a different owner.
+    /// </summary>
+    public string? WorkloadId { get; init; }
 
     /// <summary>Resources to fetch in the background as soon as the client registers.</summary>
     public IReadOnlyList<string> Prefetch { get; init; } = [];

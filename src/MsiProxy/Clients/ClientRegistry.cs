@@ -251,9 +251,9 @@ internal sealed class ClientRegistry
     private static string Slot(ClientRegistration r) =>
         r.FoundBySecret ? "secret " + r.IdentityHeader!.Hex + " at " + r.Address : "address " + r.Address;
 
-    /// <summary>Same container (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
+        /// <summary>Same workload (or same static entry) re-registering, e.g. to flip Ready or change identities.</summary>
     private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
-        a.Address == b.Address && a.ContainerId == b.ContainerId && a.Identities.SequenceEqual(b.Identities);
+        a.Address == b.Address && a.WorkloadId == b.WorkloadId && a.Identities.SequenceEqual(b.Identities);
 
     private sealed class Snapshot
     {

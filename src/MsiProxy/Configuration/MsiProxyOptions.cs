@@ -41,6 +41,14 @@ internal sealed class MsiProxyOptions
     /// <summary>Clients must send <c>Metadata: true</c>, exactly as IMDS demands (an SSRF guard we keep).</summary>
     public bool RequireMetadataHeader { get; set; } = true;
 
+    /// <summary>
+    /// Where the admin API's changes are kept across restarts: clients registered through it and the upstream list it
+    /// set (JSON, replaced atomically). Empty: nothing is kept. The images set it to a volume (docs/deploy.md).
+    /// </summary>
+    public string? StateFile { get; set; }
+
+    public ShutdownOptions Shutdown { get; set; } = new();
+
     public ManagementOptions Management { get; set; } = new();
     public CacheOptions Cache { get; set; } = new();
     public ResilienceOptions Resilience { get; set; } = new();
@@ -81,6 +89,23 @@ internal sealed class ForwardingOptions
     /// shared between identical requests: a flood of them then costs the upstream one call. Zero turns sharing off.
     /// </summary>
     public TimeSpan SharedAnswerDuration { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>How the proxy stops on SIGTERM (Docker, Kubernetes) or Ctrl+C: not ready first, then it drains.</summary>
+internal sealed class ShutdownOptions
+{
+    /// <summary>
+    /// How long <c>/readyz</c> answers 503 while the listeners still serve, so whatever watches readiness (the kubelet, a
+    /// load balancer in front of msiserviceclients) stops sending before the listeners close. Part of <see cref="DrainTimeout"/>.
+    /// </summary>
+    public TimeSpan ReadinessDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The bound on the whole stop (<c>HostOptions.ShutdownTimeout</c>): the readiness delay, then requests in flight
+    /// finish; whatever is still running when it ends is cut off. Keep it below the platform's grace period (Docker's
+    /// stop timeout, the pod's <c>terminationGracePeriodSeconds</c>).
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 internal sealed class ManagementOptions

@@ -25,14 +25,22 @@ internal sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOption
             {
                 errors.Add($"{prefix}:Name is required");
             }
+            else if (ClientNames.Problem(client.Name) is { } problem)
+            {
+                errors.Add($"{prefix}:Name {problem}");
+            }
             else if (!names.Add(client.Name))
             {
                 errors.Add($"{prefix}:Name = '{client.Name}' is used by more than one client");
             }
 
-            if (!AddressRange.TryParse(client.Address, out _))
+            if (!AddressRange.TryParse(client.Address, out var address))
             {
                 errors.Add($"{prefix}:Address = '{client.Address}' is not an IPv4/IPv6 address or CIDR block");
+            }
+            else if (address.IsEverything)
+            {
+                errors.Add($"{prefix}:Address = '{client.Address}' is every address: any caller would get this client's identities");
             }
 
             for (var j = 0; j < client.Identities.Count; j++)
@@ -67,6 +75,18 @@ internal sealed class MsiProxyOptionsValidator : IValidateOptions<MsiProxyOption
         Positive(errors, "MsiProxy:Resilience:RequestBudget", options.Resilience.RequestBudget);
         Positive(errors, "MsiProxy:Resilience:RefreshBudget", options.Resilience.RefreshBudget);
         Positive(errors, "MsiProxy:Health:Interval", options.Health.Interval);
+        Positive(errors, "MsiProxy:Shutdown:DrainTimeout", options.Shutdown.DrainTimeout);
+        if (options.Shutdown.ReadinessDelay < TimeSpan.Zero || options.Shutdown.ReadinessDelay >= options.Shutdown.DrainTimeout)
+        {
+            errors.Add($"MsiProxy:Shutdown:ReadinessDelay = {options.Shutdown.ReadinessDelay} must be at least 0 and less than "
+                + $"MsiProxy:Shutdown:DrainTimeout ({options.Shutdown.DrainTimeout}): it is part of it, and requests in flight need the rest");
+        }
+
+        if (options.StateFile is { Length: > 0 } stateFile && (stateFile.IndexOfAny(Path.GetInvalidPathChars()) >= 0
+                || string.IsNullOrEmpty(Path.GetFileName(stateFile)) || Directory.Exists(stateFile)))
+        {
+            errors.Add($"MsiProxy:StateFile = '{stateFile}' is not a file path such as /var/lib/msi-proxy/state.json");
+        }
         Positive(errors, "MsiProxy:Health:Timeout", options.Health.Timeout);
         if (options.Resilience.MaxConcurrency < 1)
         {

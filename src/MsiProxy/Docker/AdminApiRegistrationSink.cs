@@ -25,14 +25,11 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
         var settings = monitor.Value;
         if (!Uri.TryCreate(settings.AdminUrl, UriKind.Absolute, out var adminUrl) || adminUrl.Scheme is not ("http" or "https"))
         {
-            throw new InvalidOperationException($"MsiProxy:Monitor:AdminUrl = '{settings.AdminUrl}' is not an http(s) URL of the proxy's management listener")
-            {
-                Source = "MsiProxy",
-            };
+            throw new ConfigurationException($"MsiProxy:Monitor:AdminUrl = '{settings.AdminUrl}' is not an http(s) URL of the proxy's management listener");
         }
 
-        var key = settings.ResolveApiKey() ?? throw new InvalidOperationException(
-            "MsiProxy:Monitor:ApiKey or MsiProxy:Monitor:ApiKeyFile is required: the admin API refuses calls without a key") { Source = "MsiProxy" };
+        var key = settings.ResolveApiKey() ?? throw new ConfigurationException(
+            "MsiProxy:Monitor:ApiKey or MsiProxy:Monitor:ApiKeyFile is required: the admin API refuses calls without a key");
         _http = httpClients.CreateClient(HttpClientName);
         _http.BaseAddress = new Uri(adminUrl.ToString().TrimEnd('/') + "/");
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
@@ -43,7 +40,7 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
     public async Task<IReadOnlyList<ManagedRegistration>> ListAsync(CancellationToken cancellationToken)
     {
         var clients = await _http.GetFromJsonAsync<List<RemoteClient>>("admin/clients", cancellationToken).ConfigureAwait(false) ?? [];
-        return [.. clients.Where(c => c.ContainerId is not null).Select(c => new ManagedRegistration(c.Name, c.ContainerId!))];
+        return [.. clients.Where(c => c.WorkloadId is not null).Select(c => new ManagedRegistration(c.Name, c.WorkloadId!))];
     }
 
     public async Task RegisterAsync(ClientRegistration registration, CancellationToken cancellationToken)
@@ -53,7 +50,7 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
             address = registration.Address.ToString(),
             identities = registration.Identities.Select(i => i.ToString()).ToList(),
             prefetch = registration.Prefetch,
-            containerId = registration.ContainerId,
+            workloadId = registration.WorkloadId,
             ready = registration.Ready,
             proof = registration.Proof.Name(),
             identityHeaderSha256 = registration.IdentityHeader?.Hex,
@@ -75,7 +72,7 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
 
             await EnsureSuccessAsync(current, "GET /" + path, cancellationToken).ConfigureAwait(false);
             var client = await current.Content.ReadFromJsonAsync<RemoteClient>(cancellationToken).ConfigureAwait(false);
-            if (client?.ContainerId != containerId)
+            if (client?.WorkloadId != containerId)
             {
                 return false; // a newer container took the name: leave it alone
             }
@@ -111,5 +108,5 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
         }
     }
 
-    private sealed record RemoteClient(string Name, string? ContainerId);
+    private sealed record RemoteClient(string Name, string? WorkloadId);
 }

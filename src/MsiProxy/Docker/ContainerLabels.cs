@@ -35,6 +35,11 @@ internal sealed class ContainerLabels(DockerMonitorOptions options)
         var address = container.AddressOn(options.Network);
         var identities = new List<IdentityBinding>();
         var problems = new List<string>();
+        if (ClientNames.Problem(name) is { } nameProblem)
+        {
+            problems.Add($"the client name {nameProblem}");
+        }
+
         if (address is null)
         {
             problems.Add(options.Network is null

@@ -313,7 +313,7 @@ internal sealed partial class ContainerReconciler(
         Identities = spec.Identities,
         Prefetch = spec.Prefetch,
         Source = RegistrationSources.Docker,
-        ContainerId = spec.ContainerId,
+        WorkloadId = spec.ContainerId,
         Ready = ready,
         Proof = spec.Proof,
         IdentityHeader = spec.IdentityHeader,

@@ -55,7 +55,7 @@ internal static class DockerMonitorExtensions
             await host.RunAsync().ConfigureAwait(false);
             return 0;
         }
-        catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException { Source: "MsiProxy" })
+        catch (Exception ex) when (ex is OptionsValidationException or Configuration.ConfigurationException)
         {
             var messages = ex is OptionsValidationException validation ? validation.Failures : [ex.Message];
             await Console.Error.WriteLineAsync("MsiProxy monitor cannot start, the configuration is invalid:\n  " + string.Join("\n  ", messages))

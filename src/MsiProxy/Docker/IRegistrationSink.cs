@@ -35,8 +35,8 @@ internal sealed class InProcessRegistrationSink(ClientRegistry registry, Upstrea
     public Task<IReadOnlyList<ManagedRegistration>> ListAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<ManagedRegistration>>(
         [
-            .. registry.All.Where(r => r.Source == RegistrationSources.Docker && r.ContainerId is not null)
-                .Select(r => new ManagedRegistration(r.Name, r.ContainerId!)),
+            .. registry.All.Where(r => r.Source == RegistrationSources.Docker && r.WorkloadId is not null)
+                .Select(r => new ManagedRegistration(r.Name, r.WorkloadId!)),
         ]);
 
     public Task RegisterAsync(ClientRegistration registration, CancellationToken cancellationToken)
@@ -46,7 +46,7 @@ internal sealed class InProcessRegistrationSink(ClientRegistry registry, Upstrea
     }
 
     public Task<bool> DeregisterAsync(string name, string containerId, CancellationToken cancellationToken) =>
-        Task.FromResult(registry.RemoveWhere(r => r.Name == name && r.ContainerId == containerId) > 0);
+        Task.FromResult(registry.RemoveWhere(r => r.Name == name && r.WorkloadId == containerId) > 0);
 
     public Task SetUpstreamsAsync(IReadOnlyList<string> upstreams, CancellationToken cancellationToken)
     {

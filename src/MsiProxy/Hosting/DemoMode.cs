@@ -39,6 +39,7 @@ internal sealed class DemoMode : IAsyncDisposable
             ["MsiProxy:Clients:0:Identities:1"] = "client_id=" + UserAssignedClientId,
             ["MsiProxy:Prefetch:Resources:0"] = "https://management.azure.com/",
             ["MsiProxy:Health:Interval"] = "00:00:05",
+            ["MsiProxy:Shutdown:ReadinessDelay"] = "00:00:00", // nothing watches a demo's readiness: Ctrl+C stops at once
         };
         if (string.IsNullOrEmpty(builder.Configuration["urls"]))
         {

@@ -69,12 +69,12 @@ internal sealed class Listeners
         }
         catch (FormatException)
         {
-            throw new InvalidOperationException($"{key} = '{url}' is not a URL such as http://0.0.0.0:80");
+            throw new Configuration.ConfigurationException($"{key} = '{url}' is not a URL such as http://0.0.0.0:80");
         }
 
         if (!string.Equals(binding.Scheme, "http", StringComparison.OrdinalIgnoreCase) || binding.IsUnixPipe || binding.PathBase.Length > 0)
         {
-            throw new InvalidOperationException($"{key} = '{url}' must be a plain http://address:port URL");
+            throw new Configuration.ConfigurationException($"{key} = '{url}' must be a plain http://address:port URL");
         }
 
         var ip = binding.Host switch
@@ -83,7 +83,7 @@ internal sealed class Listeners
             "[::]" or "::" => IPAddress.IPv6Any,
             "localhost" => IPAddress.Loopback,
             var host when IPAddress.TryParse(host.Trim('[', ']'), out var parsed) => parsed,
-            _ => throw new InvalidOperationException($"{key} = '{url}': the host must be an IP address, '+', '*' or localhost"),
+            _ => throw new Configuration.ConfigurationException($"{key} = '{url}': the host must be an IP address, '+', '*' or localhost"),
         };
         return new IPEndPoint(ip, binding.Port);
     }

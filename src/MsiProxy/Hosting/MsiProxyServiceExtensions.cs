@@ -31,6 +31,12 @@ internal static class MsiProxyServiceExtensions
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
+        // SIGTERM: /readyz false first, then the server drains, all within Shutdown:DrainTimeout.
+        services.AddOptions<HostOptions>().Configure<IOptions<MsiProxyOptions>>((host, proxy) => host.ShutdownTimeout = proxy.Value.Shutdown.DrainTimeout);
+        services.AddSingleton<ShutdownDrain>();
+        services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
+        services.AddSingleton<IReadinessCheck>(sp => sp.GetRequiredService<ShutdownDrain>());
+
         // Listeners are read from the final configuration (so --demo and tests can add to it after this call).
         services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
         services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
@@ -48,6 +54,9 @@ internal static class MsiProxyServiceExtensions
         // Who may call, and what they may ask for
         services.AddSingleton<ClientRegistry>();
         services.AddHostedService<ConfiguredClients>();
+        // After the configured clients, before the listeners open: what the admin API registered before a restart.
+        services.AddSingleton<AdminState>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdminState>());
         builder.AddKubernetesDiscovery();
         services.AddSingleton<EndpointAccess>();
         services.AddSingleton<RequestGate>(); // with the container monitor's ICallerDiscovery when one is registered

@@ -1,12 +1,15 @@
 using Microsoft.Extensions.Options;
+using MsiProxy.Configuration;
 
 namespace MsiProxy.Hosting;
 
 internal static class StartupExtensions
 {
     /// <summary>
-    /// Builds, maps and runs the proxy; a configuration error ends the process with exit code 2 and a message naming
-    /// key and value. Building and mapping are inside the guard because that is where most such errors surface:
+    /// Builds, maps and runs the proxy; a configuration error (options validation, or a <see cref="ConfigurationException"/>)
+    /// ends the process with exit code 2 and a message naming key and value. Any other exception is not a configuration
+    /// error and propagates: an <see cref="InvalidOperationException"/> from a library or an iptables failure must not be
+    /// reported as "the configuration is invalid". Building and mapping are inside the guard because that is where most such errors surface:
     /// Kestrel's listeners are parsed by <c>Build()</c>, and the options are first read (and validated) when
     /// <c>MapMsiProxy</c> creates YARP's configuration — long before <c>RunAsync</c>.
     /// </summary>
@@ -23,7 +26,7 @@ internal static class StartupExtensions
             await app.RunAsync();
             return 0;
         }
-        catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException { Source: "MsiProxy" })
+        catch (Exception ex) when (ex is OptionsValidationException or ConfigurationException)
         {
             var messages = ex is OptionsValidationException validation ? validation.Failures : [ex.Message];
             await Console.Error.WriteLineAsync("MsiProxy cannot start, the configuration is invalid:");

@@ -62,7 +62,7 @@ internal static class KubernetesDiscoveryExtensions
 
         if (!KubernetesClientConfiguration.IsInCluster())
         {
-            throw new InvalidOperationException(
+            throw new ConfigurationException(
                 "MsiProxy:Kubernetes:Enabled is true but there is no in-cluster configuration (service account token and "
                 + "KUBERNETES_SERVICE_HOST); run the proxy in a pod or set MsiProxy:Kubernetes:ApiServer");
         }

@@ -30,7 +30,7 @@ internal sealed class PodRegistrations(ClientRegistry registry, IdentityHeaderSe
         lock (_lock)
         {
             _pods = pods.ToDictionary(p => p.Uid, StringComparer.Ordinal);
-            var removed = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && (r.ContainerId is null || !_pods.ContainsKey(r.ContainerId)));
+            var removed = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && (r.WorkloadId is null || !_pods.ContainsKey(r.WorkloadId)));
             if (removed > 0)
             {
                 logger.LogInformation("Relist removed {Count} registrations of pods that no longer exist on this node", removed);
@@ -120,7 +120,7 @@ internal sealed class PodRegistrations(ClientRegistry registry, IdentityHeaderSe
         {
             // This pod owns the address now: whoever held it before is gone, even if its DELETED event has not arrived yet.
             var range = AddressRange.ForAddress(address);
-            var stale = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && SameAddress(r.Address, range) && r.ContainerId != pod.Uid);
+            var stale = registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && SameAddress(r.Address, range) && r.WorkloadId != pod.Uid);
             if (stale > 0)
             {
                 logger.LogInformation("Pod {Pod} ({Uid}) now has {Address}; removed the registration of its previous holder",
@@ -141,7 +141,7 @@ internal sealed class PodRegistrations(ClientRegistry registry, IdentityHeaderSe
         }
 
         _refusals.Remove(pod.Uid);
-        var existing = registry.All.FirstOrDefault(r => r.Source == RegistrationSources.Kubernetes && r.ContainerId == pod.Uid);
+        var existing = registry.All.FirstOrDefault(r => r.Source == RegistrationSources.Kubernetes && r.WorkloadId == pod.Uid);
         if (existing is not null && existing.Name == wanted.Name && SameAddress(existing.Address, wanted.Address) && existing.Ready == wanted.Ready
             && existing.Identities.SequenceEqual(wanted.Identities) && existing.Proof == wanted.Proof && Equals(existing.IdentityHeader, wanted.IdentityHeader))
         {
@@ -202,7 +202,7 @@ internal sealed class PodRegistrations(ClientRegistry registry, IdentityHeaderSe
             Address = AddressRange.ForAddress(address),
             Identities = grant.Identities,
             Source = RegistrationSources.Kubernetes,
-            ContainerId = pod.Uid,
+            WorkloadId = pod.Uid,
             Ready = pod.IsRunning,
             Proof = grant.Proof,
             IdentityHeader = digest,
@@ -215,7 +215,7 @@ internal sealed class PodRegistrations(ClientRegistry registry, IdentityHeaderSe
     /// <summary>Returns true when the pod had a registration (and says why it lost it).</summary>
     private bool Unregister(string uid, string name, string reason)
     {
-        if (registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && r.ContainerId == uid) > 0)
+        if (registry.RemoveWhere(r => r.Source == RegistrationSources.Kubernetes && r.WorkloadId == uid) > 0)
         {
             logger.LogInformation("Deregistered pod {Pod} ({Uid}): {Reason}", name, uid, reason);
             return true;

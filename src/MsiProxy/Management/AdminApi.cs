@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Docker;
@@ -29,18 +30,20 @@ internal static class AdminApi
         return admin;
     }
 
+    /// <param name="WorkloadId">The workload behind the client: a container id, or a pod UID. <c>containerId</c>, its former
+    /// name, is still accepted (not both, unless they agree).</param>
     /// <param name="Ready">False registers a client that is still being wired: it gets 503 + Retry-After instead of 403.</param>
     /// <param name="Proof">address (default), address+secret or secret.</param>
     /// <param name="IdentityHeaderSha256">The SHA-256 (hex) of the client's identity header; the secret itself is never sent here.</param>
-    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? ContainerId, bool? Ready = null,
-        List<string>? Endpoints = null, string? Proof = null, string? IdentityHeaderSha256 = null);
+    public sealed record ClientBody(string? Address, List<string>? Identities, List<string>? Prefetch, string? WorkloadId = null, bool? Ready = null,
+        List<string>? Endpoints = null, string? ContainerId = null, string? Proof = null, string? IdentityHeaderSha256 = null);
 
     /// <param name="IdentityHeader">Whether the client has an identity header digest; the digest itself is not shown.</param>
     public sealed record ClientView(string Name, string Address, IReadOnlyList<string> Identities, string Source, DateTimeOffset RegisteredAt,
-        string? ContainerId, IReadOnlyList<string> Prefetch, bool Ready, IReadOnlyList<string> Endpoints, string Proof, bool IdentityHeader)
+        string? WorkloadId, IReadOnlyList<string> Prefetch, bool Ready, IReadOnlyList<string> Endpoints, string Proof, bool IdentityHeader)
     {
         public static ClientView From(ClientRegistration r) =>
-            new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.ContainerId, r.Prefetch, r.Ready,
+            new(r.Name, r.Address.ToString(), [.. r.Identities.Select(i => i.ToString())], r.Source, r.RegisteredAt, r.WorkloadId, r.Prefetch, r.Ready,
                 r.Endpoints, r.Proof.Name(), r.IdentityHeader is not null);
     }
 
@@ -55,29 +58,63 @@ internal static class AdminApi
     private static IResult GetClient(string name, ClientRegistry registry) =>
         registry.Get(name) is { } r ? Results.Ok(ClientView.From(r)) : NotFound($"No client named '{name}'");
 
-    private static IResult PutClient(string name, ClientBody? body, ClientRegistry registry)
+    private static async Task<IResult> PutClient(string name, HttpRequest request, ClientRegistry registry, AdminState state, CancellationToken cancellationToken)
     {
-        if (body is null)
+        var (body, refused) = await AdminJson.ReadAsync<ClientBody>(request, cancellationToken).ConfigureAwait(false);
+        if (refused is not null)
         {
-            return Invalid("body: a JSON object with address and identities is required");
+            return refused;
         }
 
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 253)
+        if (!TryCreateRegistration(name, body!, default, out var candidate, out var error))
         {
-            return Invalid("name: must be 1-253 characters");
+            return Invalid(error);
+        }
+
+        var existed = registry.Get(name) is not null;
+        var registration = registry.Register(candidate);
+        if (await state.SaveAsync().ConfigureAwait(false) is { } notSaved)
+        {
+            return StateNotSaved(notSaved);
+        }
+
+        var view = ClientView.From(registration);
+        return existed ? Results.Ok(view) : Results.Created($"/admin/clients/{Uri.EscapeDataString(name)}", view);
+    }
+
+    /// <summary>
+    /// The admin API's rules for a client, in one place: a PUT body, and each entry of the state file at start-up. The
+    /// error names the field (<c>address: …</c>, <c>identities[1]: …</c>).
+    /// </summary>
+    internal static bool TryCreateRegistration(string? name, ClientBody body, DateTimeOffset registeredAt,
+        [NotNullWhen(true)] out ClientRegistration? registration, [NotNullWhen(false)] out string? error)
+    {
+        registration = null;
+        if (ClientNames.Problem(name) is { } nameProblem)
+        {
+            error = $"name: {nameProblem}";
+            return false;
         }
 
         if (!AddressRange.TryParse(body.Address, out var address))
         {
-            return Invalid($"address: '{body.Address}' is not an IPv4/IPv6 address or CIDR block");
+            error = $"address: '{body.Address}' is not an IPv4/IPv6 address or CIDR block";
+            return false;
+        }
+
+        if (address.IsEverything)
+        {
+            error = $"address: '{body.Address}' is every address: any caller would get this client's identities";
+            return false;
         }
 
         var identities = new List<IdentityBinding>();
         foreach (var (entry, index) in (body.Identities ?? []).Select((e, i) => (e, i)))
         {
-            if (!IdentityBinding.TryParse(entry, out var binding, out var error))
+            if (!IdentityBinding.TryParse(entry, out var binding, out var why))
             {
-                return Invalid($"identities[{index}]: {error}");
+                error = $"identities[{index}]: {why}";
+                return false;
             }
 
             identities.Add(binding);
@@ -87,7 +124,8 @@ internal static class AdminApi
         {
             if (!Uri.TryCreate(resource, UriKind.Absolute, out _))
             {
-                return Invalid($"prefetch[{index}]: '{resource}' is not an absolute resource URI");
+                error = $"prefetch[{index}]: '{resource}' is not an absolute resource URI";
+                return false;
             }
         }
 
@@ -95,35 +133,57 @@ internal static class AdminApi
         {
             if (ImdsEndpoints.ByName(endpoint) is null)
             {
-                return Invalid($"endpoints[{index}]: '{endpoint}' is not an endpoint ({EndpointAccess.Names})");
+                error = $"endpoints[{index}]: '{endpoint}' is not an endpoint ({EndpointAccess.Names})";
+                return false;
             }
         }
 
         if (!ProofPolicies.TryRead(body.Proof, body.IdentityHeaderSha256, out var proof, out var digest, out var proofError))
         {
-            return Invalid(proofError);
+            error = proofError;
+            return false;
         }
 
-        var existed = registry.Get(name) is not null;
-        var registration = registry.Register(new ClientRegistration
+        if (body.WorkloadId is not null && body.ContainerId is not null && body.WorkloadId != body.ContainerId)
         {
-            Name = name,
+            error = "containerId: is the former name of workloadId, and the two differ; send workloadId only";
+            return false;
+        }
+
+        var workload = body.WorkloadId ?? body.ContainerId;
+        if (workload is not null && ClientNames.Problem(workload) is { } workloadProblem)
+        {
+            error = $"{(body.WorkloadId is null ? "containerId" : "workloadId")}: {workloadProblem}";
+            return false;
+        }
+
+        registration = new ClientRegistration
+        {
+            Name = name!,
             Address = address,
             Identities = identities,
             Prefetch = body.Prefetch ?? [],
             Endpoints = body.Endpoints ?? [],
-            ContainerId = body.ContainerId,
+            WorkloadId = workload,
             Ready = body.Ready ?? true,
             Proof = proof,
             IdentityHeader = digest,
             Source = RegistrationSources.Admin,
-        });
-        var view = ClientView.From(registration);
-        return existed ? Results.Ok(view) : Results.Created($"/admin/clients/{Uri.EscapeDataString(name)}", view);
+            RegisteredAt = registeredAt,
+        };
+        error = null;
+        return true;
     }
 
-    private static IResult DeleteClient(string name, ClientRegistry registry) =>
-        registry.Deregister(name) ? Results.NoContent() : NotFound($"No client named '{name}'");
+    private static async Task<IResult> DeleteClient(string name, ClientRegistry registry, AdminState state)
+    {
+        if (!registry.Deregister(name))
+        {
+            return NotFound($"No client named '{name}'");
+        }
+
+        return await state.SaveAsync().ConfigureAwait(false) is { } notSaved ? StateNotSaved(notSaved) : Results.NoContent();
+    }
 
     private static IResult ListCache(TokenCache cache) =>
         Results.Ok(cache.Snapshot().OrderBy(e => e.Key.ToString(), StringComparer.Ordinal).Select(e =>
@@ -158,13 +218,13 @@ internal static class AdminApi
             var work = UpstreamRequest.InBackground(request.UpstreamTarget(key.Identity, bypassCache: true), "admin");
             var result = await cache.GetAsync(key, new CacheDirective(Bypass: true), (_, _) => upstream.SendAsync(work, CancellationToken.None),
                 cancellationToken);
-            if (result.Token is not null)
+            if (result.HasToken)
             {
                 refreshed++;
             }
             else
             {
-                failed.Add($"{key}: {result.Uncached?.Status}");
+                failed.Add($"{key}: {result.PassThrough.Status}");
             }
         }
 
@@ -173,9 +233,15 @@ internal static class AdminApi
 
     private static IResult ListUpstreams(UpstreamSet upstreams) => Results.Ok(upstreams.Describe());
 
-    private static IResult PutUpstreams(UpstreamsBody? body, UpstreamSet upstreams)
+    private static async Task<IResult> PutUpstreams(HttpRequest request, UpstreamSet upstreams, AdminState state, CancellationToken cancellationToken)
     {
-        if (body?.Upstreams is not { } list)
+        var (body, refused) = await AdminJson.ReadAsync<UpstreamsBody>(request, cancellationToken).ConfigureAwait(false);
+        if (refused is not null)
+        {
+            return refused;
+        }
+
+        if (body!.Upstreams is not { } list)
         {
             return Invalid("upstreams: a JSON array of base URLs is required");
         }
@@ -183,10 +249,15 @@ internal static class AdminApi
         var errors = UpstreamSet.Validate(list).ToList();
         if (errors.Count > 0)
         {
-            return Invalid("upstreams: " + string.Join("; ", errors).Replace("MsiProxy:Upstreams:", "upstreams[", StringComparison.Ordinal));
+            return Invalid("upstreams: " + UpstreamField(string.Join("; ", errors), "upstreams"));
         }
 
-        upstreams.Set(list);
+        state.SetUpstreams(list);
+        if (await state.SaveAsync().ConfigureAwait(false) is { } notSaved)
+        {
+            return StateNotSaved(notSaved);
+        }
+
         return Results.Ok(upstreams.Describe());
     }
 
@@ -224,7 +295,14 @@ internal static class AdminApi
         return true;
     }
 
-    private static IResult Invalid(string description) => Error(StatusCodes.Status400BadRequest, "invalid_request", description);
+    /// <summary>The validator names configuration keys (<c>MsiProxy:Upstreams:1</c>); a body's field is <c>upstreams[1]</c>.</summary>
+    internal static string UpstreamField(string message, string field) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @"MsiProxy:Upstreams:(\d+)", field + "[$1]");
+
+    internal static IResult Invalid(string description) => Error(StatusCodes.Status400BadRequest, "invalid_request", description);
+
+    /// <summary>The change was made but the state file could not be written: the caller must know it will not last.</summary>
+    private static IResult StateNotSaved(string description) => Error(StatusCodes.Status500InternalServerError, "state_not_saved", description);
 
     private static IResult NotFound(string description) => Error(StatusCodes.Status404NotFound, "not_found", description);
 

@@ -17,14 +17,14 @@ internal interface IReadinessCheck
 /// Ready while an upstream is available (by the health checks) and one answered recently; without a recent answer, asks
 /// the first available one right now. With no upstream available the proxy can only serve cached tokens: not ready.
 /// </summary>
-internal sealed class UpstreamReadiness(UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time,
+internal sealed class UpstreamReadiness(UpstreamSet upstreams, IOptions<MsiProxyOptions> options, TimeProvider time,
     IHttpClientFactory httpClients) : IReadinessCheck
 {
     public const string ProbeClientName = "msiproxy-readiness";
 
     public async ValueTask<ReadinessResult> CheckAsync(CancellationToken cancellationToken)
     {
-        var health = options.CurrentValue.Health;
+        var health = options.Value.Health;
         var available = upstreams.Pick();
         if (available is null)
         {

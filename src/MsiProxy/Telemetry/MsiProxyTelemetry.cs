@@ -4,9 +4,10 @@ using System.Diagnostics.Metrics;
 namespace MsiProxy.Telemetry;
 
 /// <summary>
-/// MsiProxy's own ActivitySource and Meter. Names follow OpenTelemetry conventions; label values are bounded
-/// (outcomes and reasons are fixed sets, upstreams and client names come from configuration or registrations —
-/// never raw resources, client IPs or tokens).
+/// MsiProxy's own ActivitySource and Meter. Names follow OpenTelemetry conventions; label values are bounded:
+/// outcomes, reasons and registration sources are fixed sets, upstreams come from configuration or the admin API. Never
+/// a client or pod name (Kubernetes brings a new one with every pod: a series per pod would grow without bound — they
+/// are in the request log, the audit events and the spans), nor raw resources, client IPs or tokens.
 /// </summary>
 internal sealed class MsiProxyTelemetry
 {
@@ -29,7 +30,7 @@ internal sealed class MsiProxyTelemetry
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         UpstreamInFlight = meter.CreateUpDownCounter<long>("msiproxy.upstream.active_requests", "{request}", "Upstream requests in flight.");
         UpstreamRetries = meter.CreateCounter<long>("msiproxy.upstream.retries", "{retry}", "Upstream retries, by the status or error that caused them.");
-        ClientThrottled = meter.CreateCounter<long>("msiproxy.client.throttled", "{request}", "Cache misses refused by a client's own rate limit, by client name.");
+        ClientThrottled = meter.CreateCounter<long>("msiproxy.client.throttled", "{request}", "Requests refused 429 because the client's own upstream queue was full or its turn would come after its budget, by reason (the client is in the request log and audit, never a label).");
         MonitorEvents = meter.CreateCounter<long>("msiproxy.monitor.events", "{event}", "Container monitor events handled, by action.");
         MonitorErrors = meter.CreateCounter<long>("msiproxy.monitor.errors", "{error}", "Container monitor failures, by action.");
         Meter = meter;

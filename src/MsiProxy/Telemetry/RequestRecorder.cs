@@ -58,7 +58,7 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
 
         if (_audit.IsEnabled(LogLevel.Information))
         {
-            Audited(_audit, AuditDecision(decision), route, decision.Client?.Name, decision.Client?.ContainerId, caller,
+            Audited(_audit, AuditDecision(decision), route, decision.Client?.Name, decision.Client?.WorkloadId, caller,
                 decision.Identity?.ToString(), decision.Resource, path, status, decision.Upstream, milliseconds);
         }
     }
@@ -104,9 +104,9 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
     private static partial void Completed(ILogger logger, string? caller, string? clientName, string method, string? path, int statusCode,
         string outcome, string? upstream, string? clientRequestId, double durationMs);
 
-    // Every field is in the template: a parameter missing from it was dropped on the way through Serilog (ContainerId was).
+    // Every field is in the template: a parameter missing from it was dropped on the way through Serilog (the workload id was).
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, EventName = "Decision",
-        Message = "{Decision} {Endpoint} for {ClientName} (container {ContainerId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
-    private static partial void Audited(ILogger logger, string decision, string endpoint, string? clientName, string? containerId, string? caller,
+        Message = "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
+    private static partial void Audited(ILogger logger, string decision, string endpoint, string? clientName, string? workloadId, string? caller,
         string? identity, string? resource, string? path, int status, string? upstream, double durationMs);
 }

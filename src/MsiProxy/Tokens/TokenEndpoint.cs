@@ -47,12 +47,12 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
             CacheOutcome.Bypass => RequestOutcome.Bypass,
             _ => RequestOutcome.Miss,
         };
-        if (result.Token is { } cached)
+        if (result.HasToken)
         {
-            return decided with { Outcome = outcome, Answer = new TokenAnswer(cached) };
+            return decided with { Outcome = outcome, Answer = new TokenAnswer(result.Token) };
         }
 
-        var response = result.Uncached!;
+        var response = result.PassThrough;
         return decided with
         {
             Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" or "expired" ? RequestOutcome.Throttled : RequestOutcome.UpstreamError,

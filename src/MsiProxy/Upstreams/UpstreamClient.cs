@@ -29,25 +29,25 @@ internal sealed class UpstreamClient
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
     private readonly UpstreamResilience _resilience;
     private readonly UpstreamSet _upstreams;
-    private readonly IOptionsMonitor<MsiProxyOptions> _options;
+    private readonly MsiProxyOptions _options;
     private readonly TimeProvider _time;
     private readonly MsiProxyTelemetry _telemetry;
 
     public UpstreamClient(IHttpClientFactory httpClients, ResiliencePipelineProvider<string> pipelines, UpstreamResilience resilience,
-        UpstreamSet upstreams, IOptionsMonitor<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry)
+        UpstreamSet upstreams, IOptions<MsiProxyOptions> options, TimeProvider time, MsiProxyTelemetry telemetry)
     {
         _http = httpClients.CreateClient(HttpClientName);
         _pipeline = pipelines.GetPipeline<HttpResponseMessage>(UpstreamResilience.PipelineName);
         _resilience = resilience;
         _upstreams = upstreams;
-        _options = options;
+        _options = options.Value; // Resilience:* and Health:* build the pipeline at start-up: they do not reload
         _time = time;
         _telemetry = telemetry;
     }
 
     public async Task<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
     {
-        var resilience = _options.CurrentValue.Resilience;
+        var resilience = _options.Resilience;
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         _resilience.Start(context, request, request.Background ? resilience.RefreshBudget : resilience.RequestBudget);
         var attempts = 0;
@@ -196,7 +196,7 @@ internal sealed class UpstreamClient
         // A request that itself found the upstream refusing connections (or silent) reports that — 502 (504) — even when
         // its budget ran out in a backoff, or its failures just took the upstream out of service. Only requests that arrive
         // after that get the fast 503 "no upstream".
-        var health = _options.CurrentValue.Health;
+        var health = _options.Health;
         return (outcome.Exception, lastFailure) switch
         {
             (NoUpstreamException or TimeoutRejectedException or RateLimiterRejectedException, "connection") => Failure(502, "bad_gateway", "The upstream could not be reached", "unreachable", null),

@@ -39,7 +39,7 @@ internal sealed class ImdsProbingRequestFactory : IProbingRequestFactory
 /// by passive health anyway.
 /// </summary>
 internal sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdater, UpstreamSetAccessor upstreams,
-    Microsoft.Extensions.Options.IOptionsMonitor<Configuration.MsiProxyOptions> options) : IActiveHealthCheckPolicy
+    Microsoft.Extensions.Options.IOptions<Configuration.MsiProxyOptions> options) : IActiveHealthCheckPolicy
 {
     public const string PolicyName = "MsiProxyUpstream";
 
@@ -49,7 +49,7 @@ internal sealed class UpstreamProbePolicy(IDestinationHealthUpdater healthUpdate
 
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
     {
-        var threshold = Math.Max(1, options.CurrentValue.Health.ActiveFailureThreshold);
+        var threshold = Math.Max(1, options.Value.Health.ActiveFailureThreshold); // Health:* is read at start-up (docs/development.md)
         var results = new List<NewActiveDestinationHealth>(probingResults.Count);
         foreach (var result in probingResults)
         {

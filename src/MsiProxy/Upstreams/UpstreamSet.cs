@@ -24,7 +24,7 @@ internal sealed class UpstreamSet
     private readonly InMemoryConfigProvider _config;
     private readonly IProxyStateLookup _state;
     private readonly IDestinationHealthUpdater _health;
-    private readonly IOptionsMonitor<MsiProxyOptions> _options;
+    private readonly MsiProxyOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<UpstreamSet> _logger;
     private readonly Dictionary<string, int> _consecutiveFailures = new(StringComparer.Ordinal);
@@ -32,15 +32,15 @@ internal sealed class UpstreamSet
     private long _lastAnswerTicks;
 
     public UpstreamSet(InMemoryConfigProvider config, IProxyStateLookup state, IDestinationHealthUpdater health,
-        IOptionsMonitor<MsiProxyOptions> options, TimeProvider time, ILogger<UpstreamSet> logger)
+        IOptions<MsiProxyOptions> options, TimeProvider time, ILogger<UpstreamSet> logger)
     {
         _config = config;
         _state = state;
         _health = health;
-        _options = options;
+        _options = options.Value; // the list changes through Set (admin API, monitor); Health:* is read at start-up
         _time = time;
         _logger = logger;
-        _upstreams = options.CurrentValue.EffectiveUpstreams;
+        _upstreams = _options.EffectiveUpstreams;
     }
 
     /// <summary>Raised after the upstream list changed.</summary>
@@ -65,7 +65,7 @@ internal sealed class UpstreamSet
         {
             _upstreams = [.. upstreams.Select(u => u.TrimEnd('/'))];
             _consecutiveFailures.Clear();
-            _config.Update([], [BuildCluster(_upstreams, _options.CurrentValue)]);
+            _config.Update([], [BuildCluster(_upstreams, _options)]);
         }
 
         _logger.LogInformation("Upstreams set to {Upstreams}", _upstreams);
@@ -149,7 +149,7 @@ internal sealed class UpstreamSet
             failures = _consecutiveFailures[upstream.Address] = _consecutiveFailures.GetValueOrDefault(upstream.Address) + 1;
         }
 
-        var health = _options.CurrentValue.Health;
+        var health = _options.Health;
         if (failures >= health.PassiveFailureThreshold)
         {
             _logger.LogWarning("Upstream {Upstream} failed {Failures} times in a row; skipping it for {Period}",

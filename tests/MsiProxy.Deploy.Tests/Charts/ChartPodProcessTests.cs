@@ -75,6 +75,16 @@ public sealed class ChartPodProcessTests
         Assert.Equal(HttpStatusCode.OK, clients.StatusCode);
         Assert.Contains("\"app\"", await clients.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
+        // What the admin API registers is on the pod's state volume when the call answers (MsiProxy__StateFile of the pod).
+        using var register = new HttpRequestMessage(HttpMethod.Put, "/admin/clients/late")
+        {
+            Headers = { Authorization = new AuthenticationHeaderValue("Bearer", AdminKey) },
+            Content = new StringContent("{\"address\":\"127.0.0.4\"}", Encoding.UTF8, "application/json"),
+        };
+        using var registered = await management.SendAsync(register);
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        Assert.Contains("\"late\"", await File.ReadAllTextAsync(root.Path + ProxyPod.StateDirectory + "/state.json"), StringComparison.Ordinal);
+
         // The helm test of the client path, run as its pod would (busybox sh, wget): it passes against the proxy (the
         // kubelet's $(HOST_IP) is loopback here) and fails against IMDS itself (the emulator), which is what it tells apart.
         var testPod = render.TestPod($"{HelmChart.Release}-msi-proxy-test-client-path");

@@ -92,7 +92,10 @@ public class ChartRenderTests
         Assert.Equal("/etc/msi-proxy/admin/api-key", options.Management.ApiKeyFile);
         Assert.Equal("/etc/msi-proxy/bindings/bindings.yaml", options.Kubernetes.BindingsPath);
         Assert.Equal("0", pod.Environment["DOTNET_gcServer"]);
-        Assert.DoesNotContain(pod.Environment.Keys, k => k.StartsWith("MsiProxy__", StringComparison.Ordinal) && k != "MsiProxy__Management__Urls");
+        // Environment variables only where appsettings.json cannot do it: a URL made of $(NODE_IP), and the state file,
+        // which the image sets as an environment variable (only another one overrides it).
+        Assert.Equal(["MsiProxy__Management__Urls", "MsiProxy__StateFile"],
+            pod.Environment.Keys.Where(k => k.StartsWith("MsiProxy__", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -116,6 +119,7 @@ public class ChartRenderTests
     [InlineData("{MsiProxy: {Kubernetes: {BindingsPath: /x}}}", "set kubernetes.bindings instead")]
     [InlineData("{msiproxy: {Cache: {MaxEntries: 5}}}", "config spells MsiProxy, which the chart also writes, as msiproxy: spell it MsiProxy")]
     [InlineData("{Serilog: {minimumLevel: {Override: {Yarp: Debug}}}}", "spell it Serilog:MinimumLevel")]
+    [InlineData("{MsiProxy: {StateFile: /tmp/state.json}}", "config sets MsiProxy:StateFile, which the chart derives: set state instead")]
     public void Config_may_not_set_what_the_chart_derives_nor_respell_what_it_writes(string config, string message)
     {
         // Either the proxy would run unlike the render (a second listener, DNAT without host network), or the JSON
@@ -123,6 +127,41 @@ public class ChartRenderTests
         var result = Chart.TryRender(overrides: "config: " + config);
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains(message, result.Errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_state_file_is_on_an_empty_dir_by_default_and_in_a_node_folder_with_host_path()
+    {
+        var pod = new ProxyPod(Render());
+        Assert.Equal("/var/lib/msi-proxy/state.json", pod.Options.StateFile);
+        Assert.Equal(new Dictionary<string, object?>(), YamlValues.At(pod.Mounts["/var/lib/msi-proxy"], "emptyDir"));
+        Assert.False(pod.Spec.ContainsKey("initContainers"));
+
+        // hostPath: one folder per release on the node, made the proxy user's by an init container that can only chown.
+        var onNode = new ProxyPod(Render(overrides: "state: {volume: hostPath}"));
+        Assert.Equal("/var/lib/msi-proxy/state.json", onNode.Options.StateFile);
+        Assert.Equal(("/var/lib/msi-proxy/test-msi-proxy", "DirectoryOrCreate"),
+            ((string?)YamlValues.At(onNode.Mounts["/var/lib/msi-proxy"], "hostPath.path"), (string?)YamlValues.At(onNode.Mounts["/var/lib/msi-proxy"], "hostPath.type")));
+        var owner = (IDictionary<string, object?>)Assert.Single((List<object?>)onNode.Spec["initContainers"]!)!;
+        Assert.Equal(["chown", "1654:1654", "/var/lib/msi-proxy"], ((List<object?>)owner["command"]!).Cast<string>());
+        Assert.Equal(["CHOWN"], ((List<object?>)YamlValues.At(owner, "securityContext.capabilities.add")!).Cast<string>());
+        Assert.Equal(["ALL"], ((List<object?>)YamlValues.At(owner, "securityContext.capabilities.drop")!).Cast<string>());
+        Assert.Equal(false, YamlValues.At(owner, "securityContext.allowPrivilegeEscalation"));
+        Assert.Equal("/var/lib/msi-proxy", YamlValues.At(owner, "volumeMounts.0.mountPath"));
+        Assert.Equal("/x/y", YamlValues.At(new ProxyPod(Render(overrides: "state: {volume: hostPath, hostPath: /x/y}")).Mounts["/var/lib/msi-proxy"], "hostPath.path"));
+
+        // With the pod rules the proxy is root already, the owner of what the kubelet creates: nothing to chown.
+        Assert.False(new ProxyPod(Render("dnat", "state: {volume: hostPath}")).Spec.ContainsKey("initContainers"));
+
+        var windows = new ProxyPod(Render("windows", "state: {volume: hostPath}"));
+        Assert.Equal(@"C:\ProgramData\MsiProxy\state.json", windows.Options.StateFile);
+        Assert.Equal(@"C:\ProgramData\MsiProxy\test-msi-proxy", YamlValues.At(windows.Mounts[@"C:\ProgramData\MsiProxy"], "hostPath.path"));
+        Assert.False(windows.Spec.ContainsKey("initContainers"));
+
+        // A HostProcess container is the node: it writes to the node's folder itself, through no volume.
+        var hostProcess = new ProxyPod(Render("windows-hostprocess"));
+        Assert.Equal(@"C:\ProgramData\MsiProxy\test-msi-proxy\state.json", hostProcess.Options.StateFile);
+        Assert.DoesNotContain(hostProcess.Mounts.Keys, k => k.Contains("MsiProxy", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -49,6 +49,8 @@ public partial class ChartValuesTests
     [InlineData("{os: windows, kubernetes: {dnat: {uninstall: true}}}", "at '/kubernetes/dnat/uninstall': value must be false")]
     [InlineData("kubernetes: {dnat: {uninstall: \"yes\"}}", "at '/kubernetes/dnat/uninstall': got string, want boolean")]
     [InlineData("terminationGracePeriodSeconds: 5", "at '/terminationGracePeriodSeconds': minimum")]
+    [InlineData("state: {volume: persistentVolumeClaim}", "at '/state/volume': value must be one of 'emptyDir', 'hostPath'")]
+    [InlineData("state: {volume: hostPath, path: /x}", "at '/state': additional properties 'path' not allowed")]
     [InlineData("tests: {image: {tag: \"\"}}", "at '/tests/image/tag': minLength")]
     public void Helm_refuses_a_bad_value_naming_where_it_is(string overrides, string message)
     {

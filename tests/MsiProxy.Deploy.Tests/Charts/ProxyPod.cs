@@ -21,6 +21,9 @@ internal sealed partial class ProxyPod
     /// <summary>Where the chart mounts everything the proxy reads.</summary>
     public const string MountRoot = "/etc/msi-proxy/";
 
+    /// <summary>Where the chart mounts the state volume on Linux (the one place the proxy writes).</summary>
+    public const string StateDirectory = "/var/lib/msi-proxy";
+
     private static readonly Dictionary<string, string> DownwardApi = new(StringComparer.Ordinal)
     {
         ["spec.nodeName"] = NodeName,
@@ -111,12 +114,20 @@ internal sealed partial class ProxyPod
 
     /// <summary>
     /// The pod's files written under <paramref name="root"/> (root + mount path, a stand-in key for each file of an
-    /// existing Secret), with every path under <see cref="MountRoot"/> that the environment and appsettings.json name
-    /// moved there too: the pod as a process on this machine would see it, for the proxy's own checks and start-up.
+    /// existing Secret), with every path under <see cref="MountRoot"/> and <see cref="StateDirectory"/> that the
+    /// environment and appsettings.json name moved there too: the pod as a process on this machine would see it, for the
+    /// proxy's own checks and start-up — and a proxy started from it writes its state file there, not to this machine's
+    /// /var/lib.
     /// </summary>
     public LaidOutPod LayOut(string root)
     {
-        string Moved(string text) => text.Replace(MountRoot, root + MountRoot, StringComparison.Ordinal);
+        string Moved(string text) => text.Replace(MountRoot, root + MountRoot, StringComparison.Ordinal)
+            .Replace(StateDirectory + "/", root + StateDirectory + "/", StringComparison.Ordinal);
+        if (Mounts.ContainsKey(StateDirectory))
+        {
+            Directory.CreateDirectory(root + StateDirectory);
+        }
+
         foreach (var (path, content) in Files.Concat(ExternalFiles.Select(f => KeyValuePair.Create(f, "a-key-from-an-existing-secret"))))
         {
             Assert.StartsWith(MountRoot, path, StringComparison.Ordinal);

@@ -26,6 +26,22 @@ public class ComposeTests
         Assert.Contains("http://localhost:8081/healthz", healthTest);
     }
 
+    [Theory]
+    [InlineData("linux", "/var/lib/msi-proxy")]
+    [InlineData("windows", @"C:\ProgramData\MsiProxy")]
+    public void The_proxy_keeps_its_state_file_on_a_named_volume_and_has_time_to_drain(string os, string stateDirectory)
+    {
+        var compose = YamlValues.Parse(File.ReadAllText(RepositoryPaths.Combine("docker", "compose", os, "compose.yaml")));
+        var proxy = Services(os)["proxy"];
+        var volumes = (List<object?>)YamlValues.At(proxy, "volumes")!;
+        // The image points MsiProxy:StateFile into this folder; a named volume outlives the container.
+        Assert.Contains(volumes, v => v is string s ? s == "state:" + stateDirectory
+            : (string?)YamlValues.At(v, "source") == "state" && (string?)YamlValues.At(v, "target") == stateDirectory && (string?)YamlValues.At(v, "type") == "volume");
+        Assert.True(((IDictionary<string, object?>)YamlValues.At(compose, "volumes")!).ContainsKey("state"));
+        // Longer than MsiProxy:Shutdown:DrainTimeout (10 s): Docker's default 10 s would kill the end of the drain.
+        Assert.Equal("20s", YamlValues.At(proxy, "stop_grace_period"));
+    }
+
     [Fact]
     public void Linux_proxy_keeps_host_rules_from_the_host_network_with_only_the_capabilities_they_need_and_the_emulator_is_demo_only()
     {

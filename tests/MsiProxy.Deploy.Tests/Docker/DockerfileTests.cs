@@ -137,6 +137,18 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
             Assert.Contains("MsiProxy__Management__Urls=http://+:8081", env, StringComparison.Ordinal);
         }
 
+        if (!isEmulator && !isServiceClient)
+        {
+            // Where compose and the chart mount the state volume (Linux: a folder the app user and root's group may write).
+            Assert.Contains(windows ? @"MsiProxy__StateFile=C:\ProgramData\MsiProxy\state.json" : "MsiProxy__StateFile=/var/lib/msi-proxy/state.json", env,
+                StringComparison.Ordinal);
+            if (!windows)
+            {
+                Assert.Contains(final.All("RUN"), r => r.Arguments.Contains("chown $APP_UID:0 /var/lib/msi-proxy", StringComparison.Ordinal)
+                    && r.Arguments.Contains("chmod 0770 /var/lib/msi-proxy", StringComparison.Ordinal));
+            }
+        }
+
         if (windows)
         {
             Assert.All(file.Stages, s => Assert.EndsWith("-nanoserver-${WINDOWS_VERSION}", s.BaseImage, StringComparison.Ordinal));

@@ -46,6 +46,9 @@ public sealed class ProxyHost : IAsyncDisposable
             ["urls"] = settings.TryGetValue("urls", out var urls) && urls is not null ? urls : "http://127.0.0.1:0",
             ["MsiProxy:Management:Urls"] = settings.TryGetValue("MsiProxy:Management:Urls", out var management) && management is not null
                 ? management : "http://127.0.0.1:0",
+            // Nothing watches a test proxy's readiness: stopping it does not wait (tests of the drain set their own).
+            ["MsiProxy:Shutdown:ReadinessDelay"] = settings.TryGetValue("MsiProxy:Shutdown:ReadinessDelay", out var delay) && delay is not null
+                ? delay : "00:00:00",
         };
         UpstreamGuard.Check(all.Where(p => p.Key.StartsWith("MsiProxy:Upstreams:", StringComparison.Ordinal)).Select(p => p.Value),
             testNetworkAddresses);
@@ -66,7 +69,15 @@ public sealed class ProxyHost : IAsyncDisposable
 
         var app = builder.Build();
         app.MapMsiProxy();
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync(); // a refused start-up (a test of it) leaves nothing running behind
+            throw;
+        }
 
         // Belt and braces: what the running proxy actually uses.
         UpstreamGuard.Check(app.Services.GetRequiredService<MsiProxy.Upstreams.UpstreamSet>().Current, testNetworkAddresses);

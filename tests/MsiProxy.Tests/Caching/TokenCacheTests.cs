@@ -97,7 +97,10 @@ public sealed class TokenCacheTests
         // An expires_on in the past is not a cacheable token: the answer passes through and nothing is kept.
         upstream.Override = call => Ok(TokenJson($"old-{call}", _time.GetUtcNow() - Day, TimeSpan.FromHours(1)));
         var past = await cache.GetAsync(Key("https://vault.azure.net"), default, upstream.Fetch, default);
+        Assert.False(past.HasToken);
         Assert.Null(past.Token);
+        Assert.Equal(200, past.PassThrough.Status); // a 200 passed on as it came: the type names it an answer to pass through, not a failure
+        Assert.Equal("http://127.0.0.1:1", past.Upstream);
         Assert.DoesNotContain(cache.Snapshot(), e => e.Key.Resource == "https://vault.azure.net");
     }
 
@@ -184,7 +187,7 @@ public sealed class TokenCacheTests
         var miss = await cache.GetAsync(Key(), default, upstream.Fetch, default);
         Assert.Equal(CacheOutcome.Miss, miss.Outcome);
         Assert.Null(miss.Token);
-        Assert.Equal(503, miss.Uncached!.Status);
+        Assert.Equal(503, miss.PassThrough!.Status);
     }
 
     [Fact]
@@ -242,7 +245,7 @@ public sealed class TokenCacheTests
         await Eventually(() => Volatile.Read(ref calls) == 1);
         release.SetResult(Error(500));
         var results = await Task.WhenAll(callers);
-        Assert.All(results, r => Assert.Equal(500, r.Uncached!.Status));
+        Assert.All(results, r => Assert.Equal(500, r.PassThrough!.Status));
         Assert.Equal(1, calls);
         Assert.Empty(cache.Snapshot());
 

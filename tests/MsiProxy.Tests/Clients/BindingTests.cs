@@ -130,13 +130,13 @@ public sealed class BindingTests
         using var admin = new AdminClient(proxy, "admin-key-0123456789");
         using var caller = proxy.CreateClient("127.0.0.20");
 
-        Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/a", new { address = "127.0.0.20", identities = new[] { X.ClientId }, containerId = "aaaa" })).Status);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/a", new { address = "127.0.0.20", identities = new[] { X.ClientId }, workloadId = "aaaa" })).Status);
         var ownerA = await TokenAsync(caller);
         Assert.Equal(HttpStatusCode.OK, ownerA.Status);
         Assert.Contains((await admin.GetAsync("/admin/cache")).Json.EnumerateArray(), e => e.GetProperty("identity").GetString() == $"client_id={X.ClientId}");
 
         // A dead container's IP is reused by another one with another identity.
-        Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/b", new { address = "127.0.0.20", identities = new[] { Y.ClientId }, containerId = "bbbb" })).Status);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/b", new { address = "127.0.0.20", identities = new[] { Y.ClientId }, workloadId = "bbbb" })).Status);
         Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync("/admin/clients/a")).Status);
         Assert.DoesNotContain((await admin.GetAsync("/admin/cache")).Json.EnumerateArray(), e => e.GetProperty("identity").GetString() == $"client_id={X.ClientId}");
 

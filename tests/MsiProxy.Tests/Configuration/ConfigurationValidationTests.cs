@@ -22,6 +22,11 @@ public sealed class ConfigurationValidationTests
         { "MsiProxy:Clients:0:Address", "300.1.1.1", "MsiProxy:Clients:0:Address = '300.1.1.1'" },
         { "MsiProxy:Clients:0:Address", "10.0.0.0/33", "MsiProxy:Clients:0:Address = '10.0.0.0/33'" },
         { "MsiProxy:Clients:0:Address", "app.example", "MsiProxy:Clients:0:Address = 'app.example'" },
+        { "MsiProxy:Clients:0:Address", "0.0.0.0/0", "MsiProxy:Clients:0:Address = '0.0.0.0/0' is every address" },
+        { "MsiProxy:Clients:0:Address", "::/0", "MsiProxy:Clients:0:Address = '::/0' is every address" },
+        { "MsiProxy:Shutdown:ReadinessDelay", "00:00:30", "MsiProxy:Shutdown:ReadinessDelay = 00:00:30 must be at least 0 and less than MsiProxy:Shutdown:DrainTimeout" },
+        { "MsiProxy:Shutdown:DrainTimeout", "00:00:00", "MsiProxy:Shutdown:DrainTimeout = 00:00:00 must be positive" },
+        { "MsiProxy:StateFile", "/tmp/", "MsiProxy:StateFile = '/tmp/' is not a file path" },
         { "MsiProxy:Upstreams:0", "ftp://127.0.0.1:9", "MsiProxy:Upstreams:0 = 'ftp://127.0.0.1:9'" },
         { "MsiProxy:Upstreams:0", "http://127.0.0.1:9/metadata", "MsiProxy:Upstreams:0 = 'http://127.0.0.1:9/metadata'" },
         { "MsiProxy:AllowedPaths:0", "/metadata/instance/../identity", "MsiProxy:AllowedPaths:0 = '/metadata/instance/../identity'" },
@@ -77,6 +82,8 @@ public sealed class ConfigurationValidationTests
                 new ClientOptions { Name = "a", Address = "127.0.0.300" },
                 new ClientOptions { Name = "a", Address = "::1/129" },
                 new ClientOptions { Name = "", Address = "127.0.0.4" },
+                new ClientOptions { Name = "line\nbreak", Address = "127.0.0.5" },
+                new ClientOptions { Name = "everyone", Address = "::/0" },
             ],
             AllowedPaths = ["/metadata/instance", "/metadata//x"],
         };
@@ -90,6 +97,8 @@ public sealed class ConfigurationValidationTests
         Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:1:Address = '::1/129'"));
         Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:1:Name = 'a'"));
         Assert.Contains(failures, f => f.Contains("MsiProxy:Clients:2:Name"));
+        Assert.Contains("MsiProxy:Clients:3:Name must not contain control or format characters (U+000A at position 4)", failures);
+        Assert.Contains(failures, f => f.StartsWith("MsiProxy:Clients:4:Address = '::/0' is every address", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.Contains("MsiProxy:AllowedPaths:1 = '/metadata//x'"));
         Assert.DoesNotContain(failures, f => f.Contains("AllowedPaths:0"));
     }

@@ -31,7 +31,7 @@ public sealed class AdminApiRegistrationSinkTests
             Name = "app",
             Address = AddressRange.Parse("127.0.0.2"),
             Identities = [IdentityBinding.System],
-            ContainerId = "c1",
+            WorkloadId = "c1",
             Source = RegistrationSources.Docker,
             Ready = false,
         };
@@ -66,7 +66,7 @@ public sealed class AdminApiRegistrationSinkTests
         {
             Name = "app",
             Address = AddressRange.Parse("127.0.0.2"),
-            ContainerId = "c1",
+            WorkloadId = "c1",
             Source = RegistrationSources.Docker,
         };
 

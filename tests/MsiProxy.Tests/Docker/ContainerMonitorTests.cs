@@ -41,7 +41,7 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         var registry = proxy.Get<ClientRegistry>();
         await Eventually(() => registry.Get("app") is { Ready: true });
         var app = registry.Get("app")!;
-        Assert.Equal(("c1", RegistrationSources.Docker, "127.0.0.2"), (app.ContainerId, app.Source, app.Address.ToString()));
+        Assert.Equal(("c1", RegistrationSources.Docker, "127.0.0.2"), (app.WorkloadId, app.Source, app.Address.ToString()));
         Assert.Equal(IdentityA, app.Identities.Single().ToString().Replace("client_id=", "", StringComparison.Ordinal));
         Assert.Equal(["wire app -> 127.0.0.1:80"], _wiring.Calls);
         Assert.Equal(1, registry.Count);
@@ -74,7 +74,7 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         var registry = proxy.Get<ClientRegistry>();
         await Eventually(() => _engine.Subscriptions == 1);
         _engine.Start(Container("old", "old", "127.0.0.2", ClientLabels(IdentityA, name: "app")));
-        await Eventually(() => registry.Get("app") is { Ready: true, ContainerId: "old" });
+        await Eventually(() => registry.Get("app") is { Ready: true, WorkloadId: "old" });
 
         // The old container dies but its event is delayed; an unlabelled container gets its IP.
         _engine.Die("old", announce: false);
@@ -85,7 +85,7 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         // A labelled newcomer with the same name and IP gets its own identities, not the old ones.
         _engine.Die("stranger", announce: false);
         _engine.Start(Container("new", "new", "127.0.0.2", ClientLabels(IdentityB, name: "app")));
-        await Eventually(() => registry.Get("app") is { Ready: true, ContainerId: "new" });
+        await Eventually(() => registry.Get("app") is { Ready: true, WorkloadId: "new" });
         Assert.Equal(HttpStatusCode.BadRequest, await TokenStatusAsync(proxy, "127.0.0.2", IdentityA)); // IMDS's "Identity not found"
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
 
@@ -95,7 +95,7 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         _engine.Announce("destroy", "stranger");
         await Eventually(() => _engine.Lists > lists);
         await Task.Delay(200);
-        Assert.Equal("new", registry.Get("app")?.ContainerId);
+        Assert.Equal("new", registry.Get("app")?.WorkloadId);
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
     }
 

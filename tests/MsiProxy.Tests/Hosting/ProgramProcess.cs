@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace MsiProxy.Tests.Hosting;
@@ -6,7 +7,8 @@ namespace MsiProxy.Tests.Hosting;
 /// <summary>
 /// The real MsiProxy program (<c>dotnet MsiProxy.dll …</c>) as a child process. With <c>isolated</c> it runs inside a
 /// fresh network namespace that holds only <c>lo</c> (<c>unshare -n</c>), so whatever its configuration, it cannot
-/// reach 169.254.169.254 or any other network; <see cref="InNamespaceAsync"/> runs a command next to it.
+/// reach 169.254.169.254 or any other network; <see cref="InNamespaceAsync"/> runs a command next to it. Either way the
+/// process id is the program's own, so <see cref="Terminate"/> signals the program itself.
 /// </summary>
 internal sealed class ProgramProcess : IAsyncDisposable
 {
@@ -31,6 +33,8 @@ internal sealed class ProgramProcess : IAsyncDisposable
     }
 
     public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
 
     public string StandardOutput
     {
@@ -97,6 +101,20 @@ internal sealed class ProgramProcess : IAsyncDisposable
         process.StandardInput.Close();
         return new ProgramProcess(process);
     }
+
+    /// <summary>Sends SIGTERM, as <c>docker stop</c> and the kubelet do: the program's orderly stop, not a kill.</summary>
+    public void Terminate()
+    {
+        if (Kill(Pid, 15 /* SIGTERM */) != 0)
+        {
+            throw new InvalidOperationException($"kill({Pid}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+#pragma warning disable CA5392, SYSLIB1054 // libc by name; a plain DllImport needs no unsafe code
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+#pragma warning restore CA5392, SYSLIB1054
 
     /// <summary>Waits for the program to exit; null when it is still running after <paramref name="timeout"/>.</summary>
     public async Task<int?> WaitForExitAsync(TimeSpan timeout)

@@ -128,7 +128,7 @@ internal sealed class KubernetesTestBed : IAsyncDisposable
     }
 
     public ClientRegistration? RegistrationOf(JsonObject pod) =>
-        Registry.All.FirstOrDefault(r => r.ContainerId == PodJson.Uid(pod));
+        Registry.All.FirstOrDefault(r => r.WorkloadId == PodJson.Uid(pod));
 
     public static async Task EventuallyAsync(Func<bool> condition, string what)
     {

@@ -63,14 +63,15 @@ public sealed class AdminApiTests
         using var caller = proxy.CreateClient("127.0.0.30");
         Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(caller)).Status);
 
-        var created = await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.30", identities = new[] { $"client_id={X.ClientId}" }, containerId = "c0ffee" });
+        var created = await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.30", identities = new[] { $"client_id={X.ClientId}" }, workloadId = "c0ffee" });
         Assert.Equal(HttpStatusCode.Created, created.Status);
         Assert.Equal("admin", created.Json.GetProperty("source").GetString());
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(caller)).Status);
 
         var read = await admin.GetAsync("/admin/clients/web");
         Assert.Equal("127.0.0.30", read.Json.GetProperty("address").GetString());
-        Assert.Equal("c0ffee", read.Json.GetProperty("containerId").GetString());
+        Assert.Equal("c0ffee", read.Json.GetProperty("workloadId").GetString());
+        Assert.False(read.Json.TryGetProperty("containerId", out _));
         Assert.Equal([$"client_id={X.ClientId}"], read.Json.GetProperty("identities").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal(["static", "web"], (await admin.GetAsync("/admin/clients")).Json.EnumerateArray().Select(e => e.GetProperty("name").GetString()));
 
@@ -110,18 +111,118 @@ public sealed class AdminApiTests
     }
 
     [Theory]
-    [InlineData("{\"address\":")]
-    [InlineData("[1,2]")]
-    [InlineData("{\"address\":\"127.0.0.9\",\"identities\":\"*\"}")]
-    public async Task Unparseable_bodies_are_400_and_not_a_crash(string body)
+    [InlineData("{\"address\":", "body: not valid JSON at line 1, position 12")]
+    [InlineData("{\n  \"address\": \"127.0.0.9\",\n  \"identities\": [\"*\",]\n}", "body: not valid JSON at line 3, position 22")]
+    [InlineData("", "body: a JSON object is required")]
+    [InlineData("[1,2]", "body: must be a JSON object")]
+    [InlineData("\"127.0.0.9\"", "body: must be a JSON object")]
+    [InlineData("{\"address\":\"127.0.0.9\",\"identities\":\"*\"}", "identities: must be an array of strings")]
+    [InlineData("{\"address\":\"127.0.0.9\",\"identities\":[\"*\",7]}", "identities[1]: must be a string")]
+    [InlineData("{\"address\":9}", "address: must be a string")]
+    [InlineData("{\"address\":\"127.0.0.9\",\"ready\":\"yes\"}", "ready: must be true or false")]
+    [InlineData("{\"address\":\"127.0.0.9\",\"identites\":[\"*\"]}", "identites: is not a field of this call")]
+    public async Task Malformed_json_is_400_saying_where_and_changes_nothing(string body, string expected)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        var before = (await admin.GetAsync("/admin/upstreams")).Body;
+
+        var refused = await admin.SendAsync(HttpMethod.Put, "/admin/clients/new", rawBody: body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Equal("invalid_request", refused.Json.GetProperty("error").GetString());
+        Assert.StartsWith(expected, refused.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync("/admin/clients/new")).Status);
+
+        var upstreams = await admin.SendAsync(HttpMethod.Put, "/admin/upstreams", rawBody: body);
+        Assert.Equal(HttpStatusCode.BadRequest, upstreams.Status);
+        Assert.Equal("invalid_request", upstreams.Json.GetProperty("error").GetString());
+        Assert.Equal(before, (await admin.GetAsync("/admin/upstreams")).Body);
+    }
+
+    [Fact]
+    public async Task A_body_that_is_not_json_is_415_with_a_body_and_a_bad_body_without_the_key_is_401()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var http = proxy.CreateManagementClient();
+        using var form = new HttpRequestMessage(HttpMethod.Put, "/admin/clients/new")
+        {
+            Headers = { { "Authorization", "Bearer " + Key } },
+            Content = new StringContent("address=127.0.0.9", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"),
+        };
+        using var unsupported = await http.SendAsync(form);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, unsupported.StatusCode);
+        using (var json = JsonDocument.Parse(await unsupported.Content.ReadAsStringAsync()))
+        {
+            Assert.Equal("unsupported_media_type", json.RootElement.GetProperty("error").GetString());
+        }
+
+        // Authentication comes before the body is read: an anonymous caller learns nothing from the parser.
+        using var anonymous = new AdminClient(proxy, null);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.SendAsync(HttpMethod.Put, "/admin/clients/new", rawBody: "{\"address\":")).Status);
+    }
+
+    [Theory]
+    [InlineData("bad%0Aname", "name: must not contain control or format characters (U+000A at position 3)")]
+    [InlineData("%1B%5B2J", "name: must not contain control or format characters (U+001B at position 0)")]
+    [InlineData("evil%E2%80%AEppa", "name: must not contain control or format characters (U+202E at position 4)")]
+    [InlineData("%20", "name: is required")]
+    public async Task Names_with_control_or_invisible_characters_are_400(string escapedName, string expected)
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
         await using var proxy = await StartAsync(emulator);
         using var admin = new AdminClient(proxy, Key);
 
-        Assert.Equal(HttpStatusCode.BadRequest, (await admin.SendAsync(HttpMethod.Put, "/admin/clients/new", rawBody: body)).Status);
-        Assert.Equal(HttpStatusCode.BadRequest, (await admin.SendAsync(HttpMethod.Put, "/admin/upstreams", rawBody: body)).Status);
-        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync("/admin/clients/new")).Status);
+        var refused = await admin.PutAsync("/admin/clients/" + escapedName, new { address = "127.0.0.9", identities = new[] { "*" } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Equal(expected, refused.Json.GetProperty("error_description").GetString());
+        Assert.Equal(["static"], (await admin.GetAsync("/admin/clients")).Json.EnumerateArray().Select(c => c.GetProperty("name").GetString()));
+    }
+
+    [Theory]
+    [InlineData("0.0.0.0/0")]
+    [InlineData("::/0")]
+    [InlineData("10.9.8.7/0")]
+    public async Task Every_address_is_refused_as_a_client_address(string address)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        using var stranger = proxy.CreateClient("127.0.0.99");
+
+        var refused = await admin.PutAsync("/admin/clients/everyone", new { address, identities = new[] { "*" } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Equal($"address: '{address}' is every address: any caller would get this client's identities",
+            refused.Json.GetProperty("error_description").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await TokenAsync(stranger)).Status);
+    }
+
+    [Fact]
+    public async Task ContainerId_is_still_read_as_the_workload_id_and_a_disagreeing_pair_is_refused()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+
+        var legacy = await admin.PutAsync("/admin/clients/old-monitor", new { address = "127.0.0.40", containerId = "4f1c2d" });
+        Assert.Equal(HttpStatusCode.Created, legacy.Status);
+        Assert.Equal("4f1c2d", legacy.Json.GetProperty("workloadId").GetString());
+
+        var both = await admin.PutAsync("/admin/clients/old-monitor", new { address = "127.0.0.40", containerId = "4f1c2d", workloadId = "4f1c2d" });
+        Assert.Equal(HttpStatusCode.OK, both.Status);
+
+        var disagreeing = await admin.PutAsync("/admin/clients/old-monitor", new { address = "127.0.0.40", containerId = "aaaa", workloadId = "bbbb" });
+        Assert.Equal(HttpStatusCode.BadRequest, disagreeing.Status);
+        Assert.StartsWith("containerId:", disagreeing.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+
+        var control = await admin.PutAsync("/admin/clients/old-monitor", new { address = "127.0.0.40", workloadId = "pod\n" });
+        Assert.Equal(HttpStatusCode.BadRequest, control.Status);
+        Assert.StartsWith("workloadId: must not contain control", control.Json.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.Equal("4f1c2d", (await admin.GetAsync("/admin/clients/old-monitor")).Json.GetProperty("workloadId").GetString());
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class AuditLogTests
         settings["MsiProxy:Management:ApiKey"] = "admin-key-0123456789";
         await using var proxy = await ProxyHost.StartAsync(settings);
         using var admin = new AdminClient(proxy, "admin-key-0123456789");
-        await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.2", identities = new[] { x.ClientId }, containerId = "4f1c2d" });
+        await admin.PutAsync("/admin/clients/web", new { address = "127.0.0.2", identities = new[] { x.ClientId }, workloadId = "4f1c2d" });
         using var app = proxy.CreateClient("127.0.0.2");
 
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
@@ -35,7 +35,7 @@ public sealed class AuditLogTests
         {
             Assert.Equal("127.0.0.2", e.Value("Caller"));
             Assert.Equal("web", e.Value("ClientName"));
-            Assert.Equal("4f1c2d", e.Value("ContainerId"));
+            Assert.Equal("4f1c2d", e.Value("WorkloadId"));
             Assert.Equal(Arm, e.Value("Resource"));
             Assert.True(double.Parse(e.Value("DurationMs")!, System.Globalization.CultureInfo.InvariantCulture) >= 0);
         }

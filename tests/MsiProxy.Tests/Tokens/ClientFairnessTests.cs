@@ -91,6 +91,7 @@ public sealed class ClientFairnessTests
         using var quiet = proxy.CreateClient("127.0.0.3");
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(noisy, "https://cached.example/")).Status);
         var scheduler = proxy.Get<UpstreamScheduler>();
+        using var throttled = new ThrottledMeasurements(proxy);
         await Eventually(() => scheduler.GetStatistics().Running == 0, what: "the first call's slot is free again");
         // A slow answer holds the one slot while the test fills noisy's queue behind it.
         emulator.State.Faults.Enqueue(new FaultRule { PathPrefix = "/metadata/identity", Resource = "https://slow.example/", Delay = TimeSpan.FromSeconds(4) });
@@ -104,6 +105,9 @@ public sealed class ClientFairnessTests
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.Status);
         Assert.Equal("too_many_requests", refused.Json.GetProperty("error").GetString());
         Assert.True(int.Parse(refused.RetryAfter!, System.Globalization.CultureInfo.InvariantCulture) >= 1);
+        // The metric says why, never who: a label per client (a pod name) would grow without bound; the request log names it.
+        await Eventually(() => throttled.Tags.Count == 1, what: "the refusal is counted");
+        Assert.Equal([new KeyValuePair<string, string?>("reason", "queue_full")], throttled.Tags.Single());
         // A hit costs the upstream nothing and is never queued.
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(noisy, "https://cached.example/")).Status);
         // The neighbour has its own queue, so it is not refused (it waits its turn for the one slot).
@@ -148,6 +152,32 @@ public sealed class ClientFairnessTests
         }
 
         public long Max => Interlocked.Read(ref _max);
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    /// <summary>The tags of every <c>msiproxy.client.throttled</c> measurement of this proxy.</summary>
+    private sealed class ThrottledMeasurements : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly System.Collections.Concurrent.ConcurrentQueue<KeyValuePair<string, string?>[]> _tags = new();
+
+        public ThrottledMeasurements(ProxyHost proxy)
+        {
+            var meter = proxy.Get<MsiProxy.Telemetry.MsiProxyTelemetry>().Meter;
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter == meter && instrument.Name == "msiproxy.client.throttled")
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+                _tags.Enqueue([.. tags.ToArray().Select(t => new KeyValuePair<string, string?>(t.Key, t.Value?.ToString()))]));
+            _listener.Start();
+        }
+
+        public IReadOnlyList<KeyValuePair<string, string?>[]> Tags => [.. _tags];
 
         public void Dispose() => _listener.Dispose();
     }

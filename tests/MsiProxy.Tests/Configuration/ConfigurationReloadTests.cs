@@ -1,0 +1,76 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using MsiProxy.ImdsEmulator;
+using MsiProxy.Testing.Emulator;
+using MsiProxy.Testing.Proxy;
+using MsiProxy.Tests.Management;
+using MsiProxy.Upstreams;
+using static MsiProxy.Tests.Tokens.ProxyCalls;
+
+namespace MsiProxy.Tests.Configuration;
+
+/// <summary>
+/// A configuration reload (appsettings.json edited, a ConfigMap updated) changes the settings README marks "reloads:
+/// yes" in the running proxy, and leaves those marked "no" as they were at start-up — shown for one of each kind on the
+/// real proxy, by what it does next.
+/// </summary>
+public sealed class ConfigurationReloadTests
+{
+    private const string Key = "admin-key-0123456789";
+
+    private static void Reload(ProxyHost proxy, params (string Key, string Value)[] changes)
+    {
+        var root = (IConfigurationRoot)proxy.Services.GetRequiredService<IConfiguration>();
+        var memory = root.Providers.OfType<MemoryConfigurationProvider>().Single();
+        foreach (var (key, value) in changes)
+        {
+            memory.Set(key, value);
+        }
+
+        root.Reload();
+    }
+
+    [Fact]
+    public async Task Request_rules_and_the_admin_key_reload()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        var settings = Settings(emulator, ("app", "127.0.0.2", ["*"]));
+        settings["MsiProxy:Management:ApiKey"] = Key;
+        await using var proxy = await ProxyHost.StartAsync(settings);
+        using var app = proxy.CreateClient("127.0.0.2");
+        using var oldKey = new AdminClient(proxy, Key);
+        using var newKey = new AdminClient(proxy, Key + "-rotated");
+        Assert.Equal(HttpStatusCode.BadRequest, (await TokenWithoutMetadataAsync(app)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await newKey.GetAsync("/admin/clients")).Status);
+
+        Reload(proxy, ("MsiProxy:RequireMetadataHeader", "false"), ("MsiProxy:Management:ApiKey", Key + "-rotated"));
+
+        Assert.Equal(HttpStatusCode.OK, (await TokenWithoutMetadataAsync(app)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await newKey.GetAsync("/admin/clients")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await oldKey.GetAsync("/admin/clients")).Status);
+    }
+
+    [Fact]
+    public async Task The_upstream_list_does_not_reload_it_changes_through_the_admin_api()
+    {
+        await using var first = await ImdsEmulatorServer.StartAsync();
+        await using var second = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(Settings(first, ("app", "127.0.0.2", ["*"])));
+        using var app = proxy.CreateClient("127.0.0.2");
+
+        Reload(proxy, ("MsiProxy:Upstreams:0", second.BaseAddress.ToString().TrimEnd('/')));
+
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app, "https://after-the-reload.example/")).Status);
+        Assert.Single(TokenRequests(first), r => r.Query.Contains("after-the-reload", StringComparison.Ordinal));
+        Assert.Empty(TokenRequests(second));
+        Assert.Equal([first.BaseAddress.ToString().TrimEnd('/')], proxy.Get<UpstreamSet>().Current);
+    }
+
+    private static async Task<HttpResponseMessage> TokenWithoutMetadataAsync(HttpClient app)
+    {
+        using var request = ImdsRequests.Token(Arm, metadata: false);
+        return await app.SendAsync(request);
+    }
+}

@@ -1,0 +1,86 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using MsiProxy.Configuration;
+using MsiProxy.Hosting;
+using MsiProxy.Telemetry;
+
+namespace MsiProxy.Tests.Hosting;
+
+/// <summary>
+/// Exit code 2 means "your configuration is wrong" and nothing else: the proxy's own configuration errors get it with
+/// their message, any other failure keeps its exception — an iptables error or a library's InvalidOperationException
+/// reported as "the configuration is invalid" would send the operator looking in the wrong place.
+/// </summary>
+[Collection(Serial.Name)] // Console.Error is the process's
+public sealed class StartupExtensionsTests
+{
+    [Fact]
+    public async Task A_configuration_exception_exits_2_with_its_message_and_no_stack_trace()
+    {
+        var builder = Builder(new ConfigurationException("MsiProxy:Example = 'x' is not an example"));
+        var stderr = new StringWriter();
+        var previous = Console.Error;
+        Console.SetError(stderr);
+        int exit;
+        try
+        {
+            exit = await builder.RunMsiProxyAsync();
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.Equal(2, exit);
+        Assert.Contains("MsiProxy:Example = 'x' is not an example", stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Any_other_InvalidOperationException_is_not_a_configuration_error()
+    {
+        // Thrown from this assembly's code path inside the proxy: its Source is whatever the runtime makes it.
+        var failure = new InvalidOperationException("iptables-restore could not write the pod rules (exit 4)");
+        var builder = Builder(failure);
+        var stderr = new StringWriter();
+        var previous = Console.Error;
+        Console.SetError(stderr);
+        try
+        {
+            var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => builder.RunMsiProxyAsync());
+            Assert.Same(failure, thrown);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.DoesNotContain("configuration is invalid", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>The real composition, with a hosted service that fails start-up before the listeners open.</summary>
+    private static WebApplicationBuilder Builder(Exception startFailure)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Test", ContentRootPath = AppContext.BaseDirectory, Args = [] });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["MsiProxy:Management:Urls"] = "http://127.0.0.1:0",
+            ["MsiProxy:Upstreams:0"] = "http://127.0.0.1:9", // loopback discard port: nothing is sent anywhere else
+        });
+        builder.AddMsiProxyTelemetry();
+        builder.AddMsiProxy();
+        builder.Services.AddHostedService(_ => new FailingStart(startFailure));
+        return builder;
+    }
+
+    private sealed class FailingStart(Exception failure) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.FromException(failure);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}
