@@ -31,7 +31,7 @@ internal static class MsiProxyServiceExtensions
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
-        // Listeners are read from the final configuration (so --demo and tests can add to it after this call).
+        // Listeners are read from the final configuration (so the demo and tests can add to it after this call).
         services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
         services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
         {

@@ -56,7 +56,8 @@ internal sealed class ProgramProcess : IAsyncDisposable
 
     public static string ProgramPath => Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll");
 
-    public static ProgramProcess Start(IEnumerable<string> args, bool isolated, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="program">The assembly to run, from this test's output: MsiProxy.dll, or MsiProxy.Demo.dll.</param>
+    public static ProgramProcess Start(IEnumerable<string> args, bool isolated, IReadOnlyDictionary<string, string>? environment = null, string? program = null)
     {
         var start = new ProcessStartInfo(isolated ? "unshare" : "dotnet")
         {
@@ -75,7 +76,7 @@ internal sealed class ProgramProcess : IAsyncDisposable
             }
         }
 
-        start.ArgumentList.Add(ProgramPath);
+        start.ArgumentList.Add(program is null ? ProgramPath : Path.Combine(AppContext.BaseDirectory, program));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

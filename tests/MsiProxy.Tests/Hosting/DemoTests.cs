@@ -3,16 +3,17 @@ using System.Text.Json;
 namespace MsiProxy.Tests.Hosting;
 
 /// <summary>
-/// <c>--demo</c> end to end: the real program in a network namespace with only loopback (so it cannot reach
-/// 169.254.169.254 whatever happens), and the curl commands it prints, run verbatim next to it.
+/// The demo (src/MsiProxy.Demo) end to end: the real program in a network namespace with only loopback (so it cannot
+/// reach 169.254.169.254 whatever happens), and the curl commands it prints, run verbatim next to it. The product
+/// itself has no demo: the emulator is not part of it.
 /// </summary>
 [Collection(MsiProxy.Tests.Hosting.Serial.Name)]
-public sealed class DemoModeTests
+public sealed class DemoTests
 {
     [Fact]
     public async Task The_printed_curl_commands_get_a_token_and_show_the_refusals()
     {
-        await using var demo = ProgramProcess.Start(["--demo"], isolated: true);
+        await using var demo = ProgramProcess.Start([], isolated: true, program: "MsiProxy.Demo.dll");
         Assert.True(await demo.WaitForOutputAsync("--interface 127.0.0.2", TimeSpan.FromSeconds(60)),
             $"no instructions\nstdout: {demo.StandardOutput}\nstderr: {demo.StandardError}");
 
@@ -41,6 +42,18 @@ public sealed class DemoModeTests
         (status, body) = await CurlAsync(demo, stranger);
         Assert.True(status == 403, $"{stranger} → {status} {body}");
         Assert.Contains("127.0.0.2", body);
+    }
+
+    [Fact]
+    public async Task The_product_refuses_demo_and_names_the_demo_program()
+    {
+        // Refused before any host is built. Isolated, and with a loopback upstream, should it start after all.
+        await using var program = ProgramProcess.Start(["--demo", "--MsiProxy:Upstreams:0=http://127.0.0.1:9"], isolated: true);
+        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 2, $"exit {exit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(still running)"}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+        Assert.Contains("dotnet run --project src/MsiProxy.Demo", program.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", program.StandardOutput, StringComparison.Ordinal);
     }
 
     private static async Task<(int Status, string Body)> CurlAsync(ProgramProcess demo, string curl)
