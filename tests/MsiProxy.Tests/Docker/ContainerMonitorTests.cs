@@ -216,14 +216,4 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         using var response = await client.SendAsync(request);
         return response.StatusCode;
     }
-
-    private static async Task Eventually(Func<bool> condition, int timeoutMs = 10_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within " + timeoutMs + " ms");
-            await Task.Delay(20);
-        }
-    }
 }
