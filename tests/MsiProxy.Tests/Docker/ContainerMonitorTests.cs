@@ -89,12 +89,13 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, await TokenStatusAsync(proxy, "127.0.0.2", IdentityA)); // IMDS's "Identity not found"
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
 
-        // The late die events of the old containers must not remove the new registration.
-        var lists = _engine.Lists;
+        // The late die events of the old containers must not remove the new registration. Rather than wait a while and
+        // look, wait for the pass that handles them: events only trigger reconcile passes, which run one after another,
+        // so once a container started after those events is registered, a pass has run since they arrived.
         _engine.Announce("die", "old");
         _engine.Announce("destroy", "stranger");
-        await Eventually(() => _engine.Lists > lists);
-        await Task.Delay(200);
+        _engine.Start(Container("marker", "marker", "127.0.0.5", ClientLabels(IdentityA)));
+        await Eventually(() => registry.Get("marker") is { Ready: true }, what: "a pass after the late events registers the marker");
         Assert.Equal("new", registry.Get("app")?.ContainerId);
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
     }
