@@ -18,10 +18,9 @@ public static class Waiting
     /// <summary>The bound when a caller names none.</summary>
     public static readonly TimeSpan DefaultBound = TimeSpan.FromSeconds(15);
 
-    // Quick at first (most waits end within milliseconds), then at most ten tries a second, which keeps expensive
-    // conditions (iptables-save, docker exec) from loading the machine.
-    private static readonly TimeSpan FirstInterval = TimeSpan.FromMilliseconds(10);
-    private static readonly TimeSpan LongestInterval = TimeSpan.FromMilliseconds(100);
+    // Short and steady: some awaited states are brief (a backlog that builds up, then drains), and a back-off could
+    // step over them. Expensive conditions (docker exec, iptables-save) take longer than this themselves.
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(20);
 
     /// <param name="what">What is awaited, for the failure message ("the watch starts").</param>
     /// <param name="details">More for the failure message, computed only then (a process's output, the spans seen).</param>
@@ -37,7 +36,6 @@ public static class Waiting
         ArgumentNullException.ThrowIfNull(condition);
         var bound = within ?? DefaultBound;
         var watch = Stopwatch.StartNew();
-        var interval = FirstInterval;
         while (!await condition().ConfigureAwait(false))
         {
             if (watch.Elapsed > bound)
@@ -45,8 +43,7 @@ public static class Waiting
                 Assert.Fail($"Not within {bound.TotalSeconds:0.###} s: {what ?? "the condition"}" + (details is null ? "" : "\n" + details()));
             }
 
-            await Task.Delay(interval).ConfigureAwait(false);
-            interval = TimeSpan.FromTicks(Math.Min(interval.Ticks * 2, LongestInterval.Ticks));
+            await Task.Delay(Interval).ConfigureAwait(false);
         }
     }
 
