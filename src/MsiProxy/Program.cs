@@ -4,7 +4,6 @@ using MsiProxy.Docker;
 using MsiProxy.Hosting;
 using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Interception.Linux;
-using MsiProxy.Telemetry;
 
 switch (args)
 {
@@ -18,10 +17,12 @@ switch (args)
         return await PodRulesCommand.UninstallAsync(podArgs, Console.Out);            // the only way the Kubernetes pod rules go
 }
 
-var builder = WebApplication.CreateBuilder(args);
-await using var demo = await DemoMode.StartIfRequestedAsync(builder, args); // --demo: embedded IMDS emulator, loopback only
-builder.AddMsiProxyTelemetry();                                               // Serilog, OpenTelemetry, Prometheus
-builder.AddMsiProxy();                                                        // listeners, clients, cache, upstreams, YARP
+if (args.Contains("--demo", StringComparer.OrdinalIgnoreCase))
+{
+    // The emulator is not in the product (nor in its image): the demo is a program of its own.
+    await Console.Error.WriteLineAsync("MsiProxy has no --demo: the demo (the proxy with the IMDS emulator embedded as its upstream) is its own program:"
+        + Environment.NewLine + "  dotnet run --project src/MsiProxy.Demo");
+    return 2;
+}
 
-// Build → MapMsiProxy (the routing table, in request order) → run; a configuration error exits with code 2.
-return await builder.RunMsiProxyAsync(app => demo?.PrintInstructionsWhenStarted(app));
+return await MsiProxyHost.RunAsync(args); // Serilog + OpenTelemetry, then listeners, clients, cache, upstreams, YARP; exit 2 on bad configuration

@@ -47,8 +47,8 @@ public sealed class HostRulesEndToEndTests(ITestOutputHelper output)
         // the monitor handled the network's create event).
         lab.CreateNetwork("later");
         lab.CreateNetwork("legacy", "-o", "com.docker.network.bridge.name=legacy0");
-        await VmLab.WaitAsync(() => Task.FromResult(lab.HostRules().Any(r => r.Contains("-i legacy0", StringComparison.Ordinal))),
-            () => "no rule for legacy0: " + string.Join('\n', lab.HostRules()));
+        await Eventually(() => Task.FromResult(lab.HostRules().Any(r => r.Contains("-i legacy0", StringComparison.Ordinal))), VmLab.Soon,
+            details: () => "no rule for legacy0: " + string.Join('\n', lab.HostRules()));
         foreach (var network in new[] { "later", "legacy" })
         {
             lab.Run("stranger-" + network, network);

@@ -43,8 +43,8 @@ public sealed class MonitorEndToEndTests(ITestOutputHelper output)
         // 3. A new container that inherits the dead client's IP gets nothing.
         lab.Remove("app-b");
         lab.RunAt("inheritor", "apps", Subnet + ".21");
-        await VmLab.WaitAsync(async () => (await ClientsAsync(lab)).All(c => c.GetProperty("address").GetString() != Subnet + ".21"),
-            () => "the dead client's registration is still there");
+        await Eventually(async () => (await ClientsAsync(lab)).All(c => c.GetProperty("address").GetString() != Subnet + ".21"), VmLab.Soon,
+            details: () => "the dead client's registration is still there");
         var inherited = VmLab.Marker("inheritor");
         VmLab.AssertForbidden(lab.Call("inheritor", inherited));
         Assert.Empty(await lab.ImdsRequestsWithAsync(inherited));
@@ -84,8 +84,8 @@ public sealed class MonitorEndToEndTests(ITestOutputHelper output)
         await lab.StartProxyAsync([deadUpstream], [IPAddress.Parse("10.99.0.9")]);
         var app = lab.RunAt("app", "apps", Subnet + ".20", "msi-proxy.client=true", "msi-proxy.name=app", Identities);
         await lab.WaitWiredAsync("app", app);
-        await VmLab.WaitAsync(async () => await FirstUpstreamAsync(lab) == $"http://{Subnet}.40:80", () => "the msiserviceclient is not the first upstream");
-        await VmLab.WaitAsync(() => Task.FromResult(lab.Call("app", VmLab.Marker("via-msc-a")).Succeeded), () => "no token through the msiserviceclient");
+        await Eventually(async () => await FirstUpstreamAsync(lab) == $"http://{Subnet}.40:80", VmLab.Soon, details: () => "the msiserviceclient is not the first upstream");
+        await Eventually(() => Task.FromResult(lab.Call("app", VmLab.Marker("via-msc-a")).Succeeded), VmLab.Soon, details: () => "no token through the msiserviceclient");
 
         // Only the msiserviceclient is exempt from the host rules; the app still cannot reach IMDS on its own.
         Assert.Contains(lab.HostRules(), r => r.Contains($"-s {Subnet}.40/32", StringComparison.Ordinal));
@@ -96,15 +96,15 @@ public sealed class MonitorEndToEndTests(ITestOutputHelper output)
         lab.RunAt("msc-b", "apps", Subnet + ".41", "msi-proxy.role=msiserviceclient");
         StartMsiServiceClient(lab, "msc-b", mscArgs);
         var moved = Stopwatch.StartNew();
-        await VmLab.Eventually(async () => await FirstUpstreamAsync(lab) == $"http://{Subnet}.41:80", TimeSpan.FromSeconds(10),
-            () => "the proxy did not follow the msiserviceclient");
+        await Eventually(async () => await FirstUpstreamAsync(lab) == $"http://{Subnet}.41:80", TimeSpan.FromSeconds(10),
+            details: () => "the proxy did not follow the msiserviceclient");
         output.WriteLine($"the proxy followed the msiserviceclient after {moved.Elapsed.TotalSeconds:F1} s");
-        await VmLab.WaitAsync(() => Task.FromResult(lab.HostRules().Any(r => r.Contains($"-s {Subnet}.41/32", StringComparison.Ordinal))
-            && !lab.HostRules().Any(r => r.Contains($"-s {Subnet}.40/32", StringComparison.Ordinal))), () => "the exemption did not move");
+        await Eventually(() => Task.FromResult(lab.HostRules().Any(r => r.Contains($"-s {Subnet}.41/32", StringComparison.Ordinal))
+            && !lab.HostRules().Any(r => r.Contains($"-s {Subnet}.40/32", StringComparison.Ordinal))), VmLab.Soon, details: () => "the exemption did not move");
 
         // A cache miss (another resource) now goes through the new msiserviceclient.
         var fresh = VmLab.Marker("via-msc-b");
-        await VmLab.WaitAsync(() => Task.FromResult(lab.Call("app", fresh).Succeeded), () => "no fresh token through the moved msiserviceclient");
+        await Eventually(() => Task.FromResult(lab.Call("app", fresh).Succeeded), VmLab.Soon, details: () => "no fresh token through the moved msiserviceclient");
         Assert.NotEmpty(await lab.ImdsRequestsWithAsync(fresh));
         lab.Passed();
     }

@@ -116,8 +116,8 @@ public sealed partial class SdkFirstContactEndToEndTests(ITestOutputHelper outpu
     {
         Assert.Matches(HeldStartEvent(containerId), valve.Held);
         valve.Open();
-        await VmLab.WaitAsync(() => Task.FromResult(lab.ProxyLog().Any(e => IsStartOf(e, containerId))),
-            () => $"the monitor never saw the start event of {containerId}");
+        await Eventually(() => Task.FromResult(lab.ProxyLog().Any(e => IsStartOf(e, containerId))), VmLab.Soon,
+            details: () => $"the monitor never saw the start event of {containerId}");
     }
 
     private static bool IsStartOf(JsonElement logEvent, string containerId) =>

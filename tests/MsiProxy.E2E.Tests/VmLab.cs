@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using MsiProxy.Interception;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.VmNetwork;
 using Xunit.Abstractions;
 
@@ -18,10 +19,11 @@ public sealed class VmLab : IAsyncDisposable
 {
     public const string ApiKey = "e2e-admin-key-0123456789";
     public const string ProxyPort = "80";
-    private static readonly TimeSpan Soon = TimeSpan.FromSeconds(20);
+    /// <summary>The bound for what the rig does "soon" (docker, iptables and the monitor on a loaded machine).</summary>
+    public static readonly TimeSpan Soon = TimeSpan.FromSeconds(20);
     private readonly ITestOutputHelper _output;
     private readonly Stopwatch _watch = Stopwatch.StartNew();
-    private NamespacedProcess? _proxy;
+    private ChildProcess? _proxy;
     private bool _passed;
 
     private VmLab(VmNetwork rig, ITestOutputHelper output)
@@ -32,7 +34,7 @@ public sealed class VmLab : IAsyncDisposable
 
     public VmNetwork Rig { get; }
 
-    public NamespacedProcess Proxy => _proxy ?? throw new InvalidOperationException("the proxy was not started");
+    public ChildProcess Proxy => _proxy ?? throw new InvalidOperationException("the proxy was not started");
 
     public static async Task<VmLab> StartAsync(ITestOutputHelper output)
     {
@@ -74,7 +76,7 @@ public sealed class VmLab : IAsyncDisposable
     /// MsiProxy with its in-process monitor, in the VM's network namespace: client listener on the VM's address (where
     /// the host rules send containers), management on the VM's loopback. Waits until /readyz answers 200.
     /// </summary>
-    public async Task<NamespacedProcess> StartProxyAsync(IReadOnlyList<string>? upstreams = null, IEnumerable<IPAddress>? testNetworkAddresses = null,
+    public async Task<ChildProcess> StartProxyAsync(IReadOnlyList<string>? upstreams = null, IEnumerable<IPAddress>? testNetworkAddresses = null,
         params string[] extra)
     {
         var proxy = Rig.StartMsiProxy(upstreams ?? [$"http://{VmNetwork.MetadataAddress}"], testNetworkAddresses ?? [],
@@ -93,7 +95,7 @@ public sealed class VmLab : IAsyncDisposable
         ]);
         _proxy = proxy;
         var started = Stopwatch.StartNew();
-        await Eventually(async () => await ReadyAsync(), TimeSpan.FromSeconds(45), () => "proxy not ready:\n" + proxy.Output);
+        await Eventually(() => ReadyAsync(), TimeSpan.FromSeconds(45), "the proxy is ready", () => proxy.Output);
         _output.WriteLine($"proxy ready in {started.Elapsed.TotalSeconds:F1} s");
         return proxy;
     }
@@ -165,10 +167,10 @@ public sealed class VmLab : IAsyncDisposable
 
     /// <summary>Waits until the monitor reports <paramref name="name"/> as container <paramref name="containerId"/>, status wired.</summary>
     public Task WaitWiredAsync(string name, string containerId) =>
-        WaitAsync(async () => await AdminAsync("/admin/wiring") is { } wiring
+        Eventually(async () => await AdminAsync("/admin/wiring") is { } wiring
                 && wiring.GetProperty("clients").EnumerateArray().Any(c => c.GetProperty("name").GetString() == name
                     && c.GetProperty("containerId").GetString() == containerId && c.GetProperty("status").GetString() == "wired"),
-            () => $"{name} not wired");
+            Soon, $"{name} is wired");
 
     /// <summary>Packets the drop rule has counted (iptables -S -v prints "-A MSIPROXY-IMDS-DROP -c PACKETS BYTES -j DROP").</summary>
     public long DroppedPackets()
@@ -177,18 +179,6 @@ public sealed class VmLab : IAsyncDisposable
             .Single(l => l.EndsWith("-j DROP", StringComparison.Ordinal)).Split(' ');
         return long.Parse(line[Array.IndexOf(line, "-c") + 1], System.Globalization.CultureInfo.InvariantCulture);
     }
-
-    public static async Task Eventually(Func<Task<bool>> condition, TimeSpan timeout, Func<string> describe)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(watch.Elapsed < timeout, $"not within {timeout.TotalSeconds} s: {describe()}");
-            await Task.Delay(200);
-        }
-    }
-
-    public static Task WaitAsync(Func<Task<bool>> condition, Func<string> describe) => Eventually(condition, Soon, describe);
 
     public static string Marker(string what) => $"{what}-{Guid.NewGuid():N}"[..(what.Length + 9)];
 

@@ -36,6 +36,9 @@ publish() { # project output
     -p:CustomBeforeMicrosoftCommonProps="$REPO_ROOT/docker/publish.props" -o "$2"
 }
 check "image: dotnet publish linux-x64 (proxy)" publish src/MsiProxy/MsiProxy.csproj "$WORK/proxy"
+# The emulator is the demo's (src/MsiProxy.Demo), never the product's: not in the proxy's output, not among its dependencies.
+check "image: the proxy's publish output has no emulator assembly" \
+  bash -c "[ -f '$WORK/proxy/MsiProxy.dll' ] && ! compgen -G '$WORK/proxy/MsiProxy.ImdsEmulator*' && ! grep -q MsiProxy.ImdsEmulator '$WORK/proxy/MsiProxy.deps.json'"
 check "image: dotnet publish linux-x64 (emulator)" publish src/MsiProxy.ImdsEmulator/MsiProxy.ImdsEmulator.csproj "$WORK/emulator"
 check "image: docker build proxy (Dockerfile.ci)" \
   docker build -q --build-arg BASE_IMAGE="${BASE%:*}" --build-arg BASE_TAG="${BASE##*:}" -f "$REPO_ROOT/docker/linux/Dockerfile.ci" -t "$RUN/proxy:test" "$WORK/proxy"

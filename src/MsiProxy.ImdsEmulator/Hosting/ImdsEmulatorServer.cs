@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace MsiProxy.ImdsEmulator;
 
 /// <summary>
-/// The emulated IMDS on its own Kestrel listener, for tests and the proxy's demo mode.
+/// The emulated IMDS on its own Kestrel listener, for tests and the demo (src/MsiProxy.Demo).
 /// Bind it to loopback (the default) or to an address inside a network namespace the caller created.
 /// </summary>
 public sealed class ImdsEmulatorServer : IAsyncDisposable

@@ -37,7 +37,7 @@ internal static class MsiProxyServiceExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
         services.AddSingleton<IReadinessCheck>(sp => sp.GetRequiredService<ShutdownDrain>());
 
-        // Listeners are read from the final configuration (so --demo and tests can add to it after this call).
+        // Listeners are read from the final configuration (so the demo and tests can add to it after this call).
         services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
         services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
         {

@@ -13,7 +13,7 @@ internal static class StartupExtensions
     /// Kestrel's listeners are parsed by <c>Build()</c>, and the options are first read (and validated) when
     /// <c>MapMsiProxy</c> creates YARP's configuration — long before <c>RunAsync</c>.
     /// </summary>
-    /// <param name="configure">Runs after the routing table is mapped (e.g. demo mode's start-up instructions).</param>
+    /// <param name="configure">Runs after the routing table is mapped (e.g. the demo's start-up instructions).</param>
     public static async Task<int> RunMsiProxyAsync(this WebApplicationBuilder builder, Action<WebApplication>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);

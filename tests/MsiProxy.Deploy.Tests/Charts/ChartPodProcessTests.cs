@@ -1,12 +1,10 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
-using System.Text;
 using System.Text.Json;
 using MsiProxy.Deploy.Tests.Support;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.Proxy;
 
 namespace MsiProxy.Deploy.Tests.Charts;
@@ -25,7 +23,7 @@ public sealed class ChartPodProcessTests
     public async Task The_proxy_started_as_the_chart_pod_serves_what_the_values_say()
     {
         await using var imds = await EmulatorProcess.StartAsync(["--Emulator:UserAssigned:0:ClientId=" + Identity]);
-        var (clientPort, managementPort) = (FreeLoopbackPort(), FreeLoopbackPort());
+        var (clientPort, managementPort) = (LoopbackCaller.FreePort(), LoopbackCaller.FreePort());
         // The msiserviceclient mode (static clients, admin API, no pod discovery), pointed at the emulator; one key that
         // only the generic config map can set: header-less requests are served.
         var render = HelmChart.MsiProxy.Render("msiserviceclient", $$"""
@@ -48,9 +46,13 @@ public sealed class ChartPodProcessTests
         var pod = new ProxyPod(render).LayOut(root.Path);
         UpstreamGuard.Check(pod.Options.EffectiveUpstreams);
 
-        using var proxy = StartProxy(pod.Environment, imds.ImdsAddress);
+        await using var proxy = StartProxy(pod.Environment, imds.ImdsAddress);
         using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
-        await WaitUntilReadyAsync(management, proxy);
+        await Eventually(async () =>
+        {
+            proxy.ThrowIfExited();
+            return await AnswersAsync(management, "/readyz");
+        }, TimeSpan.FromSeconds(30), "the proxy is ready", () => proxy.Output);
 
         // The static client from values, with its identity; a request without "Metadata: true" (config's key).
         using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
@@ -79,7 +81,7 @@ public sealed class ChartPodProcessTests
         using var register = new HttpRequestMessage(HttpMethod.Put, "/admin/clients/late")
         {
             Headers = { Authorization = new AuthenticationHeaderValue("Bearer", AdminKey) },
-            Content = new StringContent("{\"address\":\"127.0.0.4\"}", Encoding.UTF8, "application/json"),
+            Content = new StringContent("{\"address\":\"127.0.0.4\"}", System.Text.Encoding.UTF8, "application/json"),
         };
         using var registered = await management.SendAsync(register);
         Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
@@ -102,144 +104,30 @@ public sealed class ChartPodProcessTests
     private static async Task<(int ExitCode, string Output)> RunBusyboxAsync(string script, string tokenUrl)
     {
         // Debian's busybox-static (tests/run-all.sh installs it) runs wget and timeout as applets, as the test image does.
-        var start = new ProcessStartInfo("busybox") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in new[] { "sh", "-c", script })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment["TOKEN_URL"] = tokenUrl;
-        start.Environment.Remove("http_proxy");
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start busybox");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("the helm test script did not finish within 30 s (its own timeout is 10 s)");
-        }
-
-        return (process.ExitCode, await output + await errors);
+        await using var busybox = ChildProcess.Start("busybox", ["sh", "-c", script], environment: new Dictionary<string, string?> { ["TOKEN_URL"] = tokenUrl });
+        var exit = await busybox.WaitForExitAsync(TimeSpan.FromSeconds(30))
+            ?? throw new TimeoutException("the helm test script did not finish within 30 s (its own timeout is 10 s)");
+        return (exit, busybox.Output);
     }
 
     // Only the pod's environment: nothing of this machine's ASP.NET Core, .NET or proxy settings leaks in. The listeners
     // the chart puts on every interface ("+") are moved to loopback: a test listens on nothing else. The upstream is
     // pinned on the command line too (it wins over the file): were the file not read, the proxy must still not fall
     // back to the product's default, the real IMDS.
-    private static ProxyProcess StartProxy(Dictionary<string, string> podEnvironment, Uri upstream)
+    private static ChildProcess StartProxy(Dictionary<string, string> podEnvironment, Uri upstream)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll"));
-        start.ArgumentList.Add("--MsiProxy:Upstreams:0=" + upstream.GetLeftPart(UriPartial.Authority));
-        foreach (var name in start.Environment.Keys.ToList())
-        {
-            if (name.StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase) || name.StartsWith("DOTNET_", StringComparison.OrdinalIgnoreCase)
+        var environment = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(name => name != "DOTNET_CLI_TELEMETRY_OPTOUT")
+            .Where(name => name.StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase) || name.StartsWith("DOTNET_", StringComparison.OrdinalIgnoreCase)
                 || name.StartsWith("MsiProxy", StringComparison.OrdinalIgnoreCase) || name.StartsWith("OTEL_", StringComparison.OrdinalIgnoreCase)
                 || name.EndsWith("_PROXY", StringComparison.OrdinalIgnoreCase))
-            {
-                start.Environment.Remove(name);
-            }
-        }
-
+            .ToDictionary(name => name, string? (_) => null);
         foreach (var (name, value) in podEnvironment)
         {
-            start.Environment[name] = value.Replace("http://+:", "http://127.0.0.1:", StringComparison.Ordinal);
+            environment[name] = value.Replace("http://+:", "http://127.0.0.1:", StringComparison.Ordinal);
         }
 
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        return new ProxyProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start MsiProxy.dll"));
-    }
-
-    private static async Task WaitUntilReadyAsync(HttpClient management, ProxyProcess proxy)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (DateTime.UtcNow < deadline && !proxy.HasExited)
-        {
-            try
-            {
-                using var ready = await management.GetAsync("/readyz");
-                if (ready.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // not listening yet
-            }
-
-            await Task.Delay(200);
-        }
-
-        Assert.Fail($"the proxy was not ready within 30 s (exited: {proxy.HasExited}):\n{proxy.Output}");
-    }
-
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>The proxy process; its output is kept for the failure message; disposing kills it.</summary>
-    private sealed class ProxyProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-
-        public ProxyProcess(Process process)
-        {
-            _process = process;
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public bool HasExited => _process.HasExited;
-
-        public string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit();
-            }
-
-            _process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_output)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
+        return ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"), "--MsiProxy:Upstreams:0=" + upstream.GetLeftPart(UriPartial.Authority)],
+            environment: environment);
     }
 }

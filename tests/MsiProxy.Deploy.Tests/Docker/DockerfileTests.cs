@@ -17,6 +17,14 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
         "docker/linux/Dockerfile.emulator",
     };
 
+    /// <summary>The images that run MsiProxy itself (the msiserviceclient is the same binary).</summary>
+    public static TheoryData<string> ProxyDockerfiles => new()
+    {
+        "docker/windows/Dockerfile",
+        "docker/windows/Dockerfile.msiserviceclient",
+        "docker/linux/Dockerfile",
+    };
+
     private static Dockerfile Load(string relative) => Dockerfile.Load(RepositoryPaths.Combine(relative.Split('/')));
 
     private static bool IsWindows(string relative) => relative.Contains("/windows/", StringComparison.Ordinal);
@@ -154,6 +162,21 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
             Assert.All(file.Stages, s => Assert.EndsWith("-nanoserver-${WINDOWS_VERSION}", s.BaseImage, StringComparison.Ordinal));
             Assert.Contains("ARG WINDOWS_VERSION=ltsc2022", File.ReadAllText(RepositoryPaths.Combine(relative.Split('/'))), StringComparison.Ordinal);
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(ProxyDockerfiles))]
+    public void Proxy_images_carry_no_emulator_assembly(string relative)
+    {
+        var windows = IsWindows(relative);
+        var files = FinalImageFiles(Load(relative), windows, out _);
+        var app = windows ? @"c:\app\" : "/app/";
+        Assert.Contains(app + (windows ? "msiproxy.dll" : "MsiProxy.dll"), files.Keys);
+
+        // The emulator belongs to the demo (src/MsiProxy.Demo): neither its files nor a dependency on it ship.
+        Assert.DoesNotContain(files.Keys, k => k.Contains("MsiProxy.ImdsEmulator", StringComparison.OrdinalIgnoreCase));
+        var deps = files[app + (windows ? "msiproxy.deps.json" : "MsiProxy.deps.json")];
+        Assert.DoesNotContain("MsiProxy.ImdsEmulator", File.ReadAllText(deps), StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

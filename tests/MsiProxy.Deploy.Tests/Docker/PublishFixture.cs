@@ -51,10 +51,10 @@ public sealed class PublishFixture : IDisposable
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        if (!process.WaitForExit(TimeSpan.FromMinutes(15)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException("dotnet publish took more than 5 minutes: " + string.Join(' ', args));
+            throw new TimeoutException("dotnet publish took more than 15 minutes: " + string.Join(' ', args));
         }
 
         Assert.True(process.ExitCode == 0, $"dotnet {string.Join(' ', args)} failed:\n{stdout.Result}\n{stderr.Result}");

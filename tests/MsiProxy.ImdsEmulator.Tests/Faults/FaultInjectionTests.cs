@@ -116,7 +116,7 @@ public sealed class FaultInjectionTests : EmulatorTestBase
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Client.SendAsync(ImdsRequests.Token(Arm), giveUp.Token));
 
-        await WaitUntilAsync(() => State.Requests[0].Completed);
+        await Eventually(() => State.Requests[0].Completed);
         Assert.Null(State.Requests[0].Status);
         Assert.Equal("stall", State.Requests[0].Fault);
     }
@@ -126,7 +126,7 @@ public sealed class FaultInjectionTests : EmulatorTestBase
     {
         State.Faults.Enqueue(new FaultRule { Stall = true });
         var stalled = Client.SendAsync(ImdsRequests.Token(Arm));
-        await WaitUntilAsync(() => State.Counters.CurrentConcurrency == 1);
+        await Eventually(() => State.Counters.CurrentConcurrency == 1);
 
         var stop = Stopwatch.StartNew();
         await Server.StopAsync();
@@ -167,13 +167,4 @@ public sealed class FaultInjectionTests : EmulatorTestBase
         Assert.Equal(1, State.Counters.TokensIssued);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Condition not reached within 10 s.");
-            await Task.Delay(20);
-        }
-    }
 }

@@ -19,7 +19,7 @@ public sealed class IdentityLimitTests : EmulatorTestBase
         var stalled = Enumerable.Range(0, 5)
             .Select(_ => Client.SendAsync(ImdsRequests.Token("https://management.azure.com/"), cancelStalled.Token))
             .ToList();
-        await WaitUntilAsync(() => State.Counters.CurrentConcurrency == 5);
+        await Eventually(() => State.Counters.CurrentConcurrency == 5);
 
         using var sixth = await Client.SendAsync(ImdsRequests.Token("https://management.azure.com/"));
         var body = await ImdsRequests.ReadJsonAsync(sixth);
@@ -37,7 +37,7 @@ public sealed class IdentityLimitTests : EmulatorTestBase
         }
 
         // The stalled rule still has one use left (the 6th never reached it); the slots are free again.
-        await WaitUntilAsync(() => State.Counters.CurrentConcurrency == 0);
+        await Eventually(() => State.Counters.CurrentConcurrency == 0);
         State.Faults.Clear();
         using var after = await Client.SendAsync(ImdsRequests.Token("https://management.azure.com/"));
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
@@ -73,15 +73,6 @@ public sealed class IdentityLimitTests : EmulatorTestBase
         Assert.Equal(HttpStatusCode.OK, instance.StatusCode);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Condition not reached within 10 s.");
-            await Task.Delay(20);
-        }
-    }
 }
 
 public sealed class DisabledLimitTests

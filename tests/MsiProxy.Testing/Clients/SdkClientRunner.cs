@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Processes;
 
 namespace MsiProxy.Testing.Clients;
 
@@ -93,11 +94,12 @@ public sealed record SdkClientResult(
 /// </summary>
 public static class SdkClientRunner
 {
+    // What the SDKs read besides the variables every child loses (ChildProcess.ScrubbedVariables): nothing of the
+    // test runner's identity configuration may steer a client.
     private static readonly string[] ScrubbedVariables =
     [
-        "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT",
-        "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_TOKEN_CREDENTIALS", "AZURE_AUTHORITY_HOST",
-        "DEFAULT_IDENTITY_CLIENT_ID", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+        "IDENTITY_SERVER_THUMBPRINT", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_TOKEN_CREDENTIALS",
+        "AZURE_AUTHORITY_HOST", "DEFAULT_IDENTITY_CLIENT_ID",
     ];
 
     private static readonly Lazy<string> DotnetClient = new(BuildDotnetClient, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -152,8 +154,8 @@ public static class SdkClientRunner
         }
 
         // Scheme, host and port only: msal-node appends the path itself and lower-cases the whole URL.
-        var start = CreateStartInfo(request, authorityHost.GetLeftPart(UriPartial.Authority));
-        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+        var launch = CreateLaunch(request, authorityHost.GetLeftPart(UriPartial.Authority));
+        return await RunProcessAsync(launch, request.Timeout, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -171,10 +173,10 @@ public static class SdkClientRunner
             throw new ArgumentException("Get-Token.ps1 speaks the IMDS protocol only.", nameof(request));
         }
 
-        var start = CreateStartInfo(request, authorityHost: null);
-        start.Environment["IDENTITY_ENDPOINT"] = identityEndpoint.ToString();
-        start.Environment["IDENTITY_HEADER"] = identityHeader;
-        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+        var launch = CreateLaunch(request, authorityHost: null);
+        launch.Environment["IDENTITY_ENDPOINT"] = identityEndpoint.ToString();
+        launch.Environment["IDENTITY_HEADER"] = identityHeader;
+        return await RunProcessAsync(launch, request.Timeout, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -190,8 +192,8 @@ public static class SdkClientRunner
             throw new ArgumentException("The namespace supplies the wrapper.", nameof(request));
         }
 
-        var start = CreateStartInfo(request with { Wrapper = ns.Wrapper }, authorityHost: null);
-        return await RunProcessAsync(start, request.Timeout, ct).ConfigureAwait(false);
+        var launch = CreateLaunch(request with { Wrapper = ns.Wrapper }, authorityHost: null);
+        return await RunProcessAsync(launch, request.Timeout, ct).ConfigureAwait(false);
     }
 
     private static void GuardAuthority(Uri authority, SdkClientRequest request)
@@ -215,7 +217,11 @@ public static class SdkClientRunner
         }
     }
 
-    private static ProcessStartInfo CreateStartInfo(SdkClientRequest request, string? authorityHost)
+    /// <summary>How a client process is started: command, environment (a null value removes a variable) and folder.</summary>
+    private sealed record Launch(string Program, List<string> Arguments, IReadOnlyList<string> Wrapper, Dictionary<string, string?> Environment,
+        string WorkingDirectory);
+
+    private static Launch CreateLaunch(SdkClientRequest request, string? authorityHost)
     {
         if (request.ClientCapabilities is not null && request.Sdk != SdkKind.MsalNode)
         {
@@ -248,48 +254,29 @@ public static class SdkClientRunner
             AddOption(args, "--client-capabilities", request.ClientCapabilities is null ? null : string.Join(',', request.ClientCapabilities));
         }
 
-        var command = new List<string>(request.Wrapper ?? []) { program };
-        command.AddRange(args);
-        var start = new ProcessStartInfo(command[0])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = request.Sdk is SdkKind.Js or SdkKind.JsDefaultAzureCredential or SdkKind.MsalNode ? JsClientDirectory : Path.GetTempPath(),
-        };
-        foreach (var arg in command.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var name in ScrubbedVariables)
-        {
-            start.Environment.Remove(name);
-        }
-
+        var environment = ScrubbedVariables.ToDictionary(name => name, string? (_) => null);
         if (authorityHost is not null)
         {
-            start.Environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = authorityHost;
+            environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = authorityHost;
         }
 
-        start.Environment["NO_PROXY"] = "127.0.0.1,localhost";
-        start.Environment["no_proxy"] = "127.0.0.1,localhost";
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        environment["NO_PROXY"] = "127.0.0.1,localhost";
+        environment["no_proxy"] = "127.0.0.1,localhost";
         // No update check or telemetry: pwsh would otherwise look up public names at start-up.
-        start.Environment["POWERSHELL_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["POWERSHELL_UPDATECHECK"] = "Off";
+        environment["POWERSHELL_TELEMETRY_OPTOUT"] = "1";
+        environment["POWERSHELL_UPDATECHECK"] = "Off";
         if (request.Sdk == SdkKind.JsDefaultAzureCredential)
         {
-            start.Environment["AZURE_TOKEN_CREDENTIALS"] = "prod";
+            environment["AZURE_TOKEN_CREDENTIALS"] = "prod";
         }
 
         foreach (var (name, value) in request.Environment ?? new Dictionary<string, string>())
         {
-            start.Environment[name] = value;
+            environment[name] = value;
         }
 
-        return start;
+        return new Launch(program, args, request.Wrapper ?? [], environment,
+            request.Sdk is SdkKind.Js or SdkKind.JsDefaultAzureCredential or SdkKind.MsalNode ? JsClientDirectory : Path.GetTempPath());
     }
 
     private static void AddOption(List<string> args, string name, string? value)
@@ -315,31 +302,18 @@ public static class SdkClientRunner
         return Path.Combine(JsClientDirectory, "get-token.mjs");
     }
 
-    private static async Task<SdkClientResult> RunProcessAsync(ProcessStartInfo start, TimeSpan timeout, CancellationToken ct)
+    private static async Task<SdkClientResult> RunProcessAsync(Launch launch, TimeSpan timeout, CancellationToken ct)
     {
         var stopwatch = Stopwatch.StartNew();
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(ct);
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
-        var timedOut = false;
-        try
+        await using var process = ChildProcess.Start(launch.Program, launch.Arguments, launch.Wrapper, launch.Environment, launch.WorkingDirectory);
+        var exit = await process.WaitForExitAsync(timeout, ct).ConfigureAwait(false);
+        if (exit is null)
         {
-            await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            timedOut = true;
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            await process.KillAsync().ConfigureAwait(false); // the whole tree, and its output read to the end
         }
 
-        var output = await stdout.ConfigureAwait(false);
-        var errors = await stderr.ConfigureAwait(false);
         stopwatch.Stop();
-        return Parse(output, errors, timedOut ? -1 : process.ExitCode, timedOut, stopwatch.Elapsed);
+        return Parse(process.StandardOutput, process.StandardError, exit ?? -1, timedOut: exit is null, stopwatch.Elapsed);
     }
 
     private static SdkClientResult Parse(string output, string errors, int exitCode, bool timedOut, TimeSpan elapsed)

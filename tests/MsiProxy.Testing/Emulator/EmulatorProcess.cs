@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
+using MsiProxy.Testing.Processes;
 
 namespace MsiProxy.Testing.Emulator;
 
@@ -9,14 +9,13 @@ namespace MsiProxy.Testing.Emulator;
 /// </summary>
 public sealed partial class EmulatorProcess : IAsyncDisposable
 {
-    private readonly Process _process;
+    private readonly ChildProcess _process;
 
-    private EmulatorProcess(Process process, Uri imds, Uri? control, Func<string> output)
+    private EmulatorProcess(ChildProcess process, Uri imds, Uri? control)
     {
         _process = process;
         ImdsAddress = imds;
         ControlAddress = control;
-        Output = output;
     }
 
     public Uri ImdsAddress { get; }
@@ -25,100 +24,33 @@ public sealed partial class EmulatorProcess : IAsyncDisposable
     public Uri? ControlAddress { get; }
 
     /// <summary>Everything the program printed so far (stdout and stderr).</summary>
-    public Func<string> Output { get; }
+    public string Output => _process.Output;
 
     /// <param name="arguments">Extra options, e.g. "--Emulator:SystemAssigned=false".</param>
     public static async Task<EmulatorProcess> StartAsync(IEnumerable<string> arguments, bool withControl = true, TimeSpan? startTimeout = null)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "MsiProxy.ImdsEmulator.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add("http://127.0.0.1:0");
+        List<string> all = [ChildProcess.TestOutput("MsiProxy.ImdsEmulator.dll"), "--urls", "http://127.0.0.1:0"];
         if (withControl)
         {
-            start.ArgumentList.Add("--Emulator:Control:Urls=http://127.0.0.1:0");
+            all.Add("--Emulator:Control:Urls=http://127.0.0.1:0");
         }
 
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment.Remove("ASPNETCORE_URLS");
-        start.Environment["Logging__Console__FormatterName"] = "simple";
-
-        var output = new System.Text.StringBuilder();
-        var ready = new TaskCompletionSource<Match>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        void OnLine(object? sender, DataReceivedEventArgs e)
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-
-            var match = ListeningLine().Match(e.Data);
-            if (match.Success)
-            {
-                ready.TrySetResult(match);
-            }
-        }
-
-        process.OutputDataReceived += OnLine;
-        process.ErrorDataReceived += OnLine;
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException($"Emulator exited ({process.ExitCode}):\n{output}"));
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        string Output()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
-
+        all.AddRange(arguments);
+        var process = ChildProcess.Start("dotnet", all, environment: new Dictionary<string, string?> { ["Logging__Console__FormatterName"] = "simple" });
         try
         {
-            var match = await ready.Task.WaitAsync(startTimeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            var match = await process.WaitForLineAsync(ListeningLine(), startTimeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             var control = match.Groups["control"].Value;
-            return new EmulatorProcess(process, new Uri(match.Groups["imds"].Value), control == "off" ? null : new Uri(control), Output);
+            return new EmulatorProcess(process, new Uri(match.Groups["imds"].Value), control == "off" ? null : new Uri(control));
         }
         catch
         {
-            Kill(process);
-            process.Dispose();
+            await process.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        Kill(_process);
-        await _process.WaitForExitAsync().ConfigureAwait(false);
-        _process.Dispose();
-    }
-
-    private static void Kill(Process process)
-    {
-        if (!process.HasExited)
-        {
-            process.Kill(entireProcessTree: true);
-        }
-    }
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
 
     [GeneratedRegex(@"IMDS emulator listening on (?<imds>http://[^,;\s]+)[^;]*; control API on (?<control>off|http://[^,\s]+)")]
     private static partial Regex ListeningLine();

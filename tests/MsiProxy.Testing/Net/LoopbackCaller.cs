@@ -10,6 +10,14 @@ namespace MsiProxy.Testing.Net;
 /// </summary>
 public static class LoopbackCaller
 {
+    /// <summary>A loopback port that was free a moment ago, for a child process's listener (which cannot report port 0 back).</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>An HttpClient whose connections leave from <paramref name="source"/> (e.g. 127.0.0.2), no proxy.</summary>
     public static HttpClient Create(IPAddress source, Uri? baseAddress = null, TimeSpan? timeout = null) =>
         new(CreateHandler(source), disposeHandler: true)

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text.Json;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.Proxy;
 
 namespace MsiProxy.Testing.Net;
@@ -15,39 +15,18 @@ public sealed class NamespaceProxy : IAsyncDisposable
     /// <summary>The management listener inside the namespace (a fresh namespace has every port free).</summary>
     public static readonly Uri ManagementAddress = new("http://127.0.0.1:8081");
 
-    private static readonly string[] ScrubbedVariables =
-    [
-        "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS", "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT",
-        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ];
+    private readonly ChildProcess _process;
 
-    private readonly Process _process;
-    private readonly List<string> _lines = [];
-    private readonly Lock _gate = new();
-
-    private NamespaceProxy(Process process, TransparentNamespace ns)
+    private NamespaceProxy(ChildProcess process, TransparentNamespace ns)
     {
         _process = process;
         Namespace = ns;
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
     }
 
     public TransparentNamespace Namespace { get; }
 
     /// <summary>Everything the program printed so far.</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return string.Join('\n', _lines);
-            }
-        }
-    }
+    public string Output => _process.Output;
 
     /// <summary>The RequestCompleted events (one per client request the proxy answered), oldest first.</summary>
     public IReadOnlyList<JsonElement> RequestLines => Events("RequestCompleted");
@@ -95,37 +74,18 @@ public sealed class NamespaceProxy : IAsyncDisposable
             configuration[key] = value;
         }
 
-        var start = new ProcessStartInfo(ns.SupervisedWrapper[0])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        foreach (var arg in ns.SupervisedWrapper.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.ArgumentList.Add("dotnet");
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll"));
-        foreach (var (key, value) in configuration)
-        {
-            start.ArgumentList.Add($"--{key}={value}");
-        }
-
-        foreach (var name in ScrubbedVariables)
-        {
-            start.Environment.Remove(name);
-        }
-
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the proxy.");
+        // The supervising wrapper stops the proxy (SIGTERM) when its stdin closes: on dispose, or if the test process dies.
+        var process = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"), .. configuration.Select(p => $"--{p.Key}={p.Value}")],
+            ns.SupervisedWrapper, keepInputOpen: true);
         var proxy = new NamespaceProxy(process, ns);
         try
         {
-            await proxy.WaitUntilReadyAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            using var management = ns.CreateHttpClient(ManagementAddress, TimeSpan.FromSeconds(2));
+            await Waiting.Eventually(async () =>
+            {
+                process.ThrowIfExited();
+                return await Waiting.AnswersAsync(management, "/readyz").ConfigureAwait(false);
+            }, TimeSpan.FromSeconds(30), $"the proxy in {ns} is ready", () => process.Output).ConfigureAwait(false);
             return proxy;
         }
         catch
@@ -136,32 +96,14 @@ public sealed class NamespaceProxy : IAsyncDisposable
     }
 
     /// <summary>The RequestCompleted events, once there are at least <paramref name="count"/> (a line is written just after the answer).</summary>
-    public async Task<IReadOnlyList<JsonElement>> RequestLinesAsync(int count, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (true)
-        {
-            var lines = RequestLines;
-            if (lines.Count >= count || DateTime.UtcNow > deadline)
-            {
-                return lines;
-            }
-
-            await Task.Delay(20).ConfigureAwait(false);
-        }
-    }
+    public Task<IReadOnlyList<JsonElement>> RequestLinesAsync(int count, TimeSpan? within = null) =>
+        Waiting.Eventually(() => RequestLines, lines => lines.Count >= count, within, $"{count} RequestCompleted line(s)", () => Output);
 
     /// <summary>Compact-JSON events whose EventId name is <paramref name="name"/>, oldest first.</summary>
     public IReadOnlyList<JsonElement> Events(string name)
     {
-        List<string> lines;
-        lock (_gate)
-        {
-            lines = [.. _lines];
-        }
-
         var events = new List<JsonElement>();
-        foreach (var line in lines.Where(l => l.StartsWith('{')))
+        foreach (var line in _process.StandardOutputLines.Where(l => l.StartsWith('{')))
         {
             using var json = JsonDocument.Parse(line);
             if (json.RootElement.TryGetProperty("EventId", out var id) && id.TryGetProperty("Name", out var eventName)
@@ -176,69 +118,13 @@ public sealed class NamespaceProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A graceful stop first (the wrapper sends SIGTERM); the kill is for a proxy that hangs.
         if (!_process.HasExited)
         {
-            // Closing stdin makes the wrapper send SIGTERM (a graceful stop); the kill is for a proxy that hangs.
-            _process.StandardInput.Close();
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            try
-            {
-                await _process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync().ConfigureAwait(false);
-            }
+            _process.CloseInput();
+            await _process.WaitForExitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         }
 
-        _process.Dispose();
-    }
-
-    private async Task WaitUntilReadyAsync(TimeSpan timeout)
-    {
-        using var management = Namespace.CreateHttpClient(ManagementAddress, TimeSpan.FromSeconds(2));
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"The proxy exited ({_process.ExitCode}):\n{Output}");
-            }
-
-            try
-            {
-                using var ready = await management.GetAsync(new Uri("/readyz", UriKind.Relative)).ConfigureAwait(false);
-                if (ready.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // not listening yet
-            }
-            catch (TaskCanceledException)
-            {
-                // not answering yet
-            }
-
-            await Task.Delay(100).ConfigureAwait(false);
-        }
-
-        throw new TimeoutException($"The proxy in {Namespace} was not ready within {timeout}:\n{Output}");
-    }
-
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            _lines.Add(line);
-        }
+        await _process.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -12,24 +12,12 @@ public sealed class LogCapture : ILoggerProvider
     public IReadOnlyList<CapturedLog> Events => [.. _events];
 
     /// <summary>
-    /// The events of <paramref name="category"/>, once there are at least <paramref name="count"/> (or the wait ran out):
-    /// a request's log and audit lines are written as the exchange completes, which can be just after the client has
-    /// read its answer.
+    /// The events of <paramref name="category"/>, once there are at least <paramref name="count"/>: a request's log and
+    /// audit lines are written as the exchange completes, which can be just after the client has read its answer.
     /// </summary>
-    public async Task<IReadOnlyList<CapturedLog>> WaitForAsync(string category, int count, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (true)
-        {
-            var events = _events.Where(e => e.Category == category).ToList();
-            if (events.Count >= count || DateTime.UtcNow > deadline)
-            {
-                return events;
-            }
-
-            await Task.Delay(10).ConfigureAwait(false);
-        }
-    }
+    public async Task<IReadOnlyList<CapturedLog>> WaitForAsync(string category, int count, TimeSpan? within = null) =>
+        await Waiting.Eventually(() => _events.Where(e => e.Category == category).ToList(), events => events.Count >= count, within,
+            $"{count} event(s) of {category}", () => $"{_events.Count(e => e.Category == category)} so far").ConfigureAwait(false);
 
     /// <summary>Everything captured, as one text to search (e.g. for token strings that must never appear).</summary>
     public string AllText()

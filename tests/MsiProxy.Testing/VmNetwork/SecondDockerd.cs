@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using MsiProxy.Interception;
+using MsiProxy.Testing.Processes;
 
 namespace MsiProxy.Testing.VmNetwork;
 
@@ -14,9 +14,9 @@ namespace MsiProxy.Testing.VmNetwork;
 public sealed partial class SecondDockerd : IAsyncDisposable
 {
     private readonly string _directory;
-    private readonly NamespacedProcess _process;
+    private readonly ChildProcess _process;
 
-    private SecondDockerd(string directory, NamespacedProcess process)
+    private SecondDockerd(string directory, ChildProcess process)
     {
         _directory = directory;
         _process = process;
@@ -48,8 +48,8 @@ public sealed partial class SecondDockerd : IAsyncDisposable
             $"exec dockerd --host unix://{directory}/docker.sock --data-root {directory}/data --exec-root {directory}/exec "
             + $"--pidfile {directory}/docker.pid --userland-proxy=false");
         EnsureMountPoints();
-        var process = NamespacedProcess.Start("/run/netns/" + vmNamespace, "unshare", ["-m", "--propagation", "private", "--", "sh", "-c", script],
-            new Dictionary<string, string> { ["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent" });
+        var process = ChildProcess.Start("unshare", ["-m", "--propagation", "private", "--", "sh", "-c", script], ChildProcess.InNamespace("/run/netns/" + vmNamespace),
+            new Dictionary<string, string?> { ["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent" });
         var daemon = new SecondDockerd(directory, process);
         try
         {
@@ -106,11 +106,7 @@ public sealed partial class SecondDockerd : IAsyncDisposable
             }
 
             RigCommand.Run("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]);
-            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            while (!_process.HasExited && !bound.IsCancellationRequested)
-            {
-                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
-            }
+            await _process.WaitForExitAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false); // then SIGKILL, below
         }
 
         await _process.DisposeAsync().ConfigureAwait(false);

@@ -4,6 +4,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using MsiProxy.Interception;
 
+using MsiProxy.Testing.Processes;
+
 namespace MsiProxy.Testing.VmNetwork;
 
 /// <summary>
@@ -54,7 +56,7 @@ public sealed partial class VmNetwork : IAsyncDisposable
 
     public SecondDockerd Dockerd { get; private set; } = null!;
 
-    public NamespacedProcess Emulator { get; private set; } = null!;
+    public ChildProcess Emulator { get; private set; } = null!;
 
     /// <summary>Why a rig cannot be built here (not root, no dockerd…), or null.</summary>
     public static string? WhyUnavailable()
@@ -112,11 +114,12 @@ public sealed partial class VmNetwork : IAsyncDisposable
     public RigResult InVm(params string[] command) => RigCommand.Run("nsenter", ["--net=/run/netns/" + VmNamespace, "--", .. command]);
 
     /// <summary>Starts a program in the VM's network namespace; it is killed when the rig is disposed (or earlier by the test).</summary>
-    public NamespacedProcess StartInVm(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
-        Own(NamespacedProcess.Start("/run/netns/" + VmNamespace, program, arguments, environment));
+    public ChildProcess StartInVm(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+        Own(ChildProcess.Start(program, arguments, ChildProcess.InNamespace("/run/netns/" + VmNamespace),
+            environment?.ToDictionary(p => p.Key, string? (p) => p.Value)));
 
     /// <summary>Starts a program in a running container's network namespace (with this machine's files: no image needed).</summary>
-    public NamespacedProcess StartInContainer(string container, string program, IEnumerable<string> arguments)
+    public ChildProcess StartInContainer(string container, string program, IEnumerable<string> arguments)
     {
         var pid = Docker("inspect", "-f", "{{.State.Pid}}", container).Output.Trim();
         if (!int.TryParse(pid, NumberStyles.Integer, CultureInfo.InvariantCulture, out var number) || number <= 0)
@@ -124,7 +127,7 @@ public sealed partial class VmNetwork : IAsyncDisposable
             throw new InvalidOperationException($"container {container} does not run (pid '{pid}')");
         }
 
-        return Own(NamespacedProcess.Start($"/proc/{number}/ns/net", program, arguments));
+        return Own(ChildProcess.Start(program, arguments, ChildProcess.InNamespace($"/proc/{number}/ns/net")));
     }
 
     /// <summary>A relay in front of the VM's dockerd whose event streams can be held back (see <see cref="DockerEventsValve"/>); removed with the rig.</summary>
@@ -135,7 +138,7 @@ public sealed partial class VmNetwork : IAsyncDisposable
     /// container's. The fixture guard runs first: every upstream must be the fabric's IMDS (this rig's emulator) or an
     /// address in <paramref name="testNetworkAddresses"/> — never anything outside the rig.
     /// </summary>
-    public NamespacedProcess StartMsiProxy(IReadOnlyList<string> upstreams, IEnumerable<System.Net.IPAddress> testNetworkAddresses,
+    public ChildProcess StartMsiProxy(IReadOnlyList<string> upstreams, IEnumerable<System.Net.IPAddress> testNetworkAddresses,
         IEnumerable<string> arguments, string? container = null)
     {
         ArgumentNullException.ThrowIfNull(upstreams);
@@ -166,7 +169,7 @@ public sealed partial class VmNetwork : IAsyncDisposable
     /// <summary>What a failing test prints: the VM's tables, and the output of the daemon and of every process the rig started.</summary>
     public string Diagnostics() =>
         $"--- iptables-save (VM)\n{IptablesSave()}\n--- dockerd\n{Tail(Dockerd?.Log)}"
-        + string.Concat(_owned.OfType<NamespacedProcess>().Select(p => $"\n--- {p.Description}\n{Tail(p.Output)}"));
+        + string.Concat(_owned.OfType<ChildProcess>().Select(p => $"\n--- {p.Description}\n{Tail(p.Output)}"));
 
     public async ValueTask DisposeAsync()
     {
@@ -214,9 +217,9 @@ public sealed partial class VmNetwork : IAsyncDisposable
         }
     }
 
-    private async Task<NamespacedProcess> StartEmulatorAsync()
+    private async Task<ChildProcess> StartEmulatorAsync()
     {
-        var emulator = Own(NamespacedProcess.Start("/run/netns/" + FabricNamespace, "dotnet",
+        var emulator = Own(ChildProcess.Start("dotnet",
         [
             Path.Combine(AppContext.BaseDirectory, "MsiProxy.ImdsEmulator.dll"),
             "--urls", $"http://{MetadataAddress}:80;http://{MetadataAddress}:{OtherImdsPort}",
@@ -226,7 +229,7 @@ public sealed partial class VmNetwork : IAsyncDisposable
             "--Emulator:UserAssigned:0:ResourceId=/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/rig",
             "--Emulator:SystemAssigned=false", // its one identity is the VM's: a request without a selector gets it
             "--Emulator:Limits:Enabled=false",
-        ]));
+        ], ChildProcess.InNamespace("/run/netns/" + FabricNamespace)));
         await emulator.WaitForLineAsync(EmulatorListening(), TimeSpan.FromSeconds(60)).ConfigureAwait(false);
         return emulator;
     }

@@ -35,16 +35,6 @@ public sealed class TokenCacheTests
         }
     }
 
-    private static async Task Eventually(Func<bool> condition)
-    {
-        for (var i = 0; i < 500 && !condition(); i++)
-        {
-            await Task.Delay(10);
-        }
-
-        Assert.True(condition(), "condition not reached");
-    }
-
     [Fact]
     public async Task A_token_is_fetched_once_and_then_served_from_the_cache_until_its_expiry_floor()
     {

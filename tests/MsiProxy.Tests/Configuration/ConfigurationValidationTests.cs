@@ -1,5 +1,6 @@
+using System.Text.RegularExpressions;
 using MsiProxy.Configuration;
-using MsiProxy.Tests.Hosting;
+using MsiProxy.Testing.Processes;
 
 namespace MsiProxy.Tests.Configuration;
 
@@ -53,10 +54,10 @@ public sealed class ConfigurationValidationTests
             args.Add($"--{key}={value}");
         }
 
-        await using var program = ProgramProcess.Start(args, isolated: true);
-        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        await using var program = StartIsolated(args);
+        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-        Assert.True(exit == 2, $"exit {exit}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+        Assert.True(exit == 2, $"exit {exit}\n{program.Output}");
         Assert.Contains(expected, program.StandardError);
         Assert.DoesNotContain("   at ", program.StandardError); // a message, not a stack trace
     }
@@ -64,12 +65,17 @@ public sealed class ConfigurationValidationTests
     [Fact]
     public async Task The_real_program_with_good_settings_keeps_running()
     {
-        await using var program = ProgramProcess.Start(GoodBase, isolated: true);
+        await using var program = StartIsolated(GoodBase);
 
-        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(8));
-
-        Assert.True(exit is null, $"exited with {exit}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+        // Every configuration error surfaces before the host has started (building, mapping, ValidateOnStart): once it
+        // says so, no exit 2 can follow. A bad setting would end the wait at once (the process exits first).
+        await program.WaitForLineAsync(new Regex("Application started"), TimeSpan.FromSeconds(60));
+        Assert.False(program.HasExited, program.Output);
     }
+
+    /// <summary>The real program in a network namespace with only loopback: whatever its settings, it reaches nothing.</summary>
+    private static ChildProcess StartIsolated(IEnumerable<string> args) =>
+        ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"), .. args], ChildProcess.IsolatedWrapper);
 
     [Fact]
     public void The_validator_names_every_bad_key_and_value_at_once()

@@ -194,15 +194,4 @@ public sealed class CallerDiscoveryTests : IAsyncLifetime
         return response.StatusCode;
     }
 
-    private static Task Eventually(Func<bool> condition, int timeoutMs = 10_000) => Eventually(() => Task.FromResult(condition()), timeoutMs);
-
-    private static async Task Eventually(Func<Task<bool>> condition, int timeoutMs = 10_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within " + timeoutMs + " ms");
-            await Task.Delay(20);
-        }
-    }
 }

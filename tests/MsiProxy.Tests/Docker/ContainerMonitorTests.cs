@@ -89,12 +89,13 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, await TokenStatusAsync(proxy, "127.0.0.2", IdentityA)); // IMDS's "Identity not found"
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
 
-        // The late die events of the old containers must not remove the new registration.
-        var lists = _engine.Lists;
+        // The late die events of the old containers must not remove the new registration. Rather than wait a while and
+        // look, wait for the pass that handles them: events only trigger reconcile passes, which run one after another,
+        // so once a container started after those events is registered, a pass has run since they arrived.
         _engine.Announce("die", "old");
         _engine.Announce("destroy", "stranger");
-        await Eventually(() => _engine.Lists > lists);
-        await Task.Delay(200);
+        _engine.Start(Container("marker", "marker", "127.0.0.5", ClientLabels(IdentityA)));
+        await Eventually(() => registry.Get("marker") is { Ready: true }, what: "a pass after the late events registers the marker");
         Assert.Equal("new", registry.Get("app")?.WorkloadId);
         Assert.Equal(HttpStatusCode.OK, await TokenStatusAsync(proxy, "127.0.0.2", IdentityB));
     }
@@ -215,15 +216,5 @@ public sealed class ContainerMonitorTests : IAsyncLifetime
         using var request = ImdsRequests.Token(Resource, clientId is null ? null : "client_id=" + clientId);
         using var response = await client.SendAsync(request);
         return response.StatusCode;
-    }
-
-    private static async Task Eventually(Func<bool> condition, int timeoutMs = 10_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within " + timeoutMs + " ms");
-            await Task.Delay(20);
-        }
     }
 }

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
-using MsiProxy.Tests.Hosting;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Tests.Requests;
 
 namespace MsiProxy.Tests.Forwarding;
@@ -16,13 +16,6 @@ namespace MsiProxy.Tests.Forwarding;
 [Collection(MsiProxy.Tests.Hosting.Serial.Name)]
 public sealed class EnvironmentProxyTests
 {
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task Http_proxy_in_the_environment_is_never_used_for_upstream_calls()
     {
@@ -39,38 +32,22 @@ public sealed class EnvironmentProxyTests
             }
         });
         var trapUrl = $"http://127.0.0.1:{((IPEndPoint)trap.LocalEndpoint).Port}";
-        var clientPort = FreePort();
-        var managementPort = FreePort();
+        var clientPort = LoopbackCaller.FreePort();
+        var managementPort = LoopbackCaller.FreePort();
 
-        await using var program = ProgramProcess.Start(
+        await using var program = ChildProcess.Start("dotnet",
         [
-            "--urls", $"http://127.0.0.1:{clientPort}", $"--MsiProxy:Management:Urls=http://127.0.0.1:{managementPort}",
+            ChildProcess.TestOutput("MsiProxy.dll"), "--urls", $"http://127.0.0.1:{clientPort}", $"--MsiProxy:Management:Urls=http://127.0.0.1:{managementPort}",
             $"--MsiProxy:Upstreams:0={emulator.BaseAddress.ToString().TrimEnd('/')}",
             "--MsiProxy:Clients:0:Name=app", "--MsiProxy:Clients:0:Address=127.0.0.2",
-        ], isolated: false, new Dictionary<string, string>
+        ], environment: new Dictionary<string, string?>
         {
             ["HTTP_PROXY"] = trapUrl, ["http_proxy"] = trapUrl, ["HTTPS_PROXY"] = trapUrl, ["ALL_PROXY"] = trapUrl, ["NO_PROXY"] = "",
         });
 
         using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(5));
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            try
-            {
-                using var health = await management.GetAsync("/healthz");
-                if (health.IsSuccessStatusCode)
-                {
-                    break;
-                }
-            }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
-            {
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"the program did not come up\n{program.StandardOutput}\n{program.StandardError}");
-            await Task.Delay(200);
-        }
+        await Eventually(() => AnswersAsync(management, "/healthz"), TimeSpan.FromSeconds(60), "the program answers /healthz",
+            () => program.Output);
 
         using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
         using var token = await app.SendAsync(ImdsRequests.Token("https://management.azure.com/"));

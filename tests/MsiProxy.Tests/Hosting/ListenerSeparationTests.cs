@@ -20,24 +20,9 @@ public sealed class ListenerSeparationTests
         Assert.Contains("Healthy", await CoreAssert.OkAsync(health));
 
         // Ready once an upstream answered: the start-up probe, a moment after start.
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        HttpResponseMessage ready;
-        while (true)
-        {
-            ready = await management.GetAsync("/readyz");
-            if (ready.StatusCode == HttpStatusCode.OK || DateTime.UtcNow > deadline)
-            {
-                break;
-            }
-
-            ready.Dispose();
-            await Task.Delay(100);
-        }
-
-        using (ready)
-        {
-            Assert.Contains("Ready", await CoreAssert.OkAsync(ready));
-        }
+        await Eventually(() => AnswersAsync(management, "/readyz"), what: "/readyz answers 200");
+        using var ready = await management.GetAsync("/readyz");
+        Assert.Contains("Ready", await CoreAssert.OkAsync(ready));
     }
 
     [Theory]

@@ -5,6 +5,7 @@ using System.Text.Json;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Tests.Telemetry;
 using static MsiProxy.Tests.Tokens.ProxyCalls;
@@ -144,20 +145,19 @@ public sealed class ShutdownAndRestartTests : IDisposable
     private sealed record Readiness(HttpStatusCode? Status, string Body);
 
     /// <summary>The program on fixed loopback ports, the emulator as its only upstream.</summary>
-    private static (ProgramProcess Program, Uri Client, Uri Management) Start(ImdsEmulatorServer emulator, IEnumerable<string> extra)
+    private static (ChildProcess Program, Uri Client, Uri Management) Start(ImdsEmulatorServer emulator, IEnumerable<string> extra)
     {
         var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
         UpstreamGuard.Check([upstream]);
-        var client = new Uri($"http://127.0.0.1:{ChildProcess.FreeLoopbackPort()}");
-        var management = new Uri($"http://127.0.0.1:{ChildProcess.FreeLoopbackPort()}");
-        var program = ProgramProcess.Start(
-            ["--urls", client.ToString().TrimEnd('/'), $"--MsiProxy:Management:Urls={management.ToString().TrimEnd('/')}", $"--MsiProxy:Upstreams:0={upstream}",
+        var client = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
+        var management = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
+        var program = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"), "--urls", client.ToString().TrimEnd('/'), $"--MsiProxy:Management:Urls={management.ToString().TrimEnd('/')}", $"--MsiProxy:Upstreams:0={upstream}",
                 "--MsiProxy:Health:Timeout=00:00:10", .. extra],
-            isolated: false, new Dictionary<string, string> { ["DOTNET_ENVIRONMENT"] = "Production" });
+            environment: new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" });
         return (program, client, management);
     }
 
-    private static async Task WaitReadyAsync(ProgramProcess program, Uri management)
+    private static async Task WaitReadyAsync(ChildProcess program, Uri management)
     {
         using var http = LoopbackCaller.Create("127.0.0.1", management, TimeSpan.FromSeconds(10));
         await Eventually(async () => await ReadinessAsync(http) is { Status: HttpStatusCode.OK } || program.HasExited, Generous, "the program is ready");
@@ -165,7 +165,7 @@ public sealed class ShutdownAndRestartTests : IDisposable
     }
 
     /// <summary>Polls /readyz until it is not 200 or the listener is gone; the first such answer.</summary>
-    private static async Task<Readiness> WatchReadinessAsync(ProgramProcess program, Uri management)
+    private static async Task<Readiness> WatchReadinessAsync(ChildProcess program, Uri management)
     {
         using var http = LoopbackCaller.Create("127.0.0.1", management, TimeSpan.FromSeconds(10));
         var deadline = DateTime.UtcNow + Generous;
@@ -245,7 +245,7 @@ public sealed class ShutdownAndRestartTests : IDisposable
         record.Headers.FirstOrDefault(h => string.Equals(h.Key, "x-ms-client-request-id", StringComparison.OrdinalIgnoreCase)).Value;
 
     /// <summary>Sends until the program answers at all (its listener is open), and returns that first answer.</summary>
-    private static async Task<Answer> FirstAnswerAsync(ProgramProcess program, Func<Task<Answer>> send)
+    private static async Task<Answer> FirstAnswerAsync(ChildProcess program, Func<Task<Answer>> send)
     {
         var deadline = DateTime.UtcNow + Generous;
         while (DateTime.UtcNow < deadline && !program.HasExited)

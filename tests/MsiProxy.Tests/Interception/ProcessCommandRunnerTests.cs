@@ -24,12 +24,7 @@ public sealed class ProcessCommandRunnerTests
         {
             using var cancel = new CancellationTokenSource();
             var run = new ProcessCommandRunner().RunAsync("/bin/sh", ["-c", $"echo $$ > {pidFile}; exec sleep 60"], null, cancel.Token);
-            var watch = Stopwatch.StartNew();
-            while (!File.Exists(pidFile) || new FileInfo(pidFile).Length == 0)
-            {
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), "the command did not start");
-                await Task.Delay(20);
-            }
+            await Eventually(() => File.Exists(pidFile) && new FileInfo(pidFile).Length > 0, what: "the command writes its pid");
 
             var pid = int.Parse((await File.ReadAllTextAsync(pidFile)).Trim());
             await cancel.CancelAsync();

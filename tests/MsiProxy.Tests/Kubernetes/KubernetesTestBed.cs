@@ -130,20 +130,6 @@ internal sealed class KubernetesTestBed : IAsyncDisposable
     public ClientRegistration? RegistrationOf(JsonObject pod) =>
         Registry.All.FirstOrDefault(r => r.WorkloadId == PodJson.Uid(pod));
 
-    public static async Task EventuallyAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out waiting until {what}");
-            }
-
-            await Task.Delay(25);
-        }
-    }
-
     [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
     private static extern int Rename([MarshalAs(UnmanagedType.LPUTF8Str)] string from, [MarshalAs(UnmanagedType.LPUTF8Str)] string to);
 

@@ -17,7 +17,7 @@ public sealed class PodDiscoveryTests
         var host = PodJson.Create("team-a", "api-host", "api", ip: null, hostNetwork: true);
         await using var bed = await StartAsync(DefaultBindings, api, unbound, elsewhere, host);
 
-        await EventuallyAsync(() => bed.RegistrationOf(api) is not null, "the bound pod is registered");
+        await Eventually(() => bed.RegistrationOf(api) is not null, what: "the bound pod is registered");
         var registration = bed.RegistrationOf(api)!;
         Assert.Equal("team-a/api-0", registration.Name);
         Assert.Equal(RegistrationSources.Kubernetes, registration.Source);
@@ -36,7 +36,7 @@ public sealed class PodDiscoveryTests
         var requests = bed.Api.Requests.ToArray();
         Assert.Contains("fieldSelector=spec.nodeName%3Dnode-1", requests[0], StringComparison.Ordinal);
         Assert.DoesNotContain("watch=true", requests[0], StringComparison.Ordinal);
-        await EventuallyAsync(() => bed.Api.Watches >= 1, "the watch starts");
+        await Eventually(() => bed.Api.Watches >= 1, what: "the watch starts");
         var watch = bed.Api.Requests.First(r => r.Contains("watch=true", StringComparison.Ordinal));
         Assert.Contains("allowWatchBookmarks=true", watch, StringComparison.Ordinal);
         Assert.Contains("resourceVersion=4812304", watch, StringComparison.Ordinal);
@@ -46,26 +46,26 @@ public sealed class PodDiscoveryTests
     public async Task Watch_events_follow_a_pod_from_pending_to_running_through_an_ip_change_to_deletion()
     {
         await using var bed = await StartAsync();
-        await EventuallyAsync(() => bed.Api.Watches >= 1, "the watch starts");
+        await Eventually(() => bed.Api.Watches >= 1, what: "the watch starts");
 
         var pod = PodJson.Create("team-a", "api-0", "api", ip: null, phase: "Pending");
         bed.Api.Add(pod);
         PodJson.SetIp(pod, "127.0.0.5");
         bed.Api.Modify(pod);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is not null, "the pod with an IP is registered");
+        await Eventually(() => bed.RegistrationOf(pod) is not null, what: "the pod with an IP is registered");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, await bed.TokenStatusAsync("127.0.0.5")); // not Running yet: retry
 
         bed.Api.Modify(PodJson.SetPhase(pod, "Running"));
-        await EventuallyAsync(() => bed.RegistrationOf(pod)?.Ready == true, "the running pod is ready");
+        await Eventually(() => bed.RegistrationOf(pod)?.Ready == true, what: "the running pod is ready");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.5"));
 
         bed.Api.Modify(PodJson.SetIp(pod, "127.0.0.6"));
-        await EventuallyAsync(() => bed.RegistrationOf(pod)?.Address.Network.Equals(IPAddress.Parse("127.0.0.6")) == true, "the new IP is registered");
+        await Eventually(() => bed.RegistrationOf(pod)?.Address.Network.Equals(IPAddress.Parse("127.0.0.6")) == true, what: "the new IP is registered");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.5"));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.6"));
 
         bed.Api.Delete(pod);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is null, "the deleted pod is deregistered");
+        await Eventually(() => bed.RegistrationOf(pod) is null, what: "the deleted pod is deregistered");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.6"));
         Assert.Empty(bed.Registry.All);
     }
@@ -75,10 +75,10 @@ public sealed class PodDiscoveryTests
     {
         var job = PodJson.Create("team-a", "job-0", "api", "127.0.0.12");
         await using var bed = await StartAsync(DefaultBindings, job);
-        await EventuallyAsync(() => bed.RegistrationOf(job) is not null, "the job pod is registered");
+        await Eventually(() => bed.RegistrationOf(job) is not null, what: "the job pod is registered");
 
         bed.Api.Modify(PodJson.SetPhase(job, "Succeeded"));
-        await EventuallyAsync(() => bed.RegistrationOf(job) is null, "the finished pod is deregistered");
+        await Eventually(() => bed.RegistrationOf(job) is null, what: "the finished pod is deregistered");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.12"));
     }
 
@@ -87,7 +87,7 @@ public sealed class PodDiscoveryTests
     {
         var first = PodJson.Create("team-a", "api-0", "api", "127.0.0.2");
         await using var bed = await StartAsync(DefaultBindings, first);
-        await EventuallyAsync(() => bed.Api.Watches >= 1, "the watch starts");
+        await Eventually(() => bed.Api.Watches >= 1, what: "the watch starts");
         Assert.Equal(1, bed.Api.Lists);
 
         // Drop: the proxy reconnects from the bookmark's version without relisting. The test cannot see when the proxy
@@ -100,7 +100,7 @@ public sealed class PodDiscoveryTests
             var watchesBefore = bed.Api.Watches;
             await Task.Delay(200);
             bed.Api.DropWatches();
-            await EventuallyAsync(() => bed.Api.Watches > watchesBefore, "the watch reconnects");
+            await Eventually(() => bed.Api.Watches > watchesBefore, what: "the watch reconnects");
             resumedFromBookmark = bed.Api.Requests.Last(r => r.Contains("watch=true", StringComparison.Ordinal))
                 .Contains($"resourceVersion={bookmark}", StringComparison.Ordinal);
         }
@@ -109,24 +109,24 @@ public sealed class PodDiscoveryTests
         Assert.Equal(1, bed.Api.Lists);
         var second = PodJson.Create("team-a", "api-1", "api", "127.0.0.3");
         bed.Api.Add(second);
-        await EventuallyAsync(() => bed.RegistrationOf(second) is not null, "events flow on the new watch");
+        await Eventually(() => bed.RegistrationOf(second) is not null, what: "events flow on the new watch");
 
         // HTTP 410 on the re-watch: relist. A deletion the proxy never saw is caught by the relist.
         var watchesBefore410 = bed.Api.Watches;
         bed.Api.Silently(() => bed.Api.Delete(first));
         bed.Api.ExpireHistory();
         bed.Api.DropWatches();
-        await EventuallyAsync(() => bed.Api.Lists >= 2, "the 410 forces a relist");
-        await EventuallyAsync(() => bed.RegistrationOf(first) is null, "the relist removes the pod deleted while unseen");
+        await Eventually(() => bed.Api.Lists >= 2, what: "the 410 forces a relist");
+        await Eventually(() => bed.RegistrationOf(first) is null, what: "the relist removes the pod deleted while unseen");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.2"));
 
         // An ERROR event with a 410 Status on a live watch: relist as well.
-        await EventuallyAsync(() => bed.Api.Watches >= watchesBefore410 + 2, "the watch after the relist starts");
+        await Eventually(() => bed.Api.Watches >= watchesBefore410 + 2, what: "the watch after the relist starts");
         var third = PodJson.Create("team-a", "api-2", "api", "127.0.0.4");
         bed.Api.Silently(() => bed.Api.Add(third));
         bed.Api.SendExpiredError();
-        await EventuallyAsync(() => bed.Api.Lists >= 3, "the ERROR event forces a relist");
-        await EventuallyAsync(() => bed.RegistrationOf(third) is not null, "the relist registers the pod added while unseen");
+        await Eventually(() => bed.Api.Lists >= 3, what: "the ERROR event forces a relist");
+        await Eventually(() => bed.RegistrationOf(third) is not null, what: "the relist registers the pod added while unseen");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.4"));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.3"));
     }
@@ -137,7 +137,7 @@ public sealed class PodDiscoveryTests
         var labelled = PodJson.Create("team-b", "worker-0", "worker", "127.0.0.7", labels: Worker);
         var unlabelled = PodJson.Create("team-b", "worker-1", "worker", "127.0.0.8");
         await using var bed = await StartAsync(DefaultBindings, labelled, unlabelled);
-        await EventuallyAsync(() => bed.RegistrationOf(labelled) is not null, "the labelled worker is registered");
+        await Eventually(() => bed.RegistrationOf(labelled) is not null, what: "the labelled worker is registered");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.7", IdentityB));
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.8", IdentityB));
 
@@ -147,18 +147,18 @@ public sealed class PodDiscoveryTests
                 serviceAccount: worker
                 identities: ["client_id={{IdentityA}}"]
             """);
-        await EventuallyAsync(() => bed.RegistrationOf(unlabelled) is not null, "the widened binding registers the unlabelled worker");
+        await Eventually(() => bed.RegistrationOf(unlabelled) is not null, what: "the widened binding registers the unlabelled worker");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.8", IdentityA));
         Assert.Equal(HttpStatusCode.BadRequest, await bed.TokenStatusAsync("127.0.0.7", IdentityB));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.7", IdentityA));
 
         // A broken edit keeps the last good bindings; removing the binding revokes at once.
         bed.WriteBindings("bindings:\n  - namespace: team-b\n    serviceAcount: worker\n");
-        await EventuallyAsync(() => bed.Proxy.Logs.Events.Any(e => e.Message.Contains("serviceAcount", StringComparison.Ordinal)), "the typo is reported");
+        await Eventually(() => bed.Proxy.Logs.Events.Any(e => e.Message.Contains("serviceAcount", StringComparison.Ordinal)), what: "the typo is reported");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.8", IdentityA));
 
         bed.WriteBindings("bindings: []\n");
-        await EventuallyAsync(() => bed.Registry.All.Count == 0, "no binding, no registration");
+        await Eventually(() => bed.Registry.All.Count == 0, what: "no binding, no registration");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.7"));
     }
 
@@ -177,7 +177,7 @@ public sealed class PodDiscoveryTests
         var greedy = PodJson.Create("team-a", "api-0", "api", "127.0.0.10",
             annotations: new Dictionary<string, string> { ["msi-proxy.identities"] = $"client_id={IdentityB}" });
         await using var bed = await StartAsync(DefaultBindings, intruder, greedy);
-        await EventuallyAsync(() => bed.RegistrationOf(greedy) is not null, "the bound pod is registered");
+        await Eventually(() => bed.RegistrationOf(greedy) is not null, what: "the bound pod is registered");
 
         Assert.Null(bed.RegistrationOf(intruder));
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.9", IdentityA));
@@ -191,25 +191,25 @@ public sealed class PodDiscoveryTests
     {
         var old = PodJson.Create("team-a", "api-0", "api", "127.0.0.11");
         await using var bed = await StartAsync(DefaultBindings, old);
-        await EventuallyAsync(() => bed.RegistrationOf(old) is not null, "the old pod is registered");
+        await Eventually(() => bed.RegistrationOf(old) is not null, what: "the old pod is registered");
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.11"));
 
         // An unbound pod gets the IP before the old pod's DELETED arrives: it must not inherit the old identity.
         var stranger = PodJson.Create("team-c", "other-0", "other", "127.0.0.11");
         bed.Api.Add(stranger);
-        await EventuallyAsync(() => bed.RegistrationOf(old) is null, "the old pod's registration goes with its IP");
+        await Eventually(() => bed.RegistrationOf(old) is null, what: "the old pod's registration goes with its IP");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.TokenStatusAsync("127.0.0.11"));
 
         // Same with a bound pod, and the old pod's late DELETED (and a late MODIFIED) must leave the new owner alone.
         bed.Api.Delete(stranger);
         var heir = PodJson.Create("team-b", "worker-0", "worker", "127.0.0.11", labels: Worker);
         bed.Api.Add(heir);
-        await EventuallyAsync(() => bed.RegistrationOf(heir) is not null, "the new pod is registered");
+        await Eventually(() => bed.RegistrationOf(heir) is not null, what: "the new pod is registered");
         bed.Api.Modify(PodJson.SetPhase(old, "Failed"));
         bed.Api.Delete(old);
         var marker = PodJson.Create("team-a", "marker", "api", "127.0.0.13");
         bed.Api.Add(marker);
-        await EventuallyAsync(() => bed.RegistrationOf(marker) is not null, "the events after the late ones are processed");
+        await Eventually(() => bed.RegistrationOf(marker) is not null, what: "the events after the late ones are processed");
 
         Assert.NotNull(bed.RegistrationOf(heir));
         Assert.Equal(HttpStatusCode.OK, await bed.TokenStatusAsync("127.0.0.11", IdentityB));
@@ -222,10 +222,10 @@ public sealed class PodDiscoveryTests
         var host = PodJson.Create("team-a", "agent", "api", ip: null, hostNetwork: true);
         var marker = PodJson.Create("team-a", "marker", "api", "127.0.0.13");
         await using var bed = await StartAsync(DefaultBindings, host, marker);
-        await EventuallyAsync(() => bed.RegistrationOf(marker) is not null, "the list is processed");
+        await Eventually(() => bed.RegistrationOf(marker) is not null, what: "the list is processed");
         bed.Api.Modify(host);
         bed.Api.Add(PodJson.Create("team-a", "marker-2", "api", "127.0.0.14"));
-        await EventuallyAsync(() => bed.Registry.All.Count == 2, "the watch is processed");
+        await Eventually(() => bed.Registry.All.Count == 2, what: "the watch is processed");
         Assert.Null(bed.RegistrationOf(host));
         Assert.DoesNotContain(bed.Registry.All, r => r.Address.Network.Equals(IPAddress.Parse("10.224.0.4")));
     }

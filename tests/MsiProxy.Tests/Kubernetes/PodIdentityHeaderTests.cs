@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using MsiProxy.Clients;
 using static MsiProxy.Tests.Kubernetes.KubernetesTestBed;
+using static MsiProxy.Testing.Waiting;
 
 namespace MsiProxy.Tests.Kubernetes;
 
@@ -40,7 +41,7 @@ public sealed class PodIdentityHeaderTests
         var pod = PodJson.Create("team-a", "api-0", "api", "127.0.0.2");
         var plain = PodJson.Create("team-b", "worker-0", "worker", "127.0.0.3");
         await using var bed = await StartWithSecretAsync(Bindings("address+secret"), secret, pod, plain);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is not null && bed.RegistrationOf(plain) is not null, "both pods are registered");
+        await Eventually(() => bed.RegistrationOf(pod) is not null && bed.RegistrationOf(plain) is not null, what: "both pods are registered");
 
         var registration = bed.RegistrationOf(pod)!;
         Assert.Equal(ProofPolicy.AddressAndSecret, registration.Proof);
@@ -70,7 +71,7 @@ public sealed class PodIdentityHeaderTests
         var first = PodJson.Create("team-a", "api-0", "api", "127.0.0.5");
         var second = PodJson.Create("team-a", "api-1", "api", "127.0.0.6");
         await using var bed = await StartWithSecretAsync(Bindings("secret"), secret, first, second);
-        await EventuallyAsync(() => bed.RegistrationOf(first) is not null && bed.RegistrationOf(second) is not null, "both replicas are registered");
+        await Eventually(() => bed.RegistrationOf(first) is not null && bed.RegistrationOf(second) is not null, what: "both replicas are registered");
 
         Assert.All([bed.RegistrationOf(first)!, bed.RegistrationOf(second)!], r =>
         {
@@ -126,10 +127,10 @@ public sealed class PodIdentityHeaderTests
 
         // Retried: once the Secret is readable the pod is registered, without any pod event.
         var reads = bed.Api.ReadsOf("team-a", SecretName);
-        await EventuallyAsync(() => bed.Api.ReadsOf("team-a", SecretName) > reads, "the read is retried");
+        await Eventually(() => bed.Api.ReadsOf("team-a", SecretName) > reads, what: "the read is retried");
         bed.Api.ForbidSecret("team-a", SecretName, forbidden: false);
         SetSecret(bed, secret);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is not null, "the pod is registered once its Secret can be read");
+        await Eventually(() => bed.RegistrationOf(pod) is not null, what: "the pod is registered once its Secret can be read");
         Assert.Equal(HttpStatusCode.OK, await bed.AppServiceTokenStatusAsync("127.0.0.8", secret));
         AssertNeverLogged(bed, secret);
     }
@@ -140,13 +141,13 @@ public sealed class PodIdentityHeaderTests
         var first = NewSecret();
         var pod = PodJson.Create("team-a", "api-0", "api", "127.0.0.9");
         await using var bed = await StartWithSecretAsync(Bindings("address+secret"), first, pod);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is not null, "the pod is registered");
+        await Eventually(() => bed.RegistrationOf(pod) is not null, what: "the pod is registered");
         Assert.Equal(HttpStatusCode.OK, await bed.AppServiceTokenStatusAsync("127.0.0.9", first));
 
         // No pod event: the periodic re-read sees the new value.
         var second = NewSecret();
         SetSecret(bed, second);
-        await EventuallyAsync(() => bed.RegistrationOf(pod)?.IdentityHeader?.Matches(second) == true, "the new value is registered");
+        await Eventually(() => bed.RegistrationOf(pod)?.IdentityHeader?.Matches(second) == true, what: "the new value is registered");
         Assert.Equal(HttpStatusCode.Unauthorized, await bed.AppServiceTokenStatusAsync("127.0.0.9", first));
         Assert.Equal(HttpStatusCode.OK, await bed.AppServiceTokenStatusAsync("127.0.0.9", second));
         Assert.Contains(bed.Proxy.Logs.Events, e => e.Message.StartsWith("The identity header in", StringComparison.Ordinal)
@@ -154,21 +155,21 @@ public sealed class PodIdentityHeaderTests
 
         // Under proof secret the registry's secret index follows the change too.
         bed.WriteBindings(Bindings("secret"));
-        await EventuallyAsync(() => bed.RegistrationOf(pod)?.Proof == ProofPolicy.Secret, "the pod is re-registered under proof secret");
+        await Eventually(() => bed.RegistrationOf(pod)?.Proof == ProofPolicy.Secret, what: "the pod is re-registered under proof secret");
         Assert.Equal("team-a/api-0", bed.Registry.FindBySecret(second)?.Name);
         var third = NewSecret();
         SetSecret(bed, third);
-        await EventuallyAsync(() => bed.Registry.FindBySecret(third) is not null, "the secret index has the new value");
+        await Eventually(() => bed.Registry.FindBySecret(third) is not null, what: "the secret index has the new value");
         Assert.Null(bed.Registry.FindBySecret(second));
 
         // Fail closed: the Secret deleted, the pod is no longer a client.
         bed.Api.DeleteSecret("team-a", SecretName);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is null, "the pod is deregistered when its Secret is gone");
+        await Eventually(() => bed.RegistrationOf(pod) is null, what: "the pod is deregistered when its Secret is gone");
         Assert.Equal(HttpStatusCode.Forbidden, await bed.AppServiceTokenStatusAsync("127.0.0.9", third));
         // The registry changes just before the line is written: wait for the line, not only for the change.
-        await EventuallyAsync(() => bed.Proxy.Logs.Events.Any(e => e.Message.StartsWith("Deregistered pod", StringComparison.Ordinal)
+        await Eventually(() => bed.Proxy.Logs.Events.Any(e => e.Message.StartsWith("Deregistered pod", StringComparison.Ordinal)
             && e.Value("Pod") == "team-a/api-0" && e.Value("Reason")!.Contains("Secret team-a/app-identity does not exist", StringComparison.Ordinal)),
-            "the deregistration is logged with its reason");
+            what: "the deregistration is logged with its reason");
         AssertNeverLogged(bed, first, second, third);
     }
 
@@ -181,12 +182,12 @@ public sealed class PodIdentityHeaderTests
         var marker = PodJson.Create("team-b", "worker-0", "worker", "127.0.0.12");
         await using var bed = await StartWithSecretAsync(Bindings("address+secret"), secret, elsewhere, unbound, marker);
         bed.Api.SetSecret("team-c", SecretName, new Dictionary<string, string> { [SecretKey] = secret });
-        await EventuallyAsync(() => bed.RegistrationOf(marker) is not null, "the list is processed");
+        await Eventually(() => bed.RegistrationOf(marker) is not null, what: "the list is processed");
 
         // A bound pod of this node is what makes the proxy read its binding's Secret, and no other Secret is ever read.
         var pod = PodJson.Create("team-a", "api-0", "api", "127.0.0.13");
         bed.Api.Add(pod);
-        await EventuallyAsync(() => bed.RegistrationOf(pod) is not null, "the bound pod is registered");
+        await Eventually(() => bed.RegistrationOf(pod) is not null, what: "the bound pod is registered");
         Assert.Equal(["team-a/app-identity"], bed.Api.SecretReads.Distinct());
     }
 
@@ -205,7 +206,7 @@ public sealed class PodIdentityHeaderTests
 
     private static async Task<MsiProxy.Testing.Proxy.CapturedLog> WaitForLogAsync(KubernetesTestBed bed, Func<MsiProxy.Testing.Proxy.CapturedLog, bool> match)
     {
-        await EventuallyAsync(() => bed.Proxy.Logs.Events.Any(match), "the expected log event");
+        await Eventually(() => bed.Proxy.Logs.Events.Any(match), what: "the expected log event");
         return bed.Proxy.Logs.Events.First(match);
     }
 

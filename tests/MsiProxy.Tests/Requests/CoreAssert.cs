@@ -70,20 +70,8 @@ internal static class CoreAssert
     /// The request-log lines, once there are at least <paramref name="count"/>: a line is written as the exchange
     /// completes, which can be just after the client has read the response.
     /// </summary>
-    public static async Task<IReadOnlyList<CapturedLog>> RequestLogLinesAsync(ProxyHost proxy, int count)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (true)
-        {
-            var lines = proxy.Logs.Events.Where(e => e.Category == "MsiProxy.Requests").ToList();
-            if (lines.Count >= count || DateTime.UtcNow > deadline)
-            {
-                return lines;
-            }
-
-            await Task.Delay(20);
-        }
-    }
+    public static Task<IReadOnlyList<CapturedLog>> RequestLogLinesAsync(ProxyHost proxy, int count) =>
+        proxy.Logs.WaitForAsync("MsiProxy.Requests", count);
 
     private static string ErrorDescription(string body, string error)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Processes;
 
 namespace MsiProxy.Tests.Telemetry;
 
@@ -17,9 +18,9 @@ public sealed class ConsoleLogTests
     public async Task Console_lines_are_compact_json_once_each_with_trace_and_span_ids()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var clientPort = ChildProcess.FreeLoopbackPort();
-        var managementPort = ChildProcess.FreeLoopbackPort();
-        using var proxy = new ChildProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "MsiProxy.dll")], new Dictionary<string, string?>
+        var clientPort = LoopbackCaller.FreePort();
+        var managementPort = LoopbackCaller.FreePort();
+        await using var proxy = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll")], environment: new Dictionary<string, string?>
         {
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
@@ -32,7 +33,7 @@ public sealed class ConsoleLogTests
         });
 
         using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(2));
-        await Scenario.UntilAsync(() => !proxy.HasExited && Answers(management, "/healthz"), "the proxy process answers /healthz");
+        await Eventually(async () => !proxy.HasExited && await AnswersAsync(management, "/healthz"), what: "the proxy process answers /healthz");
 
         using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
         using (var token = await app.SendAsync(Scenario.Token()))
@@ -52,9 +53,9 @@ public sealed class ConsoleLogTests
             Assert.Equal(HttpStatusCode.Forbidden, marker.StatusCode);
         }
 
-        await Scenario.UntilAsync(() => Events(proxy, "RequestCompleted").Count >= 3 && Events(proxy, "Decision").Count >= 3, "all three requests are logged");
+        await Eventually(() => Events(proxy, "RequestCompleted").Count >= 3 && Events(proxy, "Decision").Count >= 3, what: "all three requests are logged");
 
-        var lines = proxy.Stdout.Where(l => l.Length > 0).ToList();
+        var lines = proxy.StandardOutputLines.Where(l => l.Length > 0).ToList();
         var events = lines.Select(l => (Line: l, Json: Parse(l))).ToList();
         Assert.All(events, e => Assert.True(e.Json is not null && e.Json.Value.TryGetProperty("@t", out _), "Not a compact JSON event: " + e.Line));
 
@@ -81,25 +82,8 @@ public sealed class ConsoleLogTests
         }
     }
 
-    private static bool Answers(HttpClient client, string path)
-    {
-        try
-        {
-            using var response = client.GetAsync(path).GetAwaiter().GetResult();
-            return response.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-        catch (TaskCanceledException)
-        {
-            return false;
-        }
-    }
-
     private static List<JsonElement> Events(ChildProcess proxy, string eventName) =>
-        proxy.Stdout.Select(Parse).Where(j => j is { } e && e.TryGetProperty("EventId", out var id) && id.ValueKind == JsonValueKind.Object
+        proxy.StandardOutputLines.Select(Parse).Where(j => j is { } e && e.TryGetProperty("EventId", out var id) && id.ValueKind == JsonValueKind.Object
             && id.TryGetProperty("Name", out var name) && name.GetString() == eventName).Select(j => j!.Value).ToList();
 
     private static JsonElement? Parse(string line)

@@ -65,9 +65,9 @@ public sealed class NoTokensInTelemetryTests
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
         Assert.Equal(1, statuses.Count(s => s == HttpStatusCode.Forbidden));
         Assert.Equal(1, statuses.Count(s => s == HttpStatusCode.BadRequest));
-        await Scenario.UntilAsync(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
-            >= statuses.Count, "every request's server span is exported");
-        await Scenario.UntilAsync(() => capture.Spans.Any(s => s.OperationName == TraceSpans.BackgroundCall), "a background refresh ran");
+        await Eventually(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
+            >= statuses.Count, what: "every request's server span is exported");
+        await Eventually(() => capture.Spans.Any(s => s.OperationName == TraceSpans.BackgroundCall), what: "a background refresh ran");
         capture.Flush(proxy.Services);
         using var scraper = proxy.CreateManagementClient();
         var scrape = await scraper.GetStringAsync("/metrics");
@@ -128,8 +128,8 @@ public sealed class NoTokensInTelemetryTests
         }
 
         Assert.Equal([200, 401, 200, 403, 200, 401], statuses);
-        await Scenario.UntilAsync(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
-            >= statuses.Count, "every request's server span is exported");
+        await Eventually(() => capture.Spans.Count(s => s.Kind == System.Diagnostics.ActivityKind.Server && s.GetTagItem(TraceSpans.Outcome) is not null)
+            >= statuses.Count, what: "every request's server span is exported");
         capture.Flush(proxy.Services);
         using var scraper = proxy.CreateManagementClient();
         var scrape = await scraper.GetStringAsync("/metrics");

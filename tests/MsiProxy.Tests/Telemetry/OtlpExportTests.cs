@@ -3,7 +3,9 @@ using System.Net;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Telemetry;
 using MsiProxy.Testing.Net;
+using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.Proxy;
+using MsiProxy.Testing.VmNetwork;
 using Xunit.Abstractions;
 
 namespace MsiProxy.Tests.Telemetry;
@@ -26,10 +28,10 @@ public sealed class OtlpExportTests(ITestOutputHelper output)
         var dashboard = FindOrRestoreDashboard();
         Skip.If(dashboard is null, $"{DashboardPackage} {DashboardVersion} could not be restored from NuGet, so there is no OTLP receiver to test against.");
 
-        var uiPort = ChildProcess.FreeLoopbackPort();
-        var grpcPort = ChildProcess.FreeLoopbackPort();
-        var httpPort = ChildProcess.FreeLoopbackPort();
-        using var receiver = new ChildProcess(dashboard, [], new Dictionary<string, string?>
+        var uiPort = LoopbackCaller.FreePort();
+        var grpcPort = LoopbackCaller.FreePort();
+        var httpPort = LoopbackCaller.FreePort();
+        await using var receiver = ChildProcess.Start(dashboard, [], workingDirectory: Path.GetDirectoryName(dashboard), environment: new Dictionary<string, string?>
         {
             ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{uiPort}",
             ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://127.0.0.1:{grpcPort}",
@@ -40,7 +42,7 @@ public sealed class OtlpExportTests(ITestOutputHelper output)
             ["DOTNET_DASHBOARD_OTLP_ENDPOINT_URL"] = null,
         });
         using var api = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{uiPort}"), TimeSpan.FromSeconds(5));
-        await Scenario.UntilAsync(() => !receiver.HasExited && Get(api, "/api/telemetry/resources") is not null, "the Aspire Dashboard answers");
+        await Eventually(() => !receiver.HasExited && Get(api, "/api/telemetry/resources") is not null, what: "the Aspire Dashboard answers");
 
         await using var emulator = await ImdsEmulatorServer.StartAsync();
         var service = "msiproxy-otlp-" + protocol.Replace('/', '-');
@@ -62,8 +64,8 @@ public sealed class OtlpExportTests(ITestOutputHelper output)
         // Disposing the proxy flushed its exporters; the receiver now has the whole trace.
         var traceId = server.TraceId.ToHexString();
         var spans = "";
-        await Scenario.UntilAsync(() => (spans = Get(api, "/api/telemetry/spans") ?? "").Contains(traceId, StringComparison.Ordinal)
-            && spans.Contains(TraceSpans.UpstreamAttempt, StringComparison.Ordinal), "the trace arrives at the receiver");
+        await Eventually(() => (spans = Get(api, "/api/telemetry/spans") ?? "").Contains(traceId, StringComparison.Ordinal)
+            && spans.Contains(TraceSpans.UpstreamAttempt, StringComparison.Ordinal), what: "the trace arrives at the receiver");
         output.WriteLine(spans[..Math.Min(spans.Length, 2000)]);
         Assert.Contains(service, spans, StringComparison.Ordinal);
         Assert.Contains(TraceSpans.UpstreamCall, spans, StringComparison.Ordinal);
@@ -104,13 +106,7 @@ public sealed class OtlpExportTests(ITestOutputHelper output)
                       <ItemGroup><PackageDownload Include="Aspire.Dashboard.Sdk.linux-x64" Version="[{DashboardVersion}]" /></ItemGroup>
                     </Project>
                     """);
-                using var restore = Process.Start(new ProcessStartInfo("dotnet", ["restore", Path.Combine(scratch.FullName, "download.csproj")])
-                {
-                    RedirectStandardOutput = true,
-                    RedirectStandardError = true,
-                })!;
-                restore.StandardOutput.ReadToEnd();
-                restore.WaitForExit(180_000);
+                RigCommand.Run("dotnet", ["restore", Path.Combine(scratch.FullName, "download.csproj")], TimeSpan.FromMinutes(3));
             }
             finally
             {

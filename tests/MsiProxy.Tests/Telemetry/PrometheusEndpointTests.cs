@@ -39,11 +39,11 @@ public sealed partial class PrometheusEndpointTests
         var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
         PrometheusText metrics = null!;
         // The request counter is written as the response completes, a moment after the caller has its answer.
-        await Scenario.UntilAsync(() =>
+        await Eventually(() =>
         {
             metrics = PrometheusText.Parse(scraper.GetStringAsync("/metrics").GetAwaiter().GetResult());
             return metrics.Value("msiproxy_requests_total") == 5;
-        }, "all five requests are counted");
+        }, what: "all five requests are counted");
 
         Assert.Equal(1, metrics.Value("msiproxy_requests_total", ("msiproxy_route", "token"), ("msiproxy_outcome", "miss"), ("http_response_status_code", "200")));
         Assert.Equal(2, metrics.Value("msiproxy_requests_total", ("msiproxy_route", "token"), ("msiproxy_outcome", "hit"), ("http_response_status_code", "200")));

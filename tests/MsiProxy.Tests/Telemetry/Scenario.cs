@@ -36,25 +36,11 @@ internal static class Scenario
 
     public static async Task<Activity> SpanAsync(this TelemetryCapture capture, Func<Activity, bool> predicate, string what)
     {
-        for (var waited = 0; waited < 5000 && !capture.Spans.Any(predicate); waited += 20)
-        {
-            await Task.Delay(20);
-        }
-
-        var matches = capture.Spans.Where(predicate).ToList();
-        Assert.True(matches.Count == 1, $"Expected one {what}, found {matches.Count}; server spans: " + string.Join("; ",
-            capture.Spans.Where(s => s.Kind == ActivityKind.Server).Select(s => string.Join(",", s.TagObjects.Select(t => t.Key + "=" + t.Value)))));
+        string ServerSpans() => "server spans: " + string.Join("; ", capture.Spans.Where(s => s.Kind == ActivityKind.Server)
+            .Select(s => string.Join(",", s.TagObjects.Select(t => t.Key + "=" + t.Value))));
+        var matches = await Eventually(() => capture.Spans.Where(predicate).ToList(), m => m.Count > 0, what: what, details: ServerSpans);
+        Assert.True(matches.Count == 1, $"Expected one {what}, found {matches.Count}; {ServerSpans()}");
         return matches[0];
-    }
-
-    public static async Task UntilAsync(Func<bool> condition, string what)
-    {
-        for (var waited = 0; waited < 10_000 && !condition(); waited += 50)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(condition(), "Timed out waiting until " + what);
     }
 
     public static IReadOnlyList<Activity> InTrace(this TelemetryCapture capture, Activity span) =>

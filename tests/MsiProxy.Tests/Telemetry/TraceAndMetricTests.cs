@@ -175,7 +175,7 @@ public sealed class TraceAndMetricTests
         await using var tier1 = await ProxyHost.StartAsync(ProxyHost.Settings(tier2.ClientAddress, ("app", "127.0.0.2", [])), capture.Configure);
 
         // On a busy machine tier 2's first health probe can time out; this test is about traces, not failover.
-        await Scenario.UntilAsync(() => tier2.Get<MsiProxy.Upstreams.UpstreamSet>().Describe().All(u => u.Available), "tier 2's upstream is available");
+        await Eventually(() => tier2.Get<MsiProxy.Upstreams.UpstreamSet>().Describe().All(u => u.Available), what: "tier 2's upstream is available");
 
         using var app = tier1.CreateClient("127.0.0.2");
         using var response = await app.SendAsync(Scenario.Token());
@@ -212,13 +212,8 @@ public sealed class TraceAndMetricTests
         (await app.SendAsync(Scenario.Token())).Dispose();
 
         var trigger = await capture.ServerSpanAsync("app", "refresh");
-        Activity? refresh = null;
-        for (var i = 0; i < 50 && refresh is null; i++)
-        {
-            refresh = capture.Spans.FirstOrDefault(s => s.OperationName == TraceSpans.BackgroundCall);
-            await Task.Delay(100);
-        }
-
+        var refresh = await Eventually(() => capture.Spans.FirstOrDefault(s => s.OperationName == TraceSpans.BackgroundCall), s => s is not null,
+            what: "the background refresh's span");
         Assert.NotNull(refresh);
         Assert.Equal(default, refresh.ParentSpanId);
         Assert.NotEqual(trigger.TraceId, refresh.TraceId);

@@ -40,33 +40,6 @@ public static class ProxyCalls
     public static IReadOnlyList<RequestRecord> TokenRequests(ImdsEmulatorServer emulator) =>
         [.. emulator.State.Requests.Where(r => r.Path.StartsWith(ImdsRequests.TokenPath, StringComparison.OrdinalIgnoreCase)).OrderBy(r => r.Sequence)];
 
-    public static async Task Eventually(Func<bool> condition, TimeSpan? within = null, string? what = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (!condition() && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.True(condition(), what ?? "condition not reached in time");
-    }
-
-    public static async Task Eventually(Func<Task<bool>> condition, TimeSpan? within = null, string? what = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition())
-            {
-                return;
-            }
-
-            await Task.Delay(50);
-        }
-
-        Assert.True(await condition(), what ?? "condition not reached in time");
-    }
-
     public static EmulatorOptions WithUserAssigned(int count)
     {
         var options = new EmulatorOptions();

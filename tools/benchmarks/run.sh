@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # MsiProxy benchmark harness — method and results in docs/benchmarks.md.
 #
-#   bash tests/benchmarks/run.sh            full run: 5 rounds × 10 s, results written to docs/benchmarks/
-#   bash tests/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations), results in $BENCH_WORK/results
+#   bash tools/benchmarks/run.sh            full run: 5 rounds × 10 s, results written to docs/benchmarks/
+#   bash tools/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations), results in $BENCH_WORK/results
 #
 # Everything listens on 127.0.0.1 (callers 127.0.0.1–127.0.0.64): the IMDS emulator, MsiProxy (the Release build,
 # run as a real process), nginx from Debian's package with a config written here, and a bare Kestrel endpoint.
@@ -15,7 +15,7 @@ set -euo pipefail
 SMOKE=0
 [[ "${1:-}" == "--smoke" ]] && SMOKE=1
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-HERE="$ROOT/tests/benchmarks"
+HERE="$ROOT/tools/benchmarks"
 WORK="${BENCH_WORK:-/tmp/msiproxy-bench}"
 if [[ $SMOKE == 1 ]]; then
   ROUNDS="${BENCH_ROUNDS:-1}"; DURATION="${BENCH_DURATION:-3}"; MISS_DURATION=3; OUT="${BENCH_OUT:-$WORK/results}"
@@ -79,7 +79,7 @@ if [[ "${BENCH_SKIP_PUBLISH:-0}" != 1 || ! -f "$WORK/jit/MsiProxy.dll" ]]; then
   dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -r linux-x64 --self-contained false \
     -p:PublishReadyToRun=true -o "$WORK/r2r" -v q -nologo >&2
   dotnet publish "$ROOT/src/MsiProxy.ImdsEmulator/MsiProxy.ImdsEmulator.csproj" -c Release -o "$WORK/emulator" -v q -nologo >&2
-  dotnet publish "$ROOT/tests/MsiProxy.Benchmarks/MsiProxy.Benchmarks.csproj" -c Release -o "$WORK/bench" -v q -nologo >&2
+  dotnet publish "$ROOT/tools/benchmarks/MsiProxy.Benchmarks.csproj" -c Release -o "$WORK/bench" -v q -nologo >&2
 fi
 BENCH=(dotnet "$WORK/bench/MsiProxy.Benchmarks.dll")
 

@@ -1,4 +1,4 @@
-// The .NET side of the benchmark harness (tests/benchmarks/run.sh drives it; method in docs/benchmarks.md):
+// The .NET side of the benchmark harness (tools/benchmarks/run.sh drives it; method in docs/benchmarks.md):
 //   bare      --urls URL --body FILE        Kestrel answering every request with FILE's bytes (the .NET ceiling)
 //   amplify   --target URL --clients N --requests M --keys K --first-client-address 127.0.0.2
 //   startup   --exe PATH [args…]            process start → first 200 token, in ms

@@ -1,5 +1,5 @@
 // Renders docs/images/dashboard.png: the Grafana dashboard's PromQL, evaluated by a real Prometheus over a real load run.
-//   dotnet run --project tests/MsiProxy.DashboardRender -- --prometheus /path/to/prometheus [--seconds 90] [--out docs/images/dashboard.png]
+//   dotnet run --project tools/dashboard-render -- --prometheus /path/to/prometheus [--seconds 90] [--out docs/images/dashboard.png]
 // Prometheus: `apt-get download prometheus && dpkg-deb -x prometheus_*.deb root` gives root/usr/bin/prometheus (see docs/observability.md).
 using MsiProxy.DashboardRender;
 using MsiProxy.Testing;

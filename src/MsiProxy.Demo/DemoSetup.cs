@@ -1,35 +1,33 @@
 using MsiProxy.Configuration;
+using MsiProxy.Hosting;
 using MsiProxy.ImdsEmulator;
 
-namespace MsiProxy.Hosting;
+namespace MsiProxy.Demo;
 
 /// <summary>
-/// <c>--demo</c>: the proxy with the IMDS emulator embedded as its only upstream, on loopback, with 127.0.0.1
-/// registered — a token through the proxy with no Azure at all. It can never reach 169.254.169.254: the upstream
-/// list is forced to the emulator after every other configuration source.
+/// The proxy with the IMDS emulator embedded as its only upstream, on loopback, with 127.0.0.1 registered — a token
+/// through the proxy with no Azure at all. It can never reach 169.254.169.254: the upstream list is forced to the
+/// emulator after every other configuration source.
 /// </summary>
-internal sealed class DemoMode : IAsyncDisposable
+internal sealed class DemoSetup : IAsyncDisposable
 {
-    public const string Argument = "--demo";
     public const string UserAssignedClientId = "8b4d6c3a-1f2e-4a5b-9c8d-7e6f5a4b3c2d";
 
     private readonly ImdsEmulatorServer _emulator;
 
-    private DemoMode(ImdsEmulatorServer emulator) => _emulator = emulator;
+    private DemoSetup(ImdsEmulatorServer emulator) => _emulator = emulator;
 
-    public static async Task<DemoMode?> StartIfRequestedAsync(WebApplicationBuilder builder, string[] args)
+    /// <summary>Starts the emulator (its own Kestrel on an ephemeral loopback port).</summary>
+    public static async Task<DemoSetup> StartAsync() => new(await ImdsEmulatorServer.StartAsync(new EmulatorOptions
     {
-        if (!args.Contains(Argument, StringComparer.OrdinalIgnoreCase))
-        {
-            return null;
-        }
+        UserAssigned = { new UserAssignedIdentity(UserAssignedClientId, "4c3b2a19-0f8e-4d7c-b6a5-948372615041",
+            "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/msiproxy-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/demo-app") },
+    }));
 
-        var emulator = await ImdsEmulatorServer.StartAsync(new EmulatorOptions
-        {
-            UserAssigned = { new UserAssignedIdentity(UserAssignedClientId, "4c3b2a19-0f8e-4d7c-b6a5-948372615041",
-                "/subscriptions/8d10da13-8125-4ba9-a717-bf7490507b3d/resourceGroups/msiproxy-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/demo-app") },
-        });
-        var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
+    /// <summary>The demo's settings, on top of the command line's: loopback listeners, one client, the emulator as upstream.</summary>
+    public void Configure(WebApplicationBuilder builder)
+    {
+        var upstream = _emulator.BaseAddress.ToString().TrimEnd('/');
         var settings = new Dictionary<string, string?>
         {
             ["MsiProxy:Management:Urls"] = "http://127.0.0.1:8081",
@@ -48,7 +46,6 @@ internal sealed class DemoMode : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.PostConfigure<MsiProxyOptions>(options => options.Upstreams = [upstream]);
-        return new DemoMode(emulator);
     }
 
     /// <summary>Once listening: print a curl that gets a token and a few that show refusals.</summary>

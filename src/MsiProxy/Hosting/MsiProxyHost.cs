@@ -1,0 +1,25 @@
+using MsiProxy.Telemetry;
+
+namespace MsiProxy.Hosting;
+
+/// <summary>
+/// The proxy's whole composition in one call, so that Program.cs and the demo (src/MsiProxy.Demo, which has the
+/// emulator as its upstream) run the same host rather than two copies of it that drift apart.
+/// </summary>
+internal static class MsiProxyHost
+{
+    /// <param name="args">The command line: configuration (<c>--urls</c>, <c>--MsiProxy:…</c>).</param>
+    /// <param name="configure">Adds to the builder before the proxy's services are registered (the demo's settings).</param>
+    /// <param name="mapped">Runs after the routing table is mapped (the demo's start-up instructions).</param>
+    /// <returns>The exit code: 0, or 2 when the configuration is invalid.</returns>
+    public static Task<int> RunAsync(string[] args, Action<WebApplicationBuilder>? configure = null, Action<WebApplication>? mapped = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        builder.AddMsiProxyTelemetry(); // Serilog, OpenTelemetry, Prometheus
+        builder.AddMsiProxy();          // listeners, clients, cache, upstreams, YARP
+
+        // Build → MapMsiProxy (the routing table, in request order) → run; a configuration error exits with code 2.
+        return builder.RunMsiProxyAsync(mapped);
+    }
+}
