@@ -12,8 +12,17 @@ internal static class Leftovers
 {
     private const string OwnerFile = "owner";
 
-    public static void ClaimOwnership(string directory) =>
-        File.WriteAllText(Path.Combine(directory, OwnerFile), $"{Environment.ProcessId} {StartTime(Environment.ProcessId)}");
+    /// <remarks>
+    /// Written aside and renamed into place: another test process (or a rig starting in parallel in this one) that
+    /// cleans up leftovers must never read a half-written owner file, which it would take for an abandoned rig and tear
+    /// down while it is being built.
+    /// </remarks>
+    public static void ClaimOwnership(string directory)
+    {
+        var claim = Path.Combine(directory, OwnerFile + ".new");
+        File.WriteAllText(claim, $"{Environment.ProcessId} {StartTime(Environment.ProcessId)}");
+        File.Move(claim, Path.Combine(directory, OwnerFile), overwrite: true);
+    }
 
     public static void RemoveAbandoned()
     {
