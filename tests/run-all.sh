@@ -126,8 +126,16 @@ import glob, re, sys, xml.etree.ElementTree as ET
 folder, pester, deploy, fuzz, status = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 passed = failed = skipped = 0
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+failures = []
 for trx in glob.glob(folder + "/**/*.trx", recursive=True):
-    counters = ET.parse(trx).getroot().find("t:ResultSummary/t:Counters", ns)
+    root = ET.parse(trx).getroot()
+    # CI shows only the tail of this output, so the failed tests are named here, next to the totals.
+    for result in root.iterfind(".//t:UnitTestResult", ns):
+        if result.get("outcome") not in ("Passed", "NotExecuted", "Inconclusive"):
+            message = result.findtext("t:Output/t:ErrorInfo/t:Message", default="", namespaces=ns).strip()
+            first = message.splitlines()[0][:300] if message else ""
+            failures.append(f"FAILED {result.get('testName')} ({result.get('duration')}): {first}")
+    counters = root.find("t:ResultSummary/t:Counters", ns)
     if counters is None:
         continue
     passed += int(counters.get("passed", 0))
@@ -142,6 +150,8 @@ for line in (pester, deploy, fuzz):
     if not m or (line.startswith("exit ") and int(m.group(2)) == 0):
         print(f"a suite failed without counting a failure: {line!r}", file=sys.stderr)
         failed += 1
+for line in failures:
+    print(line, file=sys.stderr)
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or status or passed == 0 else 0)
 PY
