@@ -1,7 +1,7 @@
 using System.Net;
 using MsiProxy.Clients;
 
-namespace MsiProxy.Tests.Clients;
+namespace MsiProxy.UnitTests.Clients;
 
 /// <summary>RegisterAll: the configuration-sync path, one snapshot rebuild for many registrations, same displacement rules.</summary>
 public sealed class ClientRegistryBatchTests

@@ -1,6 +1,6 @@
 using MsiProxy.Clients;
 
-namespace MsiProxy.Tests.Clients;
+namespace MsiProxy.UnitTests.Clients;
 
 /// <summary>The two checks every way of registering a client shares: what a name may contain, and which ranges are "everyone".</summary>
 public sealed class ClientInputRulesTests

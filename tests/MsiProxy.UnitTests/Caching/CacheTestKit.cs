@@ -11,7 +11,7 @@ using MsiProxy.Configuration;
 using MsiProxy.Upstreams;
 using MsiProxy.Telemetry;
 
-namespace MsiProxy.Tests.Caching;
+namespace MsiProxy.UnitTests.Caching;
 
 /// <summary>Options that never change, for unit tests of classes that read <see cref="IOptionsMonitor{T}"/>.</summary>
 public sealed class FixedOptionsMonitor<T>(T value) : IOptionsMonitor<T>

@@ -1,7 +1,7 @@
 using MsiProxy.Configuration;
 using MsiProxy.Kubernetes;
 
-namespace MsiProxy.Tests.Kubernetes;
+namespace MsiProxy.UnitTests.Kubernetes;
 
 public sealed class KubernetesOptionsValidatorTests
 {

@@ -7,7 +7,7 @@ using MsiProxy.Caching;
 using MsiProxy.Requests;
 using MsiProxy.Responses;
 
-namespace MsiProxy.Tests.Responses;
+namespace MsiProxy.UnitTests.Responses;
 
 /// <summary>
 /// The one writer of client answers, on its own: status, content type, the request id that ties an SDK's error to the

@@ -4,9 +4,9 @@ using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Caching;
 using MsiProxy.Configuration;
 using MsiProxy.Upstreams;
-using static MsiProxy.Tests.Caching.CacheTestKit;
+using static MsiProxy.UnitTests.Caching.CacheTestKit;
 
-namespace MsiProxy.Tests.Caching;
+namespace MsiProxy.UnitTests.Caching;
 
 /// <summary>TokenCache on a fake clock: no test here sleeps to make time pass.</summary>
 public sealed class TokenCacheTests

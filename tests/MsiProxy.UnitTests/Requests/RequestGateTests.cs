@@ -7,12 +7,12 @@ using MsiProxy.Configuration;
 using MsiProxy.Requests;
 using MsiProxy.Responses;
 
-namespace MsiProxy.Tests.Requests;
+namespace MsiProxy.UnitTests.Requests;
 
 /// <summary>
 /// The gate's decisions on their own, one request at a time on a <see cref="DefaultHttpContext"/>: each refusal with its
 /// status, reason and body, in the order the gate checks, and what a let-through request carries on. The same
-/// decisions through Kestrel and the emulator are in <see cref="BadInputTests"/> and <see cref="CallerIdentityTests"/>.
+/// decisions through Kestrel and the emulator are in tests/MsiProxy.Tests (BadInputTests, CallerIdentityTests).
 /// </summary>
 public sealed class RequestGateTests
 {

@@ -2,7 +2,7 @@ using System.Threading.RateLimiting;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>
 /// Who is refused, when, and with what: a full lane, a wait that cannot fit the deadline, a deadline passing in the

@@ -1,6 +1,6 @@
 using MsiProxy.Requests;
 
-namespace MsiProxy.Tests.Requests;
+namespace MsiProxy.UnitTests.Requests;
 
 /// <summary>
 /// The canonical path, as a unit: decoded once, IMDS's alphabet only, matched to the endpoint table. What it returns is

@@ -1,7 +1,7 @@
 using CsCheck;
 using MsiProxy.Requests;
 
-namespace MsiProxy.Tests.Requests;
+namespace MsiProxy.UnitTests.Requests;
 
 /// <summary>
 /// The query parser on its own: what IMDS documents (unique names compared without case, strict percent-decoding

@@ -1,6 +1,6 @@
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>
 /// The lock under real contention: threads acquiring, cancelling and releasing at once on the system clock. Counts

@@ -2,7 +2,7 @@ using MsiProxy.Clients;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
 
-namespace MsiProxy.Tests.Kubernetes;
+namespace MsiProxy.UnitTests.Kubernetes;
 
 public sealed class BindingsParserTests
 {

@@ -1,7 +1,7 @@
 using CsCheck;
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>
 /// Random interleavings of arrivals (four clients, both priorities, random budgets), completions, cancellations and

@@ -2,7 +2,7 @@ using System.Threading.RateLimiting;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 internal enum AttemptState
 {

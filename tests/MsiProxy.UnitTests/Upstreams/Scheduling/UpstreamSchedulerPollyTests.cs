@@ -3,7 +3,7 @@ using MsiProxy.Upstreams.Scheduling;
 using Polly;
 using Polly.RateLimiting;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>The scheduler as Polly's rate-limiter strategy, the way the upstream pipeline uses it.</summary>
 public sealed class UpstreamSchedulerPollyTests

@@ -2,7 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Clients;
 
-namespace MsiProxy.Tests.Clients;
+namespace MsiProxy.UnitTests.Clients;
 
 public sealed class ClientRegistryTests
 {

@@ -1,7 +1,7 @@
 using MsiProxy.Configuration;
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>
 /// Order and limits of the fair queue, on a fake clock: who is granted next, how many run at once, how many start per

@@ -1,6 +1,6 @@
 using MsiProxy.Upstreams.Scheduling;
 
-namespace MsiProxy.Tests.Upstreams.Scheduling;
+namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>The sliding window: at most N starts in any interval of one window, its rounding, and the earliest-start estimate.</summary>
 public sealed class SlidingStartWindowTests

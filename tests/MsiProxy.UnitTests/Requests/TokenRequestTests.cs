@@ -1,7 +1,7 @@
 using MsiProxy.Clients;
 using MsiProxy.Requests;
 
-namespace MsiProxy.Tests.Requests;
+namespace MsiProxy.UnitTests.Requests;
 
 /// <summary>
 /// The token request on its own, in both dialects: the rules between parameters that the gate's per-endpoint

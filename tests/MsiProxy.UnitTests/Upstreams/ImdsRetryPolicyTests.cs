@@ -4,7 +4,7 @@ using MsiProxy.Upstreams;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
 
-namespace MsiProxy.Tests.Upstreams;
+namespace MsiProxy.UnitTests.Upstreams;
 
 /// <summary>Pure retry decisions: every class IMDS documents, the 410 window, Retry-After and the budget — no clock, no sleep.</summary>
 public sealed class ImdsRetryPolicyTests
