@@ -54,7 +54,9 @@ public sealed partial class SdkFirstContactEndToEndTests(ITestOutputHelper outpu
         Assert.Equal([.. Enumerable.Repeat("invalid:metadata_header 400", probes), "fetched 200"], decisions.Select(Describe));
         if (probes == 1)
         {
-            Assert.True(decisions[0].GetProperty("DurationMs").GetDouble() < 500, "the probe was not answered at once: " + decisions[0]);
+            // Answered before any hold (a hold lasts up to MsiProxy:HoldTimeout, 2 s): within the SDK's own 1 s probe timeout.
+            // A tighter bound measured this loaded machine rather than the proxy.
+            Assert.True(decisions[0].GetProperty("DurationMs").GetDouble() < 1000, "the probe was not answered at once: " + decisions[0]);
         }
 
         // IMDS saw exactly one request for it: from the proxy, with Metadata: true, for the granted identity.
