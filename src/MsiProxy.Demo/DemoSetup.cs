@@ -1,6 +1,6 @@
 using MsiProxy.Configuration;
-using MsiProxy.Hosting;
 using MsiProxy.ImdsEmulator;
+using MsiProxy.Routing;
 
 namespace MsiProxy.Demo;
 

@@ -3,7 +3,7 @@
 using MsiProxy.Docker;
 using MsiProxy.Hosting;
 using MsiProxy.Interception.Kubernetes;
-using MsiProxy.Interception.Linux;
+using MsiProxy.Docker.Wiring;
 
 switch (args)
 {

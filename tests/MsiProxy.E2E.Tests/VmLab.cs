@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using MsiProxy.Interception;
 using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.VmNetwork;
 using Xunit.Abstractions;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using MsiProxy.ImdsEmulator;
-using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Proxy;
 
 namespace MsiProxy.DashboardRender;

@@ -1,24 +1,16 @@
-using MsiProxy.Management;
-using MsiProxy.Responses;
+using MsiProxy.Docker;
 
 namespace MsiProxy.Hosting;
 
 internal static class MsiProxyEndpoints
 {
     /// <summary>
-    /// The two listeners. A connection accepted on the client listener is answered by <see cref="ClientRequests"/> —
-    /// nothing else, whatever its path or Host header: the routing table is there. The management listener serves
-    /// /healthz, /readyz, /metrics and /admin/*, and none of them exists on the client port.
+    /// The client listener's routing table and the management listener's endpoints (see
+    /// <see cref="PipelineExtensions.MapMsiProxyPipeline"/>), plus the container monitor's view under /admin/wiring.
     /// </summary>
     public static WebApplication MapMsiProxy(this WebApplication app)
     {
-        var client = app.Services.GetRequiredService<ClientRequests>();
-        app.UseWhen(context => !context.IsManagementConnection(), listener => listener.Run(client.HandleAsync));
-        app.UseRouting();
-        app.MapManagementEndpoints();
-        // YARP keeps the upstream set (ordered destinations, active probes, passive health); mapping it with no routes is
-        // what starts that. It forwards nothing: docs/architecture.md says why.
-        app.MapReverseProxy();
+        app.MapMsiProxyPipeline().MapWiringState();
         return app;
     }
 }

@@ -1,12 +1,10 @@
-using MsiProxy.Telemetry;
-
 namespace MsiProxy.Hosting;
 
 /// <summary>
 /// The proxy's whole composition in one call, so that Program.cs and the demo (src/MsiProxy.Demo, which has the
 /// emulator as its upstream) run the same host rather than two copies of it that drift apart.
 /// </summary>
-internal static class MsiProxyHost
+public static class MsiProxyHost
 {
     /// <param name="args">The command line: configuration (<c>--urls</c>, <c>--MsiProxy:…</c>).</param>
     /// <param name="configure">Adds to the builder before the proxy's services are registered (the demo's settings).</param>

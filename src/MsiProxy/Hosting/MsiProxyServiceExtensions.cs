@@ -1,115 +1,24 @@
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
-using MsiProxy.Caching;
-using MsiProxy.Clients;
-using MsiProxy.Configuration;
 using MsiProxy.Docker;
-using MsiProxy.Forwarding;
-using MsiProxy.Requests;
 using MsiProxy.Kubernetes;
-using MsiProxy.Management;
+using MsiProxy.Routing;
+using MsiProxy.ServiceDefaults;
 using MsiProxy.Telemetry;
-using MsiProxy.Tokens;
-using MsiProxy.Upstreams;
-using MsiProxy.Upstreams.Scheduling;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Polly;
-using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.Forwarder;
-using Yarp.ReverseProxy.Health;
 
 namespace MsiProxy.Hosting;
 
+/// <summary>The host's composition: the service defaults with MsiProxy's names, the pipeline, then the discoveries.</summary>
 internal static class MsiProxyServiceExtensions
 {
-    /// <summary>Registers the proxy: options, listeners, the client registry, the gate, the endpoints, the cache and the upstream client.</summary>
-    public static WebApplicationBuilder AddMsiProxy(this WebApplicationBuilder builder)
-    {
-        var services = builder.Services;
-        var section = builder.Configuration.GetSection(MsiProxyOptions.SectionName);
-        services.AddOptions<MsiProxyOptions>().Bind(section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
-        services.TryAddSingleton(TimeProvider.System);
+    /// <summary>Serilog, OpenTelemetry (MsiProxy's and YARP's spans, MsiProxy's and Polly's meters), Prometheus, health checks.</summary>
+    public static WebApplicationBuilder AddMsiProxyTelemetry(this WebApplicationBuilder builder) => builder.AddServiceDefaults(new ServiceTelemetry(
+        ServiceName: "msiproxy",
+        Sources: [MsiProxyTelemetry.Name, "Yarp.ReverseProxy"],
+        Meters: [MsiProxyTelemetry.Name, "Polly"],
+        IsTraced: context => !context.IsManagementConnection())); // scrapes and probes are not traced
 
-        // SIGTERM: /readyz false first, then the server drains, all within Shutdown:DrainTimeout.
-        services.AddOptions<HostOptions>().Configure<IOptions<MsiProxyOptions>>((host, proxy) => host.ShutdownTimeout = proxy.Value.Shutdown.DrainTimeout);
-        services.AddSingleton<ShutdownDrain>();
-        services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
-        services.AddSingleton<IReadinessCheck>(sp => sp.GetRequiredService<ShutdownDrain>());
-
-        // Listeners are read from the final configuration (so the demo and tests can add to it after this call).
-        services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
-        services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
-        {
-            listeners.Configure(kestrel);
-            // Deliberate limits: IMDS requests are short GETs. Anything larger is refused by Kestrel (414/431/413).
-            kestrel.Limits.MaxRequestLineSize = 8 * 1024;
-            kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
-            kestrel.Limits.MaxRequestHeaderCount = 64;
-            kestrel.Limits.MaxRequestBodySize = RequestGate.MaxRequestBodySize;
-            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
-            kestrel.AddServerHeader = false;
-        });
-
-        // Who may call, and what they may ask for
-        services.AddSingleton<ClientRegistry>();
-        services.AddHostedService<ConfiguredClients>();
-        // After the configured clients, before the listeners open: what the admin API registered before a restart.
-        services.AddSingleton<AdminState>();
-        services.AddHostedService(sp => sp.GetRequiredService<AdminState>());
-        builder.AddKubernetesDiscovery();
-        services.AddSingleton<EndpointAccess>();
-        services.AddSingleton<RequestGate>(); // with the container monitor's ICallerDiscovery when one is registered
-
-        // The client listener: the routing table and its one wrapper
-        services.AddSingleton<ClientRequests>();
-        services.AddSingleton<RequestRecorder>();
-
-        // Tokens: cache, prefetch, purge on deregistration
-        services.AddSingleton<TokenCache>();
-        services.AddSingleton<TokenEndpoint>();
-        services.AddHostedService<TokenPrefetcher>();
-        services.AddHostedService<DeregistrationPurge>();
-
-        // Everything else in the endpoint table
-        services.AddSingleton<ForwardEndpoint>();
-        services.AddSingleton<SharedAnswers>();
-
-        // The one way upstream: resilience pipeline + HTTP client; YARP keeps the upstream set and probes it
-        services.AddSingleton(sp => new UpstreamScheduler(
-            UpstreamSchedulerOptions.From(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Resilience), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<UpstreamResilience>();
-        services.AddResiliencePipeline<string, HttpResponseMessage>(UpstreamResilience.PipelineName,
-            (pipeline, context) => context.ServiceProvider.GetRequiredService<UpstreamResilience>().Configure(pipeline));
-        services.AddHttpClient(UpstreamClient.HttpClientName, http =>
-            {
-                http.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns every timeout
-                http.MaxResponseContentBufferSize = UpstreamClient.MaxResponseBytes;
-            })
-            .ConfigurePrimaryHttpMessageHandler(UpstreamHttp.Create);
-        services.AddSingleton<UpstreamClient>();
-        services.AddSingleton<UpstreamSetAccessor>();
-        services.AddSingleton(sp =>
-        {
-            var set = ActivatorUtilities.CreateInstance<UpstreamSet>(sp);
-            sp.GetRequiredService<UpstreamSetAccessor>().Value = set;
-            return set;
-        });
-        UpstreamReadiness.AddProbeClient(services);
-        services.AddSingleton<IReadinessCheck, UpstreamReadiness>();
-
-        services.AddSingleton(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value;
-            return new InMemoryConfigProvider([], [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)]);
-        });
-        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<InMemoryConfigProvider>());
-        services.AddReverseProxy();
-        services.AddSingleton<IForwarderHttpClientFactory, ProbeHttpClientFactory>();
-        services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
-        services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
-
-        builder.AddDockerMonitor(); // only when MsiProxy:Docker:Endpoint is set
-        return builder;
-    }
+    /// <summary>The pipeline (listeners, clients, cache, upstreams, YARP), then Kubernetes and Docker discovery when configured.</summary>
+    public static WebApplicationBuilder AddMsiProxy(this WebApplicationBuilder builder) => builder
+        .AddMsiProxyPipeline()
+        .AddKubernetesDiscovery() // only when MsiProxy:Kubernetes is enabled
+        .AddDockerMonitor();      // only when MsiProxy:Docker:Endpoint is set
 }

@@ -1,10 +1,9 @@
 using MsiProxy.Clients;
 using MsiProxy.Deploy.Tests.Support;
-using MsiProxy.Hosting;
 using MsiProxy.Interception.Kubernetes;
-using MsiProxy.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
+using MsiProxy.Routing;
 
 namespace MsiProxy.Deploy.Tests.Charts;
 

@@ -164,6 +164,64 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
         }
     }
 
+    /// <summary>
+    /// The restore layer sees only what is copied before <c>dotnet restore</c>: every project the restored one references
+    /// (transitively) and every Directory.Build.props above them must be there, at the same path, or the image build fails
+    /// — which the publish run here (restore and publish in one step, on the whole repository) would not notice.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ImageDockerfiles))]
+    public void Restore_layer_copies_every_project_and_props_file_the_restore_reads(string relative)
+    {
+        var build = Load(relative).Stages.Single(s => s.All("RUN").Any(r => r.Arguments.StartsWith("dotnet restore", StringComparison.Ordinal)));
+        var restoreAt = build.Instructions.ToList().FindIndex(i => i.Keyword == "RUN" && i.Arguments.StartsWith("dotnet restore", StringComparison.Ordinal));
+        var copied = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var copy in build.Instructions.Take(restoreAt).Where(i => i.Keyword == "COPY"))
+        {
+            var (_, sources, destination) = copy.CopyParts();
+            foreach (var source in sources)
+            {
+                var folder = Path.GetDirectoryName(source)!.Replace('\\', '/');
+                Assert.True(destination.Replace('\\', '/').TrimEnd('/') == (folder.Length == 0 ? "." : folder),
+                    $"{relative}: COPY {source} {destination} does not keep the file at its repository path");
+                copied.Add(source);
+            }
+        }
+
+        var restored = build.All("RUN").First(r => r.Arguments.StartsWith("dotnet restore", StringComparison.Ordinal)).Arguments.Split(' ')[2];
+        var needed = new SortedSet<string>(StringComparer.Ordinal) { "global.json", "Directory.Packages.props" };
+        var pending = new Stack<string>([restored]);
+        while (pending.TryPop(out var project))
+        {
+            if (!needed.Add(project))
+            {
+                continue;
+            }
+
+            var folder = Path.GetDirectoryName(project)!;
+            for (var up = folder; up.Length > 0; up = Path.GetDirectoryName(up)!)
+            {
+                if (File.Exists(RepositoryPaths.Combine([.. up.Split('/'), "Directory.Build.props"])))
+                {
+                    needed.Add(up + "/Directory.Build.props");
+                }
+            }
+
+            needed.Add("Directory.Build.props");
+            var xml = System.Xml.Linq.XDocument.Load(RepositoryPaths.Combine(project.Split('/')));
+            foreach (var reference in xml.Descendants("ProjectReference"))
+            {
+                var path = Path.GetRelativePath(RepositoryPaths.Root, Path.GetFullPath(Path.Combine(RepositoryPaths.Combine(folder.Split('/')),
+                    reference.Attribute("Include")!.Value.Replace('\\', '/')))).Replace('\\', '/');
+                pending.Push(path);
+            }
+        }
+
+        Assert.True(needed.Count > 4, "the restored project was not read");
+        var missing = needed.Where(n => !copied.Contains(n)).ToList();
+        Assert.True(missing.Count == 0, $"{relative}: not copied before dotnet restore: {string.Join(", ", missing)}");
+    }
+
     [Theory]
     [MemberData(nameof(ProxyDockerfiles))]
     public void Proxy_images_carry_no_emulator_assembly(string relative)

@@ -1,11 +1,10 @@
 using System.Net;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MsiProxy.Hosting;
-using MsiProxy.Telemetry;
+using MsiProxy.Routing;
 using MsiProxy.Testing.Net;
 
 namespace MsiProxy.Testing.Proxy;

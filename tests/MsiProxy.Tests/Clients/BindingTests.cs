@@ -1,6 +1,6 @@
 using System.Net;
-using MsiProxy.Hosting;
 using MsiProxy.ImdsEmulator;
+using MsiProxy.Routing;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Proxy;

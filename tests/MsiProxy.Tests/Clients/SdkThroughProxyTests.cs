@@ -1,6 +1,5 @@
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Clients;
-using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Tests.Requests;
 

@@ -1,7 +1,5 @@
 using System.Net;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
-using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;

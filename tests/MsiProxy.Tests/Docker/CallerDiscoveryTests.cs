@@ -1,12 +1,10 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.Clients;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
 using MsiProxy.ImdsEmulator;
-using MsiProxy.Interception;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
 using static MsiProxy.Tests.Docker.FakeContainerEngine;

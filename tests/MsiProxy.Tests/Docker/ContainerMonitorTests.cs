@@ -1,11 +1,9 @@
 using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.Clients;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
 using MsiProxy.ImdsEmulator;
-using MsiProxy.Interception;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Upstreams;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MsiProxy.Clients;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
 using MsiProxy.Interception;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Http;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;

@@ -7,7 +7,6 @@ using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Processes;
 using MsiProxy.Testing.Proxy;
-using MsiProxy.Tests.Telemetry;
 using static MsiProxy.Tests.Tokens.ProxyCalls;
 
 namespace MsiProxy.Tests.Hosting;

@@ -1,10 +1,8 @@
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using MsiProxy.Configuration;
 using MsiProxy.Hosting;
-using MsiProxy.Telemetry;
 
 namespace MsiProxy.Tests.Hosting;
 

@@ -3,9 +3,10 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Clients;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
-using MsiProxy.Interception;
 using MsiProxy.Interception.Linux;
+using MsiProxy.Interception;
 
 namespace MsiProxy.Tests.Interception;
 

@@ -2,7 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Options;
 using MsiProxy.Docker;
 using MsiProxy.Interception;
-using MsiProxy.Interception.Windows;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Testing;
 using MsiProxy.Tests.Docker;
 

@@ -1,9 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging;
 using MsiProxy.Clients;
 using static MsiProxy.Tests.Kubernetes.KubernetesTestBed;
-using static MsiProxy.Testing.Waiting;
 
 namespace MsiProxy.Tests.Kubernetes;
 

@@ -126,7 +126,7 @@ public sealed class AdminApiTests
         await using var emulator = await ImdsEmulatorServer.StartAsync();
         await using var proxy = await StartAsync(emulator);
         using var admin = new AdminClient(proxy, Key);
-        var before = (await admin.GetAsync("/admin/upstreams")).Body;
+        var before = await UpstreamListAsync(admin);
 
         var refused = await admin.SendAsync(HttpMethod.Put, "/admin/clients/new", rawBody: body);
 
@@ -138,8 +138,12 @@ public sealed class AdminApiTests
         var upstreams = await admin.SendAsync(HttpMethod.Put, "/admin/upstreams", rawBody: body);
         Assert.Equal(HttpStatusCode.BadRequest, upstreams.Status);
         Assert.Equal("invalid_request", upstreams.Json.GetProperty("error").GetString());
-        Assert.Equal(before, (await admin.GetAsync("/admin/upstreams")).Body);
+        Assert.Equal(before, await UpstreamListAsync(admin));
     }
+
+    /// <summary>The upstreams as configured (address, order): their health moves with the probes, whatever the admin API does.</summary>
+    private static async Task<string> UpstreamListAsync(AdminClient admin) => string.Join(", ",
+        (await admin.GetAsync("/admin/upstreams")).Json.EnumerateArray().Select(u => $"{u.GetProperty("order")}:{u.GetProperty("address")}"));
 
     [Fact]
     public async Task A_body_that_is_not_json_is_415_with_a_body_and_a_bad_body_without_the_key_is_401()

@@ -1,4 +1,3 @@
-using System.Net;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;

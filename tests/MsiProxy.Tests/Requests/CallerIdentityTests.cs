@@ -1,13 +1,10 @@
 using System.Net;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Requests;
-using MsiProxy.Telemetry;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Proxy;
@@ -71,7 +68,7 @@ public sealed class CallerIdentityTests
         var settings = CoreSettings.Proxy(emulator.BaseAddress, ("v6", "::1", []));
         settings["urls"] = "http://127.0.0.1:0;http://[::1]:0";
         await using var proxy = await ProxyHost.StartAsync(settings);
-        var v6Port = proxy.Get<MsiProxy.Hosting.Listeners>().ClientEndpoints.Single(e => e.Address.Equals(IPAddress.IPv6Loopback)).Port;
+        var v6Port = proxy.Get<MsiProxy.Routing.Listeners>().ClientEndpoints.Single(e => e.Address.Equals(IPAddress.IPv6Loopback)).Port;
 
         using var v6 = LoopbackCaller.Create(IPAddress.IPv6Loopback, new Uri($"http://[::1]:{v6Port}"));
         using var served = await v6.SendAsync(ImdsRequests.Token(Resource));

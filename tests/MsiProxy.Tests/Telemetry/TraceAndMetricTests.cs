@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using MsiProxy.Forwarding;
 using MsiProxy.Upstreams;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Telemetry;

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;

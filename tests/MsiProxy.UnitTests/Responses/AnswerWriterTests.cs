@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Caching;
 using MsiProxy.Requests;

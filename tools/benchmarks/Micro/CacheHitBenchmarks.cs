@@ -1,10 +1,8 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.DependencyInjection;
 using MsiProxy.Caching;
 using MsiProxy.Upstreams;
 using MsiProxy.Clients;
-using MsiProxy.Configuration;
 using MsiProxy.Telemetry;
 
 namespace MsiProxy.Benchmarks.Micro;

@@ -1,0 +1,134 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using MsiProxy.Caching;
+using MsiProxy.Clients;
+using MsiProxy.Configuration;
+using MsiProxy.Forwarding;
+using MsiProxy.Requests;
+using MsiProxy.Routing;
+using MsiProxy.ServiceDefaults;
+using MsiProxy.Management;
+using MsiProxy.Telemetry;
+using MsiProxy.Tokens;
+using MsiProxy.Upstreams;
+using MsiProxy.Upstreams.Scheduling;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Polly;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Health;
+
+namespace MsiProxy;
+
+/// <summary>The request pipeline's composition: what <c>AddMsiProxyPipeline</c> registers, what <c>MapMsiProxyPipeline</c> serves.</summary>
+public static class PipelineExtensions
+{
+    /// <summary>Registers the proxy: options, listeners, the client registry, the gate, the endpoints, the cache and the upstream client.</summary>
+    public static WebApplicationBuilder AddMsiProxyPipeline(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var section = builder.Configuration.GetSection(MsiProxyOptions.SectionName);
+        services.AddOptions<MsiProxyOptions>().Bind(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+
+        // SIGTERM: /readyz false first, then the server drains, all within Shutdown:DrainTimeout.
+        services.AddOptions<HostOptions>().Configure<IOptions<MsiProxyOptions>>((host, proxy) => host.ShutdownTimeout = proxy.Value.Shutdown.DrainTimeout);
+        services.AddSingleton<ShutdownDrain>();
+        services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
+        services.AddHealthChecks().AddCheck<ShutdownDrain>(ShutdownDrain.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
+
+        // Listeners are read from the final configuration (so the demo and tests can add to it after this call).
+        services.AddSingleton(sp => Listeners.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
+        services.AddOptions<KestrelServerOptions>().Configure<Listeners>((kestrel, listeners) =>
+        {
+            listeners.Configure(kestrel);
+            // Deliberate limits: IMDS requests are short GETs. Anything larger is refused by Kestrel (414/431/413).
+            kestrel.Limits.MaxRequestLineSize = 8 * 1024;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+            kestrel.Limits.MaxRequestHeaderCount = 64;
+            kestrel.Limits.MaxRequestBodySize = RequestGate.MaxRequestBodySize;
+            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+            kestrel.AddServerHeader = false;
+        });
+
+        // Who may call, and what they may ask for
+        services.AddSingleton<ClientRegistry>();
+        services.AddHostedService<ConfiguredClients>();
+        // After the configured clients, before the listeners open: what the admin API registered before a restart.
+        services.AddSingleton<AdminState>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdminState>());
+        services.AddSingleton<EndpointAccess>();
+        services.AddSingleton<RequestGate>(); // with the container monitor's ICallerDiscovery when one is registered
+
+        // The client listener: the routing table and its one wrapper
+        services.AddSingleton<ClientRequests>();
+        services.AddSingleton<RequestRecorder>();
+        services.AddSingleton<MsiProxyTelemetry>();
+        services.AddHostedService<StateGauges>();
+
+        // Tokens: cache, prefetch, purge on deregistration
+        services.AddSingleton<TokenCache>();
+        services.AddSingleton<TokenEndpoint>();
+        services.AddHostedService<TokenPrefetcher>();
+        services.AddHostedService<DeregistrationPurge>();
+
+        // Everything else in the endpoint table
+        services.AddSingleton<ForwardEndpoint>();
+        services.AddSingleton<SharedAnswers>();
+
+        // The one way upstream: resilience pipeline + HTTP client; YARP keeps the upstream set and probes it
+        services.AddSingleton(sp => new UpstreamScheduler(
+            UpstreamSchedulerOptions.From(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Resilience), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<UpstreamResilience>();
+        services.AddResiliencePipeline<string, HttpResponseMessage>(UpstreamResilience.PipelineName,
+            (pipeline, context) => context.ServiceProvider.GetRequiredService<UpstreamResilience>().Configure(pipeline));
+        services.AddHttpClient(UpstreamClient.HttpClientName, http =>
+            {
+                http.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns every timeout
+                http.MaxResponseContentBufferSize = UpstreamClient.MaxResponseBytes;
+            })
+            .ConfigurePrimaryHttpMessageHandler(UpstreamHttp.Create);
+        services.AddSingleton<UpstreamClient>();
+        services.AddSingleton<UpstreamSetAccessor>();
+        services.AddSingleton(sp =>
+        {
+            var set = ActivatorUtilities.CreateInstance<UpstreamSet>(sp);
+            sp.GetRequiredService<UpstreamSetAccessor>().Value = set;
+            return set;
+        });
+        UpstreamReadiness.AddProbeClient(services);
+        services.AddHealthChecks().AddCheck<UpstreamReadiness>(UpstreamReadiness.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
+
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value;
+            return new InMemoryConfigProvider([], [UpstreamSet.BuildCluster(options.EffectiveUpstreams, options)]);
+        });
+        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<InMemoryConfigProvider>());
+        services.AddReverseProxy();
+        services.AddSingleton<IForwarderHttpClientFactory, ProbeHttpClientFactory>();
+        services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
+        services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
+        return builder;
+    }
+
+    /// <summary>
+    /// The two listeners. A connection accepted on the client listener is answered by <see cref="ClientRequests"/> —
+    /// nothing else, whatever its path or Host header: the routing table is there. The management listener serves
+    /// /healthz, /readyz, /metrics and /admin/*, and none of them exists on the client port.
+    /// </summary>
+    /// <returns>The admin API's route group, for the discoveries' own read-only views.</returns>
+    public static RouteGroupBuilder MapMsiProxyPipeline(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var client = app.Services.GetRequiredService<ClientRequests>();
+        app.UseWhen(context => !context.IsManagementConnection(), listener => listener.Run(client.HandleAsync));
+        app.UseRouting();
+        app.MapDefaultEndpoints();
+        // YARP keeps the upstream set (ordered destinations, active probes, passive health); mapping it with no routes is
+        // what starts that. It forwards nothing: docs/architecture.md says why.
+        app.MapReverseProxy();
+        return app.MapAdminApi();
+    }
+}

@@ -1,0 +1,117 @@
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>What a service tells the defaults about itself: its telemetry names and which requests are not traced.</summary>
+/// <param name="ServiceName">The OpenTelemetry service name unless <c>OTEL_SERVICE_NAME</c> is set.</param>
+/// <param name="Sources">ActivitySources whose spans are recorded.</param>
+/// <param name="Meters">Meters exported to Prometheus (and OTLP).</param>
+/// <param name="IsTraced">Which server requests get a span (e.g. not the scrapes and probes of the management port).</param>
+public sealed record ServiceTelemetry(string ServiceName, IReadOnlyList<string> Sources, IReadOnlyList<string> Meters,
+    Func<HttpContext, bool> IsTraced);
+
+/// <summary>
+/// Cross-cutting defaults in one place: Serilog (compact JSON on the console, also written through to
+/// OpenTelemetry logs), OpenTelemetry traces and metrics, OTLP export when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set, the
+/// Prometheus exporter, and ASP.NET Core health checks behind <c>/healthz</c> (alive) and <c>/readyz</c> (every check
+/// tagged <see cref="ReadyTag"/>).
+/// </summary>
+public static class ServiceDefaultsExtensions
+{
+    /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
+    public const string ReadyTag = "ready";
+
+    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(telemetry);
+        builder.Services.AddHealthChecks();
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddOpenTelemetry(logging =>
+        {
+            logging.IncludeFormattedMessage = true;
+            logging.IncludeScopes = true;
+        });
+        builder.Services.AddSerilog((services, logger) => logger
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Extensions.Http", LogEventLevel.Warning)
+            // An unhealthy check is logged at Error on every probe; /readyz itself says why.
+            .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
+            .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+            .MinimumLevel.Override("Yarp", LogEventLevel.Warning)
+            .MinimumLevel.Override("Polly", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
+            .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
+            .ReadFrom.Configuration(builder.Configuration)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(new RenderedCompactJsonFormatter()), preserveStaticLogger: true, writeToProviders: true);
+
+        var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var otel = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? telemetry.ServiceName))
+            .WithTracing(tracing =>
+            {
+                tracing
+                    .AddSource([.. telemetry.Sources])
+                    .AddAspNetCoreInstrumentation(o => o.Filter = telemetry.IsTraced)
+                    .AddHttpClientInstrumentation();
+                if (SpanSampling.For(exporting, builder.Configuration["OTEL_TRACES_SAMPLER"]) is { } sampler)
+                {
+                    tracing.SetSampler(sampler);
+                }
+            })
+            .WithMetrics(metrics => metrics
+                .AddMeter([.. telemetry.Meters])
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddPrometheusExporter());
+        if (exporting)
+        {
+            otel.UseOtlpExporter();
+        }
+
+        return builder;
+    }
+
+    /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>
+    public static IEndpointRouteBuilder MapDefaultEndpoints(this IEndpointRouteBuilder endpoints)
+    {
+        // Alive is answering at all: no check runs, so a slow upstream never makes the kubelet restart the proxy.
+        endpoints.MapHealthChecks("/healthz", new HealthCheckOptions
+        {
+            Predicate = _ => false,
+            ResponseWriter = (context, report) => context.Response.WriteAsJsonAsync(new LiveAnswer(report.Status.ToString())),
+        });
+        endpoints.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteReadyAsync });
+        endpoints.MapPrometheusScrapingEndpoint("/metrics");
+        return endpoints;
+    }
+
+    /// <summary>JSON that says which check is not ready and why: <c>{"status":"NotReady","checks":[{name,ready,detail}]}</c>.</summary>
+    private static Task WriteReadyAsync(HttpContext context, HealthReport report)
+    {
+        var ready = report.Status == HealthStatus.Healthy;
+        var checks = report.Entries.Select(e => new HealthEntry(e.Key, e.Value.Status == HealthStatus.Healthy, e.Value.Description ?? ""));
+        return context.Response.WriteAsJsonAsync(new HealthAnswer(ready ? "Ready" : "NotReady", [.. checks]));
+    }
+
+    private sealed record LiveAnswer(string Status);
+
+    private sealed record HealthEntry(string Name, bool Ready, string Detail);
+
+    private sealed record HealthAnswer(string Status, IReadOnlyList<HealthEntry> Checks);
+}
