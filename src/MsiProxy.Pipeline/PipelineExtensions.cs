@@ -28,7 +28,10 @@ public static class PipelineExtensions
     {
         var services = builder.Services;
         var section = builder.Configuration.GetSection(MsiProxyOptions.SectionName);
-        services.AddOptions<MsiProxyOptions>().Bind(section).ValidateOnStart();
+        // Bound as Bind(section) would, but the clients in one pass (ClientsConfiguration); reloads follow the section.
+        var configuration = builder.Configuration;
+        services.AddOptions<MsiProxyOptions>().Configure(options => ClientsConfiguration.Bind(configuration, section, options)).ValidateOnStart();
+        services.AddSingleton<IOptionsChangeTokenSource<MsiProxyOptions>>(new ConfigurationChangeTokenSource<MsiProxyOptions>(section));
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 

@@ -1,7 +1,8 @@
 // The .NET side of the benchmark harness (tools/benchmarks/run.sh drives it; method in docs/benchmarks.md):
 //   bare      --urls URL --body FILE        Kestrel answering every request with FILE's bytes (the .NET ceiling)
 //   amplify   --target URL --clients N --requests M --keys K --first-client-address 127.0.0.2
-//   startup   --exe PATH [args…]            process start → first 200 token, in ms
+//   startup   --url URL [--timeout S] -- CMD…  process start → first 200 token, in ms
+//   scale-admin --admin URL --key K --count N [--step 1000] [--concurrency 8]   ms per step of N admin registrations
 //   micro     [BenchmarkDotNet args]        hot-path micro-benchmarks (MemoryDiagnoser)
 //   report    --raw FILE --out DIR          medians, ratios, results.md/json and the chart
 using MsiProxy.Benchmarks.Bare;
@@ -14,6 +15,7 @@ return args.FirstOrDefault() switch
     "bare" => await BareKestrel.RunAsync(args[1..]),
     "amplify" => await AmplificationLoad.RunAsync(args[1..]),
     "startup" => await StartupTimer.RunAsync(args[1..]),
+    "scale-admin" => await AdminRegistrationLoad.RunAsync(args[1..]),
     "micro" => MicroBenchmarks.Run(args[1..]),
     "report" => ResultsReport.Run(args[1..]),
     _ => Usage(),
@@ -21,6 +23,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|startup|micro|report … (see docs/benchmarks.md)");
+    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|startup|scale-admin|micro|report … (see docs/benchmarks.md)");
     return 64;
 }

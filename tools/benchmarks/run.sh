@@ -2,7 +2,7 @@
 # MsiProxy benchmark harness — method and results in docs/benchmarks.md.
 #
 #   bash tools/benchmarks/run.sh            full run: 5 rounds × 10 s, results written to docs/benchmarks/
-#   bash tools/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations), results in $BENCH_WORK/results
+#   bash tools/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations, 1,000 clients at scale), results in $BENCH_WORK/results
 #
 # Everything listens on 127.0.0.1 (callers 127.0.0.1–127.0.0.64): the IMDS emulator, MsiProxy (the Release build,
 # run as a real process), nginx from Debian's package with a config written here, and a bare Kestrel endpoint.
@@ -223,6 +223,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "  round $round $system $result"
   done
 done
+
+# ---------------------------------------------------------------- scale-config / scale-admin (tools/benchmarks/scale.sh)
+# Start-up with N configured clients and N admin registrations (ms per 1,000). Smoke: 1,000 clients, one round.
+# Branch against main: run scale.sh itself with two publishes (docs/benchmarks.md, "Registration and configuration at scale").
+log "scale: configured clients and admin registrations"
+SCALE_SIZES="${SCALE_SIZES:-$([[ $SMOKE == 1 ]] && echo 1000 || echo "1000 10000 50000")}" SCALE_ROUNDS="${SCALE_ROUNDS:-$([[ $SMOKE == 1 ]] && echo 1 || echo 3)}" \
+  SCALE_RAW="$RAW" SCALE_BENCH="$WORK/bench" SCALE_EMULATOR="$WORK/emulator" BENCH_WORK="$WORK" BENCH_PORT_BASE="$BASE" \
+  bash "$HERE/scale.sh" msiproxy="$WORK/jit"
 
 # ---------------------------------------------------------------- scenario 6: micro-benchmarks
 MICRO_DIR="$WORK/micro"

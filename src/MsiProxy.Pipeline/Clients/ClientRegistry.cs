@@ -1,16 +1,21 @@
+using System.Collections.Immutable;
 using System.Net;
 
 namespace MsiProxy.Clients;
 
 /// <summary>
 /// The one registry of callers, fed by configuration, the admin API, the Docker monitor and Kubernetes.
-/// Reads (one per request) are lock-free: they see an immutable snapshot that writers replace atomically.
+/// Reads (one per request) are lock-free: they see an immutable snapshot that writers replace atomically. A write
+/// costs O(log n) (persistent collections), not a copy of the registry.
 /// </summary>
 public sealed class ClientRegistry
 {
     private readonly Lock _writeLock = new();
     private readonly TimeProvider _time;
     private volatile Snapshot _snapshot = Snapshot.Empty;
+
+    /// <summary>Who holds each slot (<see cref="Slot"/>); the writers' own bookkeeping, only touched under the write lock.</summary>
+    private readonly Dictionary<string, string> _bySlot = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ClientRegistry(TimeProvider time) => _time = time;
@@ -23,7 +28,7 @@ public sealed class ClientRegistry
 
     public int Count => _snapshot.ByName.Count;
 
-    public IReadOnlyCollection<ClientRegistration> All => _snapshot.ByName.Values;
+    public IReadOnlyCollection<ClientRegistration> All => _snapshot.All;
 
     /// <summary>
     /// The registration responsible for <paramref name="caller"/>: an exact address first, then the longest CIDR.
@@ -115,20 +120,19 @@ public sealed class ClientRegistry
         List<ClientRegistration> displaced = [];
         lock (_writeLock)
         {
-            var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
-            if (byName.Remove(registration.Name, out var previous) && !SameOwner(previous, registration))
+            var next = _snapshot.ToBuilder();
+            if (Remove(next, registration.Name) is { } previous && !SameOwner(previous, registration))
             {
                 displaced.Add(previous);
             }
 
-            foreach (var other in byName.Values.Where(r => Slot(r) == Slot(registration)).ToList())
+            if (_bySlot.TryGetValue(Slot(registration), out var holder) && Remove(next, holder) is { } other)
             {
-                byName.Remove(other.Name);
                 displaced.Add(other);
             }
 
-            byName[registration.Name] = registration;
-            Publish(Snapshot.Create(byName));
+            Add(next, registration);
+            Publish(next.ToSnapshot());
         }
 
         foreach (var old in displaced)
@@ -141,9 +145,9 @@ public sealed class ClientRegistry
     }
 
     /// <summary>
-    /// <see cref="Register"/> for many registrations with one snapshot rebuild: configuration sync with 10,000 clients
-    /// took minutes when every registration copied the whole registry (benchmark scenario 4, docs/benchmarks.md).
-    /// Same rules, applied in order: a registration displaces whoever held its name or its address.
+    /// <see cref="Register"/> for many registrations, published as one change: configuration sync applies its whole list
+    /// at once (readers see all of it or none of it). Same rules, applied in order: a registration displaces whoever held
+    /// its name or its address.
     /// </summary>
     public void RegisterAll(IReadOnlyList<ClientRegistration> registrations)
     {
@@ -151,30 +155,35 @@ public sealed class ClientRegistry
         var added = new Dictionary<string, ClientRegistration>(StringComparer.Ordinal);
         lock (_writeLock)
         {
-            var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
-            var bySlot = byName.Values.ToDictionary(Slot, r => r.Name, StringComparer.Ordinal);
-            foreach (var candidate in registrations)
+            var next = _snapshot.ToBuilder();
+            try
             {
-                Check(candidate);
-                var registration = candidate.RegisteredAt == default ? candidate with { RegisteredAt = _time.GetUtcNow() } : candidate;
-                var slot = Slot(registration);
-                if (byName.Remove(registration.Name, out var previous))
+                foreach (var candidate in registrations)
                 {
-                    bySlot.Remove(Slot(previous));
-                    Displace(previous, !SameOwner(previous, registration));
-                }
+                    Check(candidate);
+                    var registration = candidate.RegisteredAt == default ? candidate with { RegisteredAt = _time.GetUtcNow() } : candidate;
+                    if (Remove(next, registration.Name) is { } previous)
+                    {
+                        Displace(previous, !SameOwner(previous, registration));
+                    }
 
-                if (bySlot.Remove(slot, out var holder) && byName.Remove(holder, out var other))
-                {
-                    Displace(other, true);
-                }
+                    if (_bySlot.TryGetValue(Slot(registration), out var holder) && Remove(next, holder) is { } other)
+                    {
+                        Displace(other, true);
+                    }
 
-                byName[registration.Name] = registration;
-                bySlot[slot] = registration.Name;
-                added[registration.Name] = registration;
+                    Add(next, registration);
+                    added[registration.Name] = registration;
+                }
+            }
+            catch
+            {
+                // A bad entry changes nothing: the slots go back to what the published snapshot holds.
+                RebuildSlots();
+                throw;
             }
 
-            Publish(Snapshot.Create(byName));
+            Publish(next.ToSnapshot());
         }
 
         foreach (var old in displaced)
@@ -197,7 +206,24 @@ public sealed class ClientRegistry
         }
     }
 
-    public bool Deregister(string name) => RemoveWhere(r => r.Name == name) > 0;
+    public bool Deregister(string name)
+    {
+        ClientRegistration? removed;
+        lock (_writeLock)
+        {
+            var next = _snapshot.ToBuilder();
+            removed = Remove(next, name);
+            if (removed is null)
+            {
+                return false;
+            }
+
+            Publish(next.ToSnapshot());
+        }
+
+        Deregistered?.Invoke(removed);
+        return true;
+    }
 
     /// <summary>Removes every registration matching <paramref name="predicate"/>; returns how many were removed.</summary>
     public int RemoveWhere(Func<ClientRegistration, bool> predicate)
@@ -211,13 +237,13 @@ public sealed class ClientRegistry
                 return 0;
             }
 
-            var byName = _snapshot.ByName.ToDictionary(StringComparer.Ordinal);
+            var next = _snapshot.ToBuilder();
             foreach (var registration in removed)
             {
-                byName.Remove(registration.Name);
+                Remove(next, registration.Name);
             }
 
-            Publish(Snapshot.Create(byName));
+            Publish(next.ToSnapshot());
         }
 
         foreach (var registration in removed)
@@ -232,6 +258,82 @@ public sealed class ClientRegistry
     {
         _snapshot = snapshot;
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Takes <paramref name="name"/> out of every index (and its slot); O(log n), O(r) for a range, O(s) for a shared secret.</summary>
+    private ClientRegistration? Remove(Snapshot.Builder next, string name)
+    {
+        if (!next.ByName.TryGetValue(name, out var registration))
+        {
+            return null;
+        }
+
+        next.ByName.Remove(name);
+        _bySlot.Remove(Slot(registration));
+        if (registration.FoundBySecret)
+        {
+            var hex = registration.IdentityHeader!.Hex;
+            var rest = next.BySecret[hex].Remove(registration, ReferenceEqualityComparer.Instance);
+            if (rest.IsEmpty)
+            {
+                next.BySecret.Remove(hex);
+            }
+            else
+            {
+                next.BySecret[hex] = rest;
+            }
+        }
+        else if (registration.Address.IsSingleAddress)
+        {
+            next.BySingleAddress.Remove(registration.Address.Network);
+        }
+        else
+        {
+            next.Ranges = next.Ranges.Remove(registration, ReferenceEqualityComparer.Instance);
+        }
+
+        return registration;
+    }
+
+    /// <summary>Puts a registration whose name and slot are free into every index.</summary>
+    private void Add(Snapshot.Builder next, ClientRegistration registration)
+    {
+        next.ByName[registration.Name] = registration;
+        _bySlot[Slot(registration)] = registration.Name;
+        if (registration.FoundBySecret)
+        {
+            var hex = registration.IdentityHeader!.Hex;
+            next.BySecret[hex] = Insert(next.BySecret.GetValueOrDefault(hex, []), registration);
+        }
+        else if (registration.Address.IsSingleAddress)
+        {
+            next.BySingleAddress[registration.Address.Network] = registration;
+        }
+        else
+        {
+            next.Ranges = Insert(next.Ranges, registration);
+        }
+    }
+
+    /// <summary>Longest prefix first; among equal prefixes, after those already there (as the registry always ordered them).</summary>
+    private static ImmutableArray<ClientRegistration> Insert(ImmutableArray<ClientRegistration> list, ClientRegistration registration)
+    {
+        var at = 0;
+        while (at < list.Length && list[at].Address.PrefixLength >= registration.Address.PrefixLength)
+        {
+            at++;
+        }
+
+        return list.Insert(at, registration);
+    }
+
+    private void RebuildSlots()
+    {
+        _bySlot.Clear();
+        foreach (var registration in _snapshot.ByName.Values)
+        {
+            _bySlot[Slot(registration)] = registration.Name;
+        }
     }
 
     private static void Check(ClientRegistration registration)
@@ -255,38 +357,61 @@ public sealed class ClientRegistry
     private static bool SameOwner(ClientRegistration a, ClientRegistration b) =>
         a.Address == b.Address && a.WorkloadId == b.WorkloadId && a.Identities.SequenceEqual(b.Identities);
 
+    /// <summary>
+    /// Everything a reader looks at, published as one reference: a reader sees a registration in every index or in none.
+    /// Persistent (immutable) collections make each write O(log n) instead of a copy of the whole registry, which made
+    /// n registrations through the admin API or the monitor cost O(n²) (docs/benchmarks.md, "Registration and
+    /// configuration at scale").
+    /// </summary>
     private sealed class Snapshot
     {
-        public static readonly Snapshot Empty = Create(new Dictionary<string, ClientRegistration>());
+        public static readonly Snapshot Empty = new(
+            ImmutableDictionary.Create<string, ClientRegistration>(StringComparer.Ordinal),
+            ImmutableDictionary<IPAddress, ClientRegistration>.Empty,
+            [],
+            ImmutableDictionary.Create<string, ImmutableArray<ClientRegistration>>(StringComparer.Ordinal));
 
-        private Snapshot(Dictionary<string, ClientRegistration> byName,
-            Dictionary<IPAddress, ClientRegistration> bySingleAddress, ClientRegistration[] ranges, Dictionary<string, ClientRegistration[]> bySecret)
+        private Snapshot(ImmutableDictionary<string, ClientRegistration> byName, ImmutableDictionary<IPAddress, ClientRegistration> bySingleAddress,
+            ImmutableArray<ClientRegistration> ranges, ImmutableDictionary<string, ImmutableArray<ClientRegistration>> bySecret)
         {
             ByName = byName;
             BySingleAddress = bySingleAddress;
             Ranges = ranges;
             BySecret = bySecret;
+            All = new Registrations(byName);
         }
 
-        // Plain dictionaries: never mutated after publication, so concurrent reads are safe and rebuilds stay cheap.
-        public Dictionary<string, ClientRegistration> ByName { get; }
-        public Dictionary<IPAddress, ClientRegistration> BySingleAddress { get; }
+        public ImmutableDictionary<string, ClientRegistration> ByName { get; }
+        public ImmutableDictionary<IPAddress, ClientRegistration> BySingleAddress { get; }
 
         /// <summary>CIDR registrations, longest prefix first so the most specific wins.</summary>
-        public ClientRegistration[] Ranges { get; }
+        public ImmutableArray<ClientRegistration> Ranges { get; }
 
         /// <summary><see cref="ProofPolicy.Secret"/> clients by the hex SHA-256 of their identity header, longest prefix first.</summary>
-        public Dictionary<string, ClientRegistration[]> BySecret { get; }
+        public ImmutableDictionary<string, ImmutableArray<ClientRegistration>> BySecret { get; }
 
-        public static Snapshot Create(Dictionary<string, ClientRegistration> byName)
+        public IReadOnlyCollection<ClientRegistration> All { get; }
+
+        public Builder ToBuilder() => new(this);
+
+        /// <summary>The next snapshot, changed in place by one writer (under the write lock) and then published whole.</summary>
+        public sealed class Builder(Snapshot from)
         {
-            var byAddress = byName.Values.Where(r => !r.FoundBySecret).ToList();
-            return new(
-                new Dictionary<string, ClientRegistration>(byName, StringComparer.Ordinal),
-                byAddress.Where(r => r.Address.IsSingleAddress).ToDictionary(r => r.Address.Network),
-                [.. byAddress.Where(r => !r.Address.IsSingleAddress).OrderByDescending(r => r.Address.PrefixLength)],
-                byName.Values.Where(r => r.FoundBySecret).GroupBy(r => r.IdentityHeader!.Hex, StringComparer.Ordinal)
-                    .ToDictionary(g => g.Key, g => g.OrderByDescending(r => r.Address.PrefixLength).ToArray(), StringComparer.Ordinal));
+            public ImmutableDictionary<string, ClientRegistration>.Builder ByName { get; } = from.ByName.ToBuilder();
+            public ImmutableDictionary<IPAddress, ClientRegistration>.Builder BySingleAddress { get; } = from.BySingleAddress.ToBuilder();
+            public ImmutableArray<ClientRegistration> Ranges { get; set; } = from.Ranges;
+            public ImmutableDictionary<string, ImmutableArray<ClientRegistration>>.Builder BySecret { get; } = from.BySecret.ToBuilder();
+
+            public Snapshot ToSnapshot() => new(ByName.ToImmutable(), BySingleAddress.ToImmutable(), Ranges, BySecret.ToImmutable());
+        }
+
+        private sealed class Registrations(ImmutableDictionary<string, ClientRegistration> byName) : IReadOnlyCollection<ClientRegistration>
+        {
+            public int Count => byName.Count;
+
+            public IEnumerator<ClientRegistration> GetEnumerator() => byName.Values.GetEnumerator();
+
+            System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
         }
     }
 }

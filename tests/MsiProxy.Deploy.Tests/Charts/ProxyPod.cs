@@ -151,7 +151,8 @@ internal sealed partial class ProxyPod
     private static MsiProxyOptions Bind(IConfiguration configuration, Dictionary<string, string> environment)
     {
         var options = new MsiProxyOptions();
-        configuration.GetSection(MsiProxyOptions.SectionName).Bind(options);
+        // As the proxy binds it: the clients (MsiProxy__Clients__N__… in the pod's environment) through the one-pass reader.
+        ClientsConfiguration.Bind(configuration, configuration.GetSection(MsiProxyOptions.SectionName), options);
         if (string.IsNullOrWhiteSpace(options.Kubernetes.NodeName) && environment.TryGetValue("NODE_NAME", out var node))
         {
             options.Kubernetes.NodeName = node;

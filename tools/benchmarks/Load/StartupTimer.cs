@@ -12,6 +12,7 @@ internal static class StartupTimer
     public static async Task<int> RunAsync(string[] args)
     {
         var url = Arguments.Get(args, "url");
+        var timeout = TimeSpan.FromSeconds(Arguments.GetInt(args, "timeout", 60)); // scale-config: many clients start slowly
         var separator = Array.IndexOf(args, "--");
         var command = args[(separator + 1)..];
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
@@ -29,7 +30,7 @@ internal static class StartupTimer
         process.BeginErrorReadLine();
         try
         {
-            while (stopwatch.Elapsed < TimeSpan.FromSeconds(60) && !process.HasExited)
+            while (stopwatch.Elapsed < timeout && !process.HasExited)
             {
                 try
                 {
@@ -51,7 +52,7 @@ internal static class StartupTimer
                 await Task.Delay(2);
             }
 
-            await Console.Error.WriteLineAsync($"no token within 60 s (exited: {process.HasExited})");
+            await Console.Error.WriteLineAsync($"no token within {timeout.TotalSeconds} s (exited: {process.HasExited})");
             return 1;
         }
         finally
