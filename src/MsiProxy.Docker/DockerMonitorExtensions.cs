@@ -1,9 +1,9 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Clients;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Interception;
 using MsiProxy.Interception.Linux;
-using MsiProxy.Docker.Wiring;
 using MsiProxy.ServiceDefaults;
 using MsiProxy.Telemetry;
 

@@ -1,4 +1,3 @@
-using k8s;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
@@ -7,6 +6,7 @@ using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
 using MsiProxy.Kubernetes.Secrets;
+using k8s;
 
 namespace MsiProxy.Kubernetes;
 

@@ -1,9 +1,9 @@
 // MsiProxy: app containers call http://169.254.169.254 as usual; the proxy checks who is calling and which identity
 // it may use, serves tokens from its cache and forwards the rest to IMDS (or an msiserviceclient) — see README.md.
 using MsiProxy.Docker;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Hosting;
 using MsiProxy.Interception.Kubernetes;
-using MsiProxy.Docker.Wiring;
 
 switch (args)
 {

@@ -1,10 +1,10 @@
 using System.Net;
 using System.Text;
+using MsiProxy.Clients;
+using MsiProxy.Kubernetes.Bindings;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
-using MsiProxy.Clients;
-using MsiProxy.Kubernetes.Bindings;
 
 namespace MsiProxy.Kubernetes.Secrets;
 

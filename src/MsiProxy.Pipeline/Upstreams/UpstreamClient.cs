@@ -2,12 +2,12 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 using MsiProxy.Telemetry;
+using MsiProxy.Upstreams.Scheduling;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.RateLimiting;
 using Polly.Registry;
 using Polly.Timeout;
-using MsiProxy.Upstreams.Scheduling;
 
 namespace MsiProxy.Upstreams;
 

@@ -4,13 +4,13 @@ using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 using MsiProxy.Telemetry;
+using MsiProxy.Upstreams.Scheduling;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.RateLimiting;
 using Polly.Registry;
 using Polly.Retry;
 using Polly.Timeout;
-using MsiProxy.Upstreams.Scheduling;
 
 namespace MsiProxy.Upstreams;
 

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using MsiProxy.Clients;
-using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;

@@ -3,8 +3,8 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MsiProxy.Clients;
-using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Interception;
 
 namespace MsiProxy.Tests.Docker;

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Net;
-using MsiProxy.Upstreams;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Telemetry;
 using MsiProxy.Testing.Proxy;
+using MsiProxy.Upstreams;
 
 namespace MsiProxy.Tests.Telemetry;
 

@@ -7,8 +7,8 @@ using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
-using MsiProxy.Upstreams;
 using MsiProxy.Telemetry;
+using MsiProxy.Upstreams;
 
 namespace MsiProxy.UnitTests.Caching;
 

@@ -1,9 +1,9 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using MsiProxy.Caching;
-using MsiProxy.Upstreams;
 using MsiProxy.Clients;
 using MsiProxy.Telemetry;
+using MsiProxy.Upstreams;
 
 namespace MsiProxy.Benchmarks.Micro;
 

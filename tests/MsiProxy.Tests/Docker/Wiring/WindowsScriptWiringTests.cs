@@ -1,12 +1,12 @@
 using System.Net;
 using Microsoft.Extensions.Options;
 using MsiProxy.Docker;
-using MsiProxy.Interception;
 using MsiProxy.Docker.Wiring;
+using MsiProxy.Interception;
 using MsiProxy.Testing;
 using MsiProxy.Tests.Docker;
 
-namespace MsiProxy.Tests.Interception;
+namespace MsiProxy.Tests.Docker.Wiring;
 
 public sealed class WindowsScriptWiringTests
 {

@@ -3,12 +3,13 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using MsiProxy.Clients;
-using MsiProxy.Docker.Wiring;
 using MsiProxy.Docker;
-using MsiProxy.Interception.Linux;
+using MsiProxy.Docker.Wiring;
 using MsiProxy.Interception;
+using MsiProxy.Tests.Interception;
+using MsiProxy.Interception.Linux;
 
-namespace MsiProxy.Tests.Interception;
+namespace MsiProxy.Tests.Docker.Wiring;
 
 /// <summary>What the Docker monitor's Linux wiring makes of the engine's networks and msiserviceclients, pass after pass.</summary>
 public sealed class HostRulesWiringTests
