@@ -9,8 +9,9 @@
 #
 # Loopback only: the emulator on 127.0.0.1 is every proxy's upstream; registered addresses are 10.x entries nobody
 # calls from. Environment: SCALE_SIZES ("1000 10000 50000"), SCALE_ROUNDS (3), SCALE_TIMEOUT (s per measurement, 300),
-# SCALE_CONCURRENCY (8), BENCH_PORT_BASE, BENCH_WORK, SCALE_RAW (JSON lines appended here), SCALE_BENCH (the
-# published benchmark tool's dir; published here when unset), SCALE_EMULATOR (the published emulator's dir).
+# SCALE_CONCURRENCY (8), SCALE_STATE_FILE (1: the admin runs keep a state file, as the images do), BENCH_PORT_BASE,
+# BENCH_WORK, SCALE_RAW (JSON lines appended here), SCALE_BENCH (the published benchmark tool's dir; published here
+# when unset), SCALE_EMULATOR (the published emulator's dir).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${BENCH_WORK:-/tmp/msiproxy-bench}/scale"
@@ -86,8 +87,12 @@ for size in $SIZES; do
       fi
       log "scale-config $size clients, round $round, $system: $result"
 
+      state=()
+      if [[ "${SCALE_STATE_FILE:-0}" == 1 ]]; then # as the images ship: every admin write is on disk before it answers
+        rm -f "$WORK/state.json"; state=(--MsiProxy:StateFile="$WORK/state.json")
+      fi
       # shellcheck disable=SC2046
-      dotnet "${DIR[$system]}/MsiProxy.dll" --contentRoot "$WORK" $(proxy_args) > "$WORK/proxy.log" 2>&1 &
+      dotnet "${DIR[$system]}/MsiProxy.dll" --contentRoot "$WORK" $(proxy_args) "${state[@]}" > "$WORK/proxy.log" 2>&1 &
       proxy=$!; PIDS+=($proxy)
       for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$MGMT/healthz" 2>/dev/null && break; sleep 0.1; done
       if result=$(timeout "$TIMEOUT" "${BENCH[@]}" scale-admin --admin "http://127.0.0.1:$MGMT" --key "$KEY" --count "$size" \
