@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using k8s;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
@@ -6,7 +8,6 @@ using MsiProxy.Interception.Kubernetes;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
 using MsiProxy.Kubernetes.Secrets;
-using k8s;
 
 namespace MsiProxy.Kubernetes;
 
@@ -29,6 +30,16 @@ public static class KubernetesDiscoveryExtensions
             return builder;
         }
 
+        AddPodDiscovery(services, section);
+        return builder;
+    }
+
+    // Apart from AddKubernetesDiscovery, and never inlined into it: the JIT resolves every type a method's body names
+    // when it compiles that method, so registering IKubernetes in the caller loaded KubernetesClient.dll (~2 MB mapped,
+    // its types and statics) into every proxy, discovery on or off. tests/MsiProxy.Tests/Hosting/ModeFootprintTests holds this.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void AddPodDiscovery(IServiceCollection services, IConfigurationSection section)
+    {
         services.AddSingleton<IKubernetes>(sp => new k8s.Kubernetes(ClientConfiguration(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes)));
         services.TryAddSingleton<IPodSource>(sp =>
         {
@@ -49,8 +60,6 @@ public static class KubernetesDiscoveryExtensions
                 sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes.Dnat));
             services.AddHostedService<PodRulesService>();
         }
-
-        return builder;
     }
 
     private static KubernetesClientConfiguration ClientConfiguration(KubernetesOptions options)

@@ -237,6 +237,23 @@ public class DockerfileTests(PublishFixture publish) : IClassFixture<PublishFixt
         Assert.DoesNotContain("MsiProxy.ImdsEmulator", File.ReadAllText(deps), StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>
+    /// The GC the images run is the one docs/benchmarks.md measured (server, no background GC). publish.props once set
+    /// it through a misspelt property that MSBuild ignored; only the published runtimeconfig shows what takes effect.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ProxyDockerfiles))]
+    public void Proxy_images_run_the_measured_gc_mode(string relative)
+    {
+        var windows = IsWindows(relative);
+        var files = FinalImageFiles(Load(relative), windows, out _);
+        var config = files[(windows ? @"c:\app\" : "/app/") + (windows ? "msiproxy.runtimeconfig.json" : "MsiProxy.runtimeconfig.json")];
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(config));
+        var properties = json.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.True(properties.GetProperty("System.GC.Server").GetBoolean(), $"{relative}: {properties}");
+        Assert.False(properties.GetProperty("System.GC.Concurrent").GetBoolean(), $"{relative}: {properties}");
+    }
+
     [Fact]
     public void Ci_dockerfile_mirrors_the_production_linux_image()
     {
