@@ -9,6 +9,7 @@ using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using Serilog;
 using Serilog.Events;
+using Serilog.Filters;
 using Serilog.Formatting.Compact;
 
 namespace MsiProxy.ServiceDefaults;
@@ -32,6 +33,9 @@ public static class ServiceDefaultsExtensions
     /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
     public const string ReadyTag = "ready";
 
+    /// <summary>The log category of audit events: its queue to the console never drops (backpressure instead).</summary>
+    public const string AuditCategory = "MsiProxy.Audit";
+
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -44,6 +48,7 @@ public static class ServiceDefaultsExtensions
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
+        var capacity = builder.Configuration.GetValue<int?>(LogQueues.CapacityKey) ?? LogQueues.DefaultCapacity;
         builder.Services.AddSerilog((services, logger) => logger
             .MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
@@ -57,7 +62,16 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
-            .WriteTo.Console(new RenderedCompactJsonFormatter()), preserveStaticLogger: true, writeToProviders: true);
+            // Off the request thread: two bounded queues to one console (the console sink's default lock keeps
+            // lines whole). Request lines may be dropped (counted) when full; audit events apply backpressure.
+            .WriteTo.Logger(audit => audit
+                .Filter.ByIncludingOnly(Matching.FromSource(AuditCategory))
+                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: true,
+                    monitor: LogQueues.Audit))
+            .WriteTo.Logger(logs => logs
+                .Filter.ByExcluding(Matching.FromSource(AuditCategory))
+                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: false,
+                    monitor: LogQueues.Logs)), preserveStaticLogger: true, writeToProviders: true);
 
         var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var otel = builder.Services.AddOpenTelemetry()
@@ -74,7 +88,7 @@ public static class ServiceDefaultsExtensions
                 }
             })
             .WithMetrics(metrics => metrics
-                .AddMeter([.. telemetry.Meters])
+                .AddMeter([.. telemetry.Meters, LogQueues.MeterName])
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()

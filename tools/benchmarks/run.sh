@@ -46,6 +46,7 @@ declare -a PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [[ -f "$WORK/nginx/nginx.pid" ]] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+  [[ -f "$WORK/nginx-logged/nginx.pid" ]] && kill "$(cat "$WORK/nginx-logged/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -160,6 +161,37 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "  round $round $system $result"
   done
 done
+
+# ---------------------------------------------------------------- scenario 1b: as shipped — logging on, both sides
+# MsiProxy with its request line and audit event per request (the default; console to a file here) against nginx with
+# access_log on (its default combined format, to a file). Issue 17: MsiProxy ≥ 1.0× nginx. Raw lines: "hits_logged".
+LOGGED_PROXY=$((BASE + 110)); LOGGED_MGMT=$((BASE + 111)); LOGGED_NGINX=$((BASE + 210))
+# shellcheck disable=SC2046
+dotnet "$WORK/jit/MsiProxy.dll" $(proxy_args $LOGGED_PROXY $LOGGED_MGMT | sed 's/--Serilog:[^ ]*//g') $(client_args 0 64 1) \
+  > "$WORK/msiproxy-logged.log" 2>&1 &
+LOGGED_PID=$!; PIDS+=($LOGGED_PID)
+mkdir -p "$WORK/nginx-logged/cache" "$WORK/nginx-logged/tmp"
+rm -rf "${WORK:?}/nginx-logged/cache/"* "$WORK/nginx-logged/access.log"
+sed -e "s#@WORK@#$WORK/nginx-logged#g" -e "s#@PORT@#$LOGGED_NGINX#g" -e "s#@EMU@#$EMU#g" \
+  -e "s#access_log off;#access_log $WORK/nginx-logged/access.log;#" "$HERE/nginx.conf.template" > "$WORK/nginx-logged/nginx.conf"
+nginx -c "$WORK/nginx-logged/nginx.conf" -p "$WORK/nginx-logged" -e "$WORK/nginx-logged/error.log"
+wait_for "http://127.0.0.1:$LOGGED_PROXY$TOKEN_PATH" "Metadata: true"
+wait_for "http://127.0.0.1:$LOGGED_NGINX$TOKEN_PATH" "Metadata: true"
+log "scenario 1b: cached hits with request logging on, $CONNECTIONS connections, ${DURATION}s × $ROUNDS rounds"
+for target in "msiproxy $LOGGED_PROXY" "nginx $LOGGED_NGINX"; do
+  wrk -t2 -c"$CONNECTIONS" -d2s -s "$HERE/hits.lua" "http://127.0.0.1:${target#* }$TOKEN_PATH" > /dev/null
+done
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" msiproxy nginx); do
+    port=$([[ $system == msiproxy ]] && echo $LOGGED_PROXY || echo $LOGGED_NGINX)
+    result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/hits.lua" "http://127.0.0.1:$port$TOKEN_PATH" | wrk_result)
+    record "{\"scenario\":\"hits_logged\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+    log "  round $round $system (logging on) $result"
+  done
+done
+log "  msiproxy log queue: $(curl -fsS "http://127.0.0.1:$LOGGED_MGMT/metrics" | grep '^msiproxy_log_dropped_total' | tr '\n' ' ')"
+kill $LOGGED_PID; wait $LOGGED_PID 2>/dev/null || true
+kill "$(cat "$WORK/nginx-logged/nginx.pid")" 2>/dev/null || true
 
 # ---------------------------------------------------------------- scenario 2: misses, added latency over the emulator
 log "scenario 2: cache misses (unique resources), $MISS_CONNECTIONS connection, ${MISS_DURATION}s × $ROUNDS rounds"

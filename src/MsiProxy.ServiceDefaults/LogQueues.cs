@@ -1,0 +1,62 @@
+using System.Diagnostics.Metrics;
+using Serilog.Sinks.Async;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>
+/// The two bounded queues between a request thread and the console (Serilog.Sinks.Async): <c>logs</c> (request lines
+/// and every other event) drops its newest events when full, <c>audit</c> blocks the writer instead (backpressure), so
+/// an audit event is never dropped. Both are visible as <c>msiproxy.log.dropped{kind}</c> and
+/// <c>msiproxy.log.queued{kind}</c> on the meter <see cref="MeterName"/>.
+/// </summary>
+public static class LogQueues
+{
+    /// <summary>The meter of the log queues' instruments.</summary>
+    public const string MeterName = "MsiProxy.Logging";
+
+    /// <summary>The configuration key of the capacity (events) of each queue.</summary>
+    public const string CapacityKey = "MsiProxy:Logging:QueueCapacity";
+
+    /// <summary>The default capacity of each queue.</summary>
+    public const int DefaultCapacity = 10_000;
+
+    private static readonly Meter Meter = new(MeterName);
+
+    /// <summary>The queue of request lines and every other non-audit event; dropped (and counted) when full.</summary>
+    internal static readonly Monitor Logs = new("logs");
+
+    /// <summary>The queue of audit events; blocks the writer when full, never drops.</summary>
+    internal static readonly Monitor Audit = new("audit");
+
+    static LogQueues()
+    {
+        Meter.CreateObservableCounter("msiproxy.log.dropped", () => new[] { Logs.Dropped(), Audit.Dropped() }, "{event}",
+            "Log events dropped because their queue to the console was full (kind: logs or audit; audit blocks instead, so stays 0).");
+        Meter.CreateObservableGauge("msiproxy.log.queued", () => new[] { Logs.Queued(), Audit.Queued() }, "{event}",
+            "Log events waiting in their queue to the console.");
+    }
+
+    /// <summary>Holds the inspector of one async sink; the sink of the latest logger wins (one per process).</summary>
+    internal sealed class Monitor(string kind) : IAsyncLogEventSinkMonitor
+    {
+        private readonly KeyValuePair<string, object?> _tag = new("kind", kind);
+        private volatile IAsyncLogEventSinkInspector? _inspector;
+        private long _droppedBefore;
+
+        public void StartMonitoring(IAsyncLogEventSinkInspector inspector) => _inspector = inspector;
+
+        public void StopMonitoring(IAsyncLogEventSinkInspector inspector)
+        {
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _inspector, null, inspector), inspector))
+            {
+                // A counter never goes down: what a disposed sink dropped stays counted.
+                Interlocked.Add(ref _droppedBefore, inspector.DroppedMessagesCount);
+            }
+        }
+
+        internal Measurement<long> Dropped() =>
+            new(Interlocked.Read(ref _droppedBefore) + (_inspector?.DroppedMessagesCount ?? 0), _tag);
+
+        internal Measurement<int> Queued() => new(_inspector?.Count ?? 0, _tag);
+    }
+}
