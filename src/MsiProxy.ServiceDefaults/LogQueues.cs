@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
 using Serilog.Sinks.Async;
 
 namespace MsiProxy.ServiceDefaults;
@@ -21,6 +22,24 @@ public static class LogQueues
     public const int DefaultCapacity = 10_000;
 
     private static readonly Meter Meter = new(MeterName);
+
+    /// <summary>The configured capacity, or the default; anything but a whole number from 1 to 1,000,000 stops start-up.</summary>
+    /// <exception cref="OptionsValidationException">The value is not a whole number from 1 to 1,000,000.</exception>
+    public static int Capacity(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var value = configuration[CapacityKey];
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return DefaultCapacity;
+        }
+
+        return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var capacity)
+            && capacity is >= 1 and <= 1_000_000
+            ? capacity
+            : throw new OptionsValidationException(CapacityKey, typeof(LogQueues),
+                [$"{CapacityKey} = '{value}' must be a whole number of events from 1 to 1000000"]);
+    }
 
     /// <summary>The queue of request lines and every other non-audit event; dropped (and counted) when full.</summary>
     internal static readonly Monitor Logs = new("logs");

@@ -19,8 +19,9 @@ namespace MsiProxy.ServiceDefaults;
 /// <param name="Sources">ActivitySources whose spans are recorded.</param>
 /// <param name="Meters">Meters exported to Prometheus (and OTLP).</param>
 /// <param name="IsTraced">Which server requests get a span (e.g. not the scrapes and probes of the management port).</param>
+/// <param name="AuditCategory">The log category whose events are never dropped on the way to the console (backpressure instead).</param>
 public sealed record ServiceTelemetry(string ServiceName, IReadOnlyList<string> Sources, IReadOnlyList<string> Meters,
-    Func<HttpContext, bool> IsTraced);
+    Func<HttpContext, bool> IsTraced, string AuditCategory);
 
 /// <summary>
 /// Cross-cutting defaults in one place: Serilog (compact JSON on the console, also written through to
@@ -32,9 +33,6 @@ public static class ServiceDefaultsExtensions
 {
     /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
     public const string ReadyTag = "ready";
-
-    /// <summary>The log category of audit events: its queue to the console never drops (backpressure instead).</summary>
-    public const string AuditCategory = "MsiProxy.Audit";
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
     {
@@ -48,30 +46,7 @@ public static class ServiceDefaultsExtensions
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
-        var capacity = builder.Configuration.GetValue<int?>(LogQueues.CapacityKey) ?? LogQueues.DefaultCapacity;
-        builder.Services.AddSerilog((services, logger) => logger
-            .MinimumLevel.Information()
-            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
-            .MinimumLevel.Override("Microsoft.Extensions.Http", LogEventLevel.Warning)
-            // An unhealthy check is logged at Error on every probe; /readyz itself says why.
-            .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
-            .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
-            .MinimumLevel.Override("Yarp", LogEventLevel.Warning)
-            .MinimumLevel.Override("Polly", LogEventLevel.Warning)
-            .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
-            .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
-            .ReadFrom.Configuration(builder.Configuration)
-            .Enrich.FromLogContext()
-            // Off the request thread: two bounded queues to one console (the console sink's default lock keeps
-            // lines whole). Request lines may be dropped (counted) when full; audit events apply backpressure.
-            .WriteTo.Logger(audit => audit
-                .Filter.ByIncludingOnly(Matching.FromSource(AuditCategory))
-                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: true,
-                    monitor: LogQueues.Audit))
-            .WriteTo.Logger(logs => logs
-                .Filter.ByExcluding(Matching.FromSource(AuditCategory))
-                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: false,
-                    monitor: LogQueues.Logs)), preserveStaticLogger: true, writeToProviders: true);
+        builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, telemetry), preserveStaticLogger: true, writeToProviders: true);
 
         var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var otel = builder.Services.AddOpenTelemetry()
@@ -99,6 +74,37 @@ public static class ServiceDefaultsExtensions
         }
 
         return builder;
+    }
+
+    /// <summary>
+    /// The logger: levels, then two bounded queues to one console, off the request thread (the console sink's lock keeps
+    /// lines whole). Request lines and every other event may be dropped (counted) when their queue is full; audit
+    /// events apply backpressure instead. Runs while the host is built, so a bad capacity stops start-up with exit 2.
+    /// </summary>
+    private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ServiceTelemetry telemetry)
+    {
+        var capacity = LogQueues.Capacity(configuration);
+        return logger
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Extensions.Http", LogEventLevel.Warning)
+            // An unhealthy check is logged at Error on every probe; /readyz itself says why.
+            .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
+            .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+            .MinimumLevel.Override("Yarp", LogEventLevel.Warning)
+            .MinimumLevel.Override("Polly", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
+            .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
+            .ReadFrom.Configuration(configuration)
+            .Enrich.FromLogContext()
+            .WriteTo.Logger(audit => audit
+                .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))
+                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: true,
+                    monitor: LogQueues.Audit))
+            .WriteTo.Logger(logs => logs
+                .Filter.ByExcluding(Matching.FromSource(telemetry.AuditCategory))
+                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: false,
+                    monitor: LogQueues.Logs));
     }
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>

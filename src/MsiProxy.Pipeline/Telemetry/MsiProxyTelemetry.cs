@@ -13,6 +13,9 @@ public sealed class MsiProxyTelemetry
 {
     public const string Name = "MsiProxy";
 
+    /// <summary>The log category of audit events (one per decision): never dropped on the way to the console.</summary>
+    public const string AuditCategory = "MsiProxy.Audit";
+
     public static readonly ActivitySource ActivitySource = new(Name);
 
     public MsiProxyTelemetry(IMeterFactory meterFactory)

@@ -11,10 +11,9 @@ namespace MsiProxy.Telemetry;
 internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactory loggerFactory)
 {
     public const string RequestCategory = "MsiProxy.Requests";
-    public const string AuditCategory = "MsiProxy.Audit";
 
     private readonly ILogger _requests = loggerFactory.CreateLogger(RequestCategory);
-    private readonly ILogger _audit = loggerFactory.CreateLogger(AuditCategory);
+    private readonly ILogger _audit = loggerFactory.CreateLogger(MsiProxyTelemetry.AuditCategory);
 
     public void Record(HttpContext context, Decision decision, TimeSpan elapsed)
     {

@@ -14,7 +14,8 @@ internal static class MsiProxyServiceExtensions
         ServiceName: "msiproxy",
         Sources: [MsiProxyTelemetry.Name, "Yarp.ReverseProxy"],
         Meters: [MsiProxyTelemetry.Name, "Polly"],
-        IsTraced: context => !context.IsManagementConnection())); // scrapes and probes are not traced
+        IsTraced: context => !context.IsManagementConnection(), // scrapes and probes are not traced
+        AuditCategory: MsiProxyTelemetry.AuditCategory));
 
     /// <summary>The pipeline (listeners, clients, cache, upstreams, YARP), then Kubernetes and Docker discovery when configured.</summary>
     public static WebApplicationBuilder AddMsiProxy(this WebApplicationBuilder builder) => builder

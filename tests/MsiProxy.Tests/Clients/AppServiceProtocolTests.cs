@@ -251,7 +251,7 @@ public sealed class AppServiceProtocolTests
     private static async Task<IReadOnlyList<CapturedLog>> AuditAsync(ProxyHost proxy, int count)
     {
         await CoreAssert.RequestLogLinesAsync(proxy, count);
-        var lines = proxy.Logs.Events.Where(e => e.Category == RequestRecorder.AuditCategory).ToList();
+        var lines = proxy.Logs.Events.Where(e => e.Category == MsiProxyTelemetry.AuditCategory).ToList();
         Assert.Equal(count, lines.Count);
         return lines;
     }

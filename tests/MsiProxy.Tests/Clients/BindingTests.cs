@@ -48,7 +48,7 @@ public sealed class BindingTests
         }
 
         Assert.Empty(TokenRequests(emulator));
-        var audit = await proxy.Logs.WaitForAsync(MsiProxy.Telemetry.RequestRecorder.AuditCategory, 3);
+        var audit = await proxy.Logs.WaitForAsync(MsiProxy.Telemetry.MsiProxyTelemetry.AuditCategory, 3);
         Assert.Equal(3, audit.Count(e => e.Value("Decision") == "denied:identity"));
     }
 

@@ -38,6 +38,8 @@ public sealed class ConfigurationValidationTests
         { "MsiProxy:Clients:0:Identities:0", "client_id=not-a-guid", "MsiProxy:Clients:0:Identities:0 = 'client_id=not-a-guid'" },
         { "urls", "http://proxy.example:80", "urls = 'http://proxy.example:80'" },
         { "MsiProxy:Management:Urls", "https://127.0.0.1:0", "MsiProxy:Management:Urls = 'https://127.0.0.1:0'" },
+        { "MsiProxy:Logging:QueueCapacity", "0", "MsiProxy:Logging:QueueCapacity = '0' must be a whole number of events from 1 to 1000000" },
+        { "MsiProxy:Logging:QueueCapacity", "lots", "MsiProxy:Logging:QueueCapacity = 'lots' must be a whole number" },
     };
 
     [Theory]

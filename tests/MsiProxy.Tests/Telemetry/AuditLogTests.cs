@@ -29,7 +29,7 @@ public sealed class AuditLogTests
         Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
         Assert.Equal(HttpStatusCode.BadRequest, (await TokenAsync(app, extraQuery: $"client_id={y.ClientId}")).Status);
 
-        var audit = await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 3);
+        var audit = await proxy.Logs.WaitForAsync(MsiProxyTelemetry.AuditCategory, 3);
         Assert.Equal(["fetched", "cache", "denied:identity"], audit.Select(e => e.Value("Decision")));
         foreach (var e in audit)
         {
@@ -76,7 +76,7 @@ public sealed class AuditLogTests
             using var response = await client.SendAsync(ImdsRequests.Get(target));
         }
 
-        var audit = await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 4);
+        var audit = await proxy.Logs.WaitForAsync(MsiProxyTelemetry.AuditCategory, 4);
         Assert.Equal(["forwarded", "forwarded:shared", "denied:endpoint", "denied:unregistered"], audit.Select(e => e.Value("Decision")));
         Assert.Equal(["instance", "instance", "attested", "instance"], audit.Select(e => e.Value("Endpoint")));
         Assert.Equal("/metadata/instance/compute", audit[0].Value("Path"));
@@ -96,7 +96,7 @@ public sealed class AuditLogTests
             "/metadata/instance/../identity/oauth2/token?api-version=2018-02-01&resource=https://x", [("Metadata", "true")], from: "127.0.0.2");
 
         Assert.Equal(404, response.Status);
-        var audit = Assert.Single(await proxy.Logs.WaitForAsync(RequestRecorder.AuditCategory, 1));
+        var audit = Assert.Single(await proxy.Logs.WaitForAsync(MsiProxyTelemetry.AuditCategory, 1));
         Assert.Equal("invalid:path", audit.Value("Decision"));
         Assert.Equal("/metadata/instance/../identity/oauth2/token", audit.Value("Path"));
     }
