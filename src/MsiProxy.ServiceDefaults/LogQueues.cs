@@ -10,7 +10,7 @@ namespace MsiProxy.ServiceDefaults;
 /// an audit event is never dropped. Both are visible as <c>msiproxy.log.dropped{kind}</c> and
 /// <c>msiproxy.log.queued{kind}</c> on the meter <see cref="MeterName"/>.
 /// </summary>
-public static class LogQueues
+internal static class LogQueues
 {
     /// <summary>The meter of the log queues' instruments.</summary>
     public const string MeterName = "MsiProxy.Logging";

@@ -59,6 +59,13 @@ internal static class ClientsConfiguration
             providers.Add((provider, keys));
         }
 
+        // Only canonical indexes (0, 1, 2…): "01" and "1" are two elements that the binder orders by a rule of its own,
+        // and a later client with the same address displaces an earlier one, so the order decides who owns an address.
+        if (elements.Any(e => !IsCanonicalIndex(e)))
+        {
+            return null;
+        }
+
         var ordered = elements.ToList();
         ordered.Sort(ConfigurationKeyComparer.Instance);
         var clients = new List<ClientOptions>(ordered.Count);
@@ -98,7 +105,11 @@ internal static class ClientsConfiguration
         return clients;
     }
 
-    private static string? Scalar(List<(IConfigurationProvider Provider, Dictionary<string, int> Keys)> providers, string key, int[] seen) =>
+    private static bool IsCanonicalIndex(string key) =>
+        int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
+        && index.ToString(System.Globalization.CultureInfo.InvariantCulture) == key;
+
+        private static string? Scalar(List<(IConfigurationProvider Provider, Dictionary<string, int> Keys)> providers, string key, int[] seen) =>
         Lookup(providers, key, seen, out var value) ? value : null;
 
     /// <summary>A list of strings at <paramref name="key"/>: elements 0, 1, 2… until one is missing everywhere.</summary>

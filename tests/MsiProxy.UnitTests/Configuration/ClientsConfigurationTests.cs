@@ -28,7 +28,7 @@ public sealed class ClientsConfigurationTests
 
     // A layer (provider) of clients: element key (index or not) → its keys.
     private static readonly Gen<List<(string Element, (string Key, string? Value)[] Keys)>> Layer =
-        Gen.Select(Gen.OneOf(Gen.Int[0, 12].Select(i => i.ToString(CultureInfo.InvariantCulture)), Gen.OneOf("a", "B")), Keys.Array[0, 6],
+        Gen.Select(Gen.OneOf(Gen.Int[0, 12].Select(i => i.ToString(CultureInfo.InvariantCulture)), Gen.OneOf("a", "B", "01", "+1", "00")), Keys.Array[0, 6],
             (e, k) => (e, k)).List[0, 6];
 
     // A plain layer: the keys a client has, lists without gaps (an empty JSON array is the list's key with "").
@@ -67,6 +67,27 @@ public sealed class ClientsConfigurationTests
         .AddInMemoryCollection(Flatten(second))
         .AddInMemoryCollection([KeyValuePair.Create("MsiProxy:HoldTimeout", (string?)"00:00:03")])
         .Build();
+
+    /// <summary>
+    /// "01" in one provider and "1" in another are two clients; which comes last decides who owns a shared address,
+    /// so the one-pass reader leaves indexes that are not canonical to the binder.
+    /// </summary>
+    [Theory]
+    [InlineData("01", "1")]
+    [InlineData("1", "01")]
+    [InlineData("+1", "1")]
+    [InlineData("00", "0")]
+    public void Indexes_that_are_not_canonical_are_ordered_as_the_binder_orders_them(string first, string second)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([KeyValuePair.Create($"{Path}:{first}:Name", (string?)"a"), KeyValuePair.Create($"{Path}:{first}:Address", (string?)"10.0.0.5")])
+            .AddInMemoryCollection([KeyValuePair.Create($"{Path}:{second}:Name", (string?)"b"), KeyValuePair.Create($"{Path}:{second}:Address", (string?)"10.0.0.5")])
+            .Build();
+
+        Assert.Null(ClientsConfiguration.Read(configuration, Path));
+        var (binder, onePass) = BothWays(configuration);
+        Assert.Equal(binder, onePass);
+    }
 
     [Fact]
     public void Plain_json_and_environment_style_clients_are_read_in_one_pass_as_the_binder_reads_them()
