@@ -18,30 +18,17 @@ public sealed class ConsoleLogTests
     public async Task Console_lines_are_compact_json_once_each_with_trace_and_span_ids()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var clientPort = LoopbackCaller.FreePort();
-        var managementPort = LoopbackCaller.FreePort();
-        await using var proxy = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll")], environment: new Dictionary<string, string?>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Production",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["urls"] = $"http://127.0.0.1:{clientPort}",
-            ["MsiProxy__Management__Urls"] = $"http://127.0.0.1:{managementPort}",
-            // Never the product default (169.254.169.254): the loopback emulator.
-            ["MsiProxy__Upstreams__0"] = emulator.BaseAddress.ToString().TrimEnd('/'),
-            ["MsiProxy__Clients__0__Name"] = "app",
-            ["MsiProxy__Clients__0__Address"] = "127.0.0.2",
-        });
+        await using var program = await ProxyProgram.StartAsync(emulator.BaseAddress);
+        var proxy = program.Process;
+        using var management = program.CreateManagementClient();
 
-        using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(2));
-        await Eventually(async () => !proxy.HasExited && await AnswersAsync(management, "/healthz"), what: "the proxy process answers /healthz");
-
-        using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
+        using var app = program.CreateClient("127.0.0.2");
         using (var token = await app.SendAsync(Scenario.Token()))
         {
             Assert.Equal(HttpStatusCode.OK, token.StatusCode);
         }
 
-        using var stranger = LoopbackCaller.Create("127.0.0.3", new Uri($"http://127.0.0.1:{clientPort}"));
+        using var stranger = program.CreateClient("127.0.0.3");
         using (var refused = await stranger.SendAsync(Scenario.Token()))
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);

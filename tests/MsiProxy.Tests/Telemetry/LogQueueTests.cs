@@ -21,26 +21,12 @@ public sealed class LogQueueTests
     public async Task A_burst_larger_than_the_queue_drops_counted_request_lines_and_no_audit_event()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var clientPort = LoopbackCaller.FreePort();
-        var managementPort = LoopbackCaller.FreePort();
-        await using var proxy = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll")], environment: new Dictionary<string, string?>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Production",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["urls"] = $"http://127.0.0.1:{clientPort}",
-            ["MsiProxy__Management__Urls"] = $"http://127.0.0.1:{managementPort}",
-            // Never the product default (169.254.169.254): the loopback emulator.
-            ["MsiProxy__Upstreams__0"] = emulator.BaseAddress.ToString().TrimEnd('/'),
-            ["MsiProxy__Clients__0__Name"] = "app",
-            ["MsiProxy__Clients__0__Address"] = "127.0.0.2",
-            ["MsiProxy__Logging__QueueCapacity"] = "1",
-        });
-
-        using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(2));
-        await Eventually(async () => !proxy.HasExited && await AnswersAsync(management, "/healthz"), what: "the proxy process answers /healthz");
+        await using var program = await ProxyProgram.StartAsync(emulator.BaseAddress, new Dictionary<string, string?> { ["MsiProxy__Logging__QueueCapacity"] = "1" });
+        var proxy = program.Process;
+        using var management = program.CreateManagementClient();
 
         // Unregistered callers: each answered at once (403) with one request line and one audit event.
-        using var stranger = LoopbackCaller.Create("127.0.0.3", new Uri($"http://127.0.0.1:{clientPort}"));
+        using var stranger = program.CreateClient("127.0.0.3");
         var next = 0;
         var workers = Enumerable.Range(0, 32).Select(_ => Task.Run(async () =>
         {
@@ -76,24 +62,12 @@ public sealed class LogQueueTests
     public async Task Every_request_line_and_audit_event_is_out_in_order_after_a_normal_stop()
     {
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var clientPort = LoopbackCaller.FreePort();
-        var managementPort = LoopbackCaller.FreePort();
-        await using var proxy = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll")], environment: new Dictionary<string, string?>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Production",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["urls"] = $"http://127.0.0.1:{clientPort}",
-            ["MsiProxy__Management__Urls"] = $"http://127.0.0.1:{managementPort}",
-            ["MsiProxy__Upstreams__0"] = emulator.BaseAddress.ToString().TrimEnd('/'),
-            ["MsiProxy__Clients__0__Name"] = "app",
-            ["MsiProxy__Clients__0__Address"] = "127.0.0.2",
-        });
-
-        using var management = LoopbackCaller.Create("127.0.0.1", new Uri($"http://127.0.0.1:{managementPort}"), TimeSpan.FromSeconds(2));
-        await Eventually(async () => !proxy.HasExited && await AnswersAsync(management, "/healthz"), what: "the proxy process answers /healthz");
+        await using var program = await ProxyProgram.StartAsync(emulator.BaseAddress);
+        var proxy = program.Process;
+        using var management = program.CreateManagementClient();
 
         // One after the other, each with its own resource: the order of completion is the order sent.
-        using var app = LoopbackCaller.Create("127.0.0.2", new Uri($"http://127.0.0.1:{clientPort}"));
+        using var app = program.CreateClient("127.0.0.2");
         const int count = 200;
         for (var i = 0; i < count; i++)
         {
