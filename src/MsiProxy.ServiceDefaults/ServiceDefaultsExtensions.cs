@@ -34,6 +34,9 @@ public static class ServiceDefaultsExtensions
     /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
     public const string ReadyTag = "ready";
 
+    /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
+    private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
+
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -115,8 +118,9 @@ public static class ServiceDefaultsExtensions
         {
             Predicate = _ => false,
             ResponseWriter = (context, report) => context.Response.WriteAsJsonAsync(new LiveAnswer(report.Status.ToString())),
-        });
-        endpoints.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteReadyAsync });
+        }).WithMetadata(ReadOnly);
+        endpoints.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteReadyAsync })
+            .WithMetadata(ReadOnly);
         endpoints.MapPrometheusScrapingEndpoint("/metrics");
         return endpoints;
     }

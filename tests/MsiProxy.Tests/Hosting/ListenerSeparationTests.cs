@@ -28,6 +28,21 @@ public sealed class ListenerSeparationTests
     [Theory]
     [InlineData("/healthz")]
     [InlineData("/readyz")]
+    public async Task Health_and_readiness_answer_reads_only(string path)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(CoreSettings.Proxy(emulator.BaseAddress, ("app", "127.0.0.2", [])));
+        using var management = proxy.CreateManagementClient();
+
+        using var head = await management.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
+        Assert.NotEqual(HttpStatusCode.MethodNotAllowed, head.StatusCode);
+        using var post = await management.PostAsync(path, content: null);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/healthz")]
+    [InlineData("/readyz")]
     [InlineData("/metrics")]
     [InlineData("/admin/clients")]
     public async Task Management_paths_are_404_on_the_client_port_even_for_a_registered_caller(string path)
