@@ -185,6 +185,29 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Sends until the program answers at all (its listener is open) and returns that first answer; a refused connection
+    /// means not listening yet. Fails with the program's output when it exits or <paramref name="within"/> passes first.
+    /// </summary>
+    public async Task<T> FirstAnswerAsync<T>(Func<Task<T>> send, TimeSpan within)
+    {
+        ArgumentNullException.ThrowIfNull(send);
+        var deadline = DateTime.UtcNow + within;
+        while (DateTime.UtcNow < deadline && !_process.HasExited)
+        {
+            try
+            {
+                return await send().ConfigureAwait(false);
+            }
+            catch (HttpRequestException ex) when (ex.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            {
+                await Task.Delay(50).ConfigureAwait(false); // not listening yet
+            }
+        }
+
+        throw new TimeoutException($"{Description} never answered:\n{Output}");
+    }
+
     /// <summary>Fails (with its output) if it has exited: a wait on something it should do ends at once.</summary>
     public void ThrowIfExited()
     {

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
@@ -36,7 +35,7 @@ public sealed partial class ModeFootprintTests
             environment: new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" });
 
         using var app = LoopbackCaller.Create("127.0.0.2", client);
-        var answer = await FirstAnswerAsync(program, () => TokenAsync(app));
+        var answer = await program.FirstAnswerAsync(() => TokenAsync(app), Generous);
         Assert.True(answer.Status == HttpStatusCode.OK, $"{answer.Status} {answer.Body}\nstdout: {program.StandardOutput}");
 
         var loaded = LoadedAssemblies(await File.ReadAllTextAsync($"/proc/{program.Id}/maps"));
@@ -54,22 +53,4 @@ public sealed partial class ModeFootprintTests
     [GeneratedRegex(@"/([^/\s]+\.dll)\s*$", RegexOptions.Multiline)]
     private static partial Regex DllName();
 
-    /// <summary>Sends until the program answers at all (its listener is open), and returns that first answer.</summary>
-    private static async Task<Answer> FirstAnswerAsync(ChildProcess program, Func<Task<Answer>> send)
-    {
-        var deadline = DateTime.UtcNow + Generous;
-        while (DateTime.UtcNow < deadline && !program.HasExited)
-        {
-            try
-            {
-                return await send();
-            }
-            catch (HttpRequestException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused })
-            {
-                await Task.Delay(50); // not listening yet
-            }
-        }
-
-        throw new TimeoutException($"the program never answered\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
-    }
 }

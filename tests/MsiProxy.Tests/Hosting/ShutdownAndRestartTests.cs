@@ -109,7 +109,7 @@ public sealed class ShutdownAndRestartTests : IDisposable
         {
             // The very first answer the new process gives is the token: the registration was back before the listener opened.
             using var app = LoopbackCaller.Create("127.0.0.2", secondClient);
-            var answer = await FirstAnswerAsync(second, () => TokenAsync(app, "https://vault.azure.net"));
+            var answer = await second.FirstAnswerAsync(() => TokenAsync(app, "https://vault.azure.net"), Generous);
             Assert.True(answer.Status == HttpStatusCode.OK, $"{answer.Status} {answer.Body}\nstdout: {second.StandardOutput}");
             var fetched = Assert.Single(TokenRequests(emulator), r => r.Query.Contains("vault", StringComparison.Ordinal));
             Assert.Contains($"client_id={identity.ClientId}", fetched.Query, StringComparison.Ordinal);
@@ -243,24 +243,6 @@ public sealed class ShutdownAndRestartTests : IDisposable
     private static string? RequestId(RequestRecord record) =>
         record.Headers.FirstOrDefault(h => string.Equals(h.Key, "x-ms-client-request-id", StringComparison.OrdinalIgnoreCase)).Value;
 
-    /// <summary>Sends until the program answers at all (its listener is open), and returns that first answer.</summary>
-    private static async Task<Answer> FirstAnswerAsync(ChildProcess program, Func<Task<Answer>> send)
-    {
-        var deadline = DateTime.UtcNow + Generous;
-        while (DateTime.UtcNow < deadline && !program.HasExited)
-        {
-            try
-            {
-                return await send();
-            }
-            catch (HttpRequestException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused })
-            {
-                await Task.Delay(50); // not listening yet
-            }
-        }
-
-        throw new TimeoutException($"the program never answered\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
-    }
 
     private static StringContent JsonContent(object body) =>
         new(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json");
