@@ -1,11 +1,10 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
-using Serilog.Sinks.Async;
 
 namespace MsiProxy.ServiceDefaults;
 
 /// <summary>
-/// The two bounded queues between a request thread and the console (Serilog.Sinks.Async): <c>logs</c> (request lines
+/// The two bounded queues between a request thread and the console (<see cref="ConsoleQueue"/>): <c>logs</c> (request lines
 /// and every other event) drops its newest events when full, <c>audit</c> blocks the writer instead (backpressure), so
 /// an audit event is never dropped. Both are visible as <c>msiproxy.log.dropped{kind}</c> and
 /// <c>msiproxy.log.queued{kind}</c> on the meter <see cref="MeterName"/>.
@@ -55,27 +54,30 @@ internal static class LogQueues
             "Log events waiting in their queue to the console.");
     }
 
-    /// <summary>Holds the inspector of one async sink; the sink of the latest logger wins (one per process).</summary>
-    internal sealed class Monitor(string kind) : IAsyncLogEventSinkMonitor
+    /// <summary>Watches the queue of the latest logger (one per process); what earlier ones dropped stays counted.</summary>
+    internal sealed class Monitor(string kind)
     {
         private readonly KeyValuePair<string, object?> _tag = new("kind", kind);
-        private volatile IAsyncLogEventSinkInspector? _inspector;
+
+        /// <summary>logs or audit.</summary>
+        public string Kind => kind;
+        private volatile ConsoleQueue? _queue;
         private long _droppedBefore;
 
-        public void StartMonitoring(IAsyncLogEventSinkInspector inspector) => _inspector = inspector;
+        public void StartMonitoring(ConsoleQueue queue) => _queue = queue;
 
-        public void StopMonitoring(IAsyncLogEventSinkInspector inspector)
+        public void StopMonitoring(ConsoleQueue queue)
         {
-            if (ReferenceEquals(Interlocked.CompareExchange(ref _inspector, null, inspector), inspector))
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _queue, null, queue), queue))
             {
-                // A counter never goes down: what a disposed sink dropped stays counted.
-                Interlocked.Add(ref _droppedBefore, inspector.DroppedMessagesCount);
+                // A counter never goes down: what a disposed queue dropped stays counted.
+                Interlocked.Add(ref _droppedBefore, queue.Dropped);
             }
         }
 
         internal Measurement<long> Dropped() =>
-            new(Interlocked.Read(ref _droppedBefore) + (_inspector?.DroppedMessagesCount ?? 0), _tag);
+            new(Interlocked.Read(ref _droppedBefore) + (_queue?.Dropped ?? 0), _tag);
 
-        internal Measurement<int> Queued() => new(_inspector?.Count ?? 0, _tag);
+        internal Measurement<int> Queued() => new(_queue?.Count ?? 0, _tag);
     }
 }

@@ -35,6 +35,9 @@ public static class ServiceDefaultsExtensions
     public const string ReadyTag = "ready";
 
     /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
+    /// <summary>One compact JSON line per event, the message rendered (stateless, so the queues share it).</summary>
+    private static readonly RenderedCompactJsonFormatter ConsoleFormat = new();
+
     private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
@@ -80,8 +83,8 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// The logger: levels, then two bounded queues to one console, off the request thread (the console sink's lock keeps
-    /// lines whole). Request lines and every other event may be dropped (counted) when their queue is full; audit
+    /// The logger: levels, then two bounded queues to one console, off the request thread, each written in batches
+    /// (<see cref="ConsoleQueue"/>; one lock on standard output keeps lines whole). Request lines and every other event may be dropped (counted) when their queue is full; audit
     /// events apply backpressure instead. Runs while the host is built, so a bad capacity stops start-up with exit 2.
     /// </summary>
     private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ServiceTelemetry telemetry)
@@ -102,12 +105,10 @@ public static class ServiceDefaultsExtensions
             .Enrich.FromLogContext()
             .WriteTo.Logger(audit => audit
                 .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: true,
-                    monitor: LogQueues.Audit))
+                .WriteTo.Sink(new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleFormat, ConsoleOutput.StandardOutput)))
             .WriteTo.Logger(logs => logs
                 .Filter.ByExcluding(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Async(a => a.Console(new RenderedCompactJsonFormatter()), bufferSize: capacity, blockWhenFull: false,
-                    monitor: LogQueues.Logs));
+                .WriteTo.Sink(new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleFormat, ConsoleOutput.StandardOutput)));
     }
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>

@@ -1,0 +1,281 @@
+using System.Text;
+using Serilog.Core;
+using Serilog.Debugging;
+using Serilog.Events;
+using Serilog.Formatting;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>
+/// A bounded queue of log events to standard output, written by one thread of its own in batches. A request thread
+/// only enqueues; the writer wakes at most once per <see cref="GatherTime"/> under load, formats what has gathered and
+/// writes it with one <c>write(2)</c>. Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the
+/// cached-hit path that wake-up and the write per event were the cost of logging — a profile at 64 connections put
+/// 28 % of the process's CPU in the kernel under the sink threads, mostly context switches (docs/benchmarks.md).
+/// </summary>
+/// <remarks>
+/// When full, a queue either drops the new event and counts it (<c>blockWhenFull: false</c>) or makes the caller wait
+/// for room (backpressure: nothing is dropped). A full queue hurries the writer rather than waiting out the gather time.
+/// Disposal writes out everything queued; an event that arrives after it is written at once, on the caller's thread.
+/// </remarks>
+internal sealed class ConsoleQueue : ILogEventSink, IDisposable
+{
+    /// <summary>How long the writer lets events gather after the first one wakes it: the longest a line waits.</summary>
+    internal static readonly TimeSpan GatherTime = TimeSpan.FromMilliseconds(10);
+
+    private const int FlushBytes = 64 * 1024;
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<LogEvent> _events = new();
+    private readonly ITextFormatter _formatter;
+    private readonly ConsoleOutput _output;
+    private readonly LogQueues.Monitor _monitor;
+    private readonly int _capacity;
+    private readonly bool _blockWhenFull;
+    private readonly MemoryStream _batch = new();
+    private readonly StreamWriter _batchWriter;
+    private readonly ManualResetEventSlim _wake = new();
+    private readonly ManualResetEventSlim _hurry = new();
+    private readonly object _room = new();
+    private readonly Thread _writer;
+    private int _count;
+    private int _parked;
+    private int _roomWaiters;
+    private long _dropped;
+    private volatile bool _stopping;
+
+    public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ITextFormatter formatter, ConsoleOutput output)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        _capacity = capacity;
+        _blockWhenFull = blockWhenFull;
+        _formatter = formatter;
+        _output = output;
+        _batchWriter = new StreamWriter(_batch, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false };
+        _monitor = monitor;
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = $"{monitor.Kind} log writer" };
+        _writer.Start();
+        monitor.StartMonitoring(this);
+    }
+
+    /// <summary>Events waiting to be written.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Events dropped because the queue was full (always 0 when it blocks instead).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public void Emit(LogEvent logEvent)
+    {
+        if (_stopping)
+        {
+            WriteNow(logEvent);
+            return;
+        }
+
+        while (Interlocked.Increment(ref _count) > _capacity)
+        {
+            Interlocked.Decrement(ref _count);
+            _hurry.Set();
+            if (!_blockWhenFull)
+            {
+                Interlocked.Increment(ref _dropped);
+                return;
+            }
+
+            WaitForRoom();
+            if (_stopping)
+            {
+                WriteNow(logEvent);
+                return;
+            }
+        }
+
+        _events.Enqueue(logEvent);
+        if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
+        {
+            _wake.Set();
+        }
+
+        if (_stopping)
+        {
+            // Disposal began between the check above and the enqueue: the writer may be gone, so write it out here.
+            DrainNow();
+        }
+    }
+
+    /// <summary>Writes out everything queued, then stops the writer; later events are written on their caller's thread.</summary>
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        Interlocked.MemoryBarrier(); // the flag before the queue is read again, as Emit enqueues before it reads the flag
+        _wake.Set();
+        _hurry.Set();
+        lock (_room)
+        {
+            Monitor.PulseAll(_room);
+        }
+
+        _writer.Join();
+        DrainNow();
+        _batchWriter.Dispose();
+        _monitor.StopMonitoring(this);
+    }
+
+    private void WaitForRoom()
+    {
+        lock (_room)
+        {
+            // Counted (with a full fence) before the check, so the writer's wake-up after freeing room cannot be missed.
+            Interlocked.Increment(ref _roomWaiters);
+            while (Volatile.Read(ref _count) >= _capacity && !_stopping)
+            {
+                Monitor.Wait(_room);
+            }
+
+            Interlocked.Decrement(ref _roomWaiters);
+        }
+    }
+
+    private void WriteLoop()
+    {
+        while (true)
+        {
+            if (WriteQueued() == 0)
+            {
+                if (_stopping)
+                {
+                    return;
+                }
+
+                Park();
+            }
+
+            // Let the next events gather into one write, unless a producer found the queue full or we are stopping.
+            if (!_stopping)
+            {
+                _hurry.Wait(GatherTime);
+            }
+
+            _hurry.Reset();
+        }
+    }
+
+    /// <summary>Formats and writes what is queued, in writes of up to <see cref="FlushBytes"/>; frees its room.</summary>
+    private int WriteQueued()
+    {
+        var written = 0;
+        while (_events.TryDequeue(out var logEvent))
+        {
+            Format(logEvent);
+            written++;
+            if (_batch.Length >= FlushBytes)
+            {
+                Flush();
+            }
+        }
+
+        Flush();
+        if (written > 0)
+        {
+            Interlocked.Add(ref _count, -written);
+            if (Volatile.Read(ref _roomWaiters) > 0)
+            {
+                lock (_room)
+                {
+                    Monitor.PulseAll(_room);
+                }
+            }
+        }
+
+        return written;
+    }
+
+    /// <summary>Sleeps until a producer finds the writer parked, or disposal.</summary>
+    private void Park()
+    {
+        _wake.Reset();
+        // A full fence before the queue is read: either the producer sees the flag, or we see its event.
+        Interlocked.Exchange(ref _parked, 1);
+        if (_events.IsEmpty && !_stopping)
+        {
+            _wake.Wait();
+        }
+
+        Interlocked.Exchange(ref _parked, 0);
+    }
+
+    private void Format(LogEvent logEvent)
+    {
+        try
+        {
+            _formatter.Format(logEvent, _batchWriter);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            SelfLog.WriteLine("ConsoleQueue could not format an event: {0}", ex);
+        }
+    }
+
+    private void Flush()
+    {
+        _batchWriter.Flush();
+        if (_batch.Length > 0)
+        {
+            _output.Write(_batch.GetBuffer().AsSpan(0, (int)_batch.Length));
+            _batch.SetLength(0);
+        }
+    }
+
+    private void DrainNow()
+    {
+        while (_events.TryDequeue(out var logEvent))
+        {
+            WriteNow(logEvent);
+        }
+    }
+
+    private void WriteNow(LogEvent logEvent)
+    {
+        using var line = new StringWriter();
+        try
+        {
+            _formatter.Format(logEvent, line);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            SelfLog.WriteLine("ConsoleQueue could not format an event: {0}", ex);
+            return;
+        }
+
+        _output.Write(Encoding.UTF8.GetBytes(line.ToString()));
+    }
+}
+
+/// <summary>Standard output, shared by the queues: one write per batch under a lock, so lines from two queues never interleave.</summary>
+internal sealed class ConsoleOutput(Stream stream)
+{
+    /// <summary>The process's standard output, unbuffered (each batch is one write).</summary>
+    public static readonly ConsoleOutput StandardOutput = new(Console.OpenStandardOutput());
+
+    private readonly Lock _lock = new();
+
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        lock (_lock)
+        {
+            try
+            {
+                stream.Write(bytes);
+            }
+            catch (IOException ex)
+            {
+                // Nobody reads standard output any more (a closed pipe): nothing left to tell.
+                SelfLog.WriteLine("ConsoleOutput could not write {0} bytes: {1}", bytes.Length, ex.Message);
+            }
+        }
+    }
+}

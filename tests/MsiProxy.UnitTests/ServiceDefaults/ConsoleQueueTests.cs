@@ -1,0 +1,192 @@
+using System.Text;
+using System.Text.Json;
+using MsiProxy.ServiceDefaults;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+using Serilog.Parsing;
+
+namespace MsiProxy.UnitTests.ServiceDefaults;
+
+/// <summary>
+/// The console queue between request threads and standard output: every event is written exactly once, or dropped
+/// and counted, or (blocking) waited for; lines stay whole; a burst becomes few writes; disposal loses nothing.
+/// </summary>
+public sealed class ConsoleQueueTests
+{
+    private static readonly RenderedCompactJsonFormatter Format = new();
+    private static readonly MessageTemplate Template = new MessageTemplateParser().Parse("event {N} of {Producer}");
+
+    [Fact]
+    public void A_blocking_queue_of_one_writes_every_event_of_many_producers_exactly_once()
+    {
+        var output = new RecordingStream();
+        var monitor = new LogQueues.Monitor("audit");
+        using (var queue = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: true, Format, new ConsoleOutput(output)))
+        {
+            Produce(queue, producers: 8, each: 500);
+        }
+
+        var lines = output.Lines();
+        Assert.Equal(8 * 500, lines.Count);
+        Assert.Equal(8 * 500, lines.Distinct().Count());
+        Assert.Equal(0, monitor.Dropped().Value);
+        // Each producer's own events keep their order.
+        foreach (var producer in lines.GroupBy(l => l.Producer))
+        {
+            Assert.Equal(Enumerable.Range(0, 500), producer.Select(l => l.N));
+        }
+    }
+
+    [Fact]
+    public void A_dropping_queue_that_overflows_writes_some_events_and_counts_every_other_one()
+    {
+        var output = new RecordingStream { Delay = TimeSpan.FromMilliseconds(5) };
+        var monitor = new LogQueues.Monitor("logs");
+        using (var queue = new ConsoleQueue(monitor, capacity: 16, blockWhenFull: false, Format, new ConsoleOutput(output)))
+        {
+            Produce(queue, producers: 4, each: 2_000);
+        }
+
+        var written = output.Lines().Count;
+        var dropped = monitor.Dropped().Value;
+        Assert.True(dropped > 0, $"a queue of 16 behind a slow output dropped nothing of 8,000 ({written} written)");
+        Assert.True(written >= 16, $"only {written} written");
+        Assert.Equal(8_000, written + dropped);
+    }
+
+    [Fact]
+    public void Events_that_trickle_in_are_gathered_into_few_writes()
+    {
+        // One event every ~50 µs for ~20 ms: a writer that woke per event would make about one write each.
+        var output = new RecordingStream();
+        using (var queue = new ConsoleQueue(new LogQueues.Monitor("logs"), capacity: 10_000, blockWhenFull: false, Format, new ConsoleOutput(output)))
+        {
+            var pace = System.Diagnostics.Stopwatch.StartNew();
+            for (var n = 0; n < 400; n++)
+            {
+                queue.Emit(Event(0, n));
+                var next = TimeSpan.FromMicroseconds(50 * (n + 1));
+                while (pace.Elapsed < next)
+                {
+                    Thread.SpinWait(20);
+                }
+            }
+        }
+
+        Assert.Equal(400, output.Lines().Count);
+        Assert.True(output.Writes <= 20, $"{output.Writes} writes for 400 events over 20 ms: not gathered");
+    }
+
+    [Fact]
+    public void Two_queues_on_one_output_never_split_a_line()
+    {
+        var output = new RecordingStream();
+        var shared = new ConsoleOutput(output);
+        using (var audit = new ConsoleQueue(new LogQueues.Monitor("audit"), 64, blockWhenFull: true, Format, shared))
+        using (var logs = new ConsoleQueue(new LogQueues.Monitor("logs"), 100_000, blockWhenFull: false, Format, shared))
+        {
+            Parallel.Invoke(() => Produce(audit, 2, 3_000), () => Produce(logs, 2, 3_000));
+        }
+
+        // Lines() parses every line as one JSON object: a torn or interleaved line fails here.
+        Assert.Equal(12_000, output.Lines().Count);
+    }
+
+    [Fact]
+    public void An_event_queued_just_before_disposal_is_written_and_one_after_it_too()
+    {
+        var output = new RecordingStream();
+        var queue = new ConsoleQueue(new LogQueues.Monitor("audit"), 10_000, blockWhenFull: true, Format, new ConsoleOutput(output));
+        queue.Emit(Event(0, 0));
+        queue.Dispose();
+        Assert.Single(output.Lines());
+
+        queue.Emit(Event(1, 0));
+        Assert.Equal([(0, 0), (1, 0)], output.Lines().Select(l => (l.Producer, l.N)));
+    }
+
+    [Fact]
+    public void The_monitor_counts_what_a_disposed_queue_dropped_and_follows_the_newest_queue()
+    {
+        var monitor = new LogQueues.Monitor("logs");
+        var slow = new RecordingStream { Delay = TimeSpan.FromMilliseconds(20) };
+        using (var first = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: false, Format, new ConsoleOutput(slow)))
+        {
+            Produce(first, 1, 200);
+        }
+
+        var droppedByFirst = monitor.Dropped().Value;
+        Assert.True(droppedByFirst > 0, "a queue of one behind a slow output dropped nothing");
+
+        using var second = new ConsoleQueue(monitor, capacity: 10, blockWhenFull: false, Format, new ConsoleOutput(new RecordingStream()));
+        Assert.Equal(droppedByFirst, monitor.Dropped().Value);
+        Assert.Equal(0, monitor.Queued().Value);
+    }
+
+    private static void Produce(ConsoleQueue queue, int producers, int each) =>
+        Parallel.For(0, producers, new ParallelOptions { MaxDegreeOfParallelism = producers }, p =>
+        {
+            for (var n = 0; n < each; n++)
+            {
+                queue.Emit(Event(p, n));
+            }
+        });
+
+    private static LogEvent Event(int producer, int n) =>
+        new(DateTimeOffset.UnixEpoch, LogEventLevel.Information, null, Template,
+            [new LogEventProperty("N", new ScalarValue(n)), new LogEventProperty("Producer", new ScalarValue(producer))]);
+
+    /// <summary>Standard output's stand-in: records the bytes and how many writes brought them.</summary>
+    private sealed class RecordingStream : Stream
+    {
+        private readonly MemoryStream _bytes = new();
+        private int _writes;
+
+        public TimeSpan Delay { get; init; }
+
+        public int Writes => Volatile.Read(ref _writes);
+
+        public List<(int Producer, int N)> Lines()
+        {
+            string text;
+            lock (_bytes)
+            {
+                text = Encoding.UTF8.GetString(_bytes.ToArray());
+            }
+
+            Assert.True(text.Length == 0 || text.EndsWith('\n'), "the output ends inside a line");
+            return [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line =>
+            {
+                using var json = JsonDocument.Parse(line);
+                return (json.RootElement.GetProperty("Producer").GetInt32(), json.RootElement.GetProperty("N").GetInt32());
+            })];
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (Delay > TimeSpan.Zero)
+            {
+                Thread.Sleep(Delay); // a slow reader of standard output, so that a small queue overflows
+            }
+
+            lock (_bytes)
+            {
+                _bytes.Write(buffer);
+            }
+
+            Interlocked.Increment(ref _writes);
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
