@@ -12,7 +12,10 @@ public static class MsiProxyHost
     /// <returns>The exit code: 0, or 2 when the configuration is invalid.</returns>
     public static Task<int> RunAsync(string[] args, Action<WebApplicationBuilder>? configure = null, Action<WebApplication>? mapped = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // The slim builder leaves out what the proxy never uses (HTTPS and HTTP/3 set-up, IIS integration, static web
+        // assets, regex route constraints, the default logging providers): 7 fewer assemblies mapped, ~2 MB less idle
+        // RSS, start-up ~10 % sooner (docs/benchmarks.md, "Footprint").
+        var builder = WebApplication.CreateSlimBuilder(args);
         configure?.Invoke(builder);
         builder.AddMsiProxyTelemetry(); // Serilog, OpenTelemetry, Prometheus
         builder.AddMsiProxy();          // listeners, clients, cache, upstreams, YARP
