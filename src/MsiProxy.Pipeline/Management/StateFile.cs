@@ -60,7 +60,7 @@ internal sealed record StoredState(string Path, StateDocument? Snapshot, IReadOn
         {
             if (entry.Put is { } put)
             {
-                clients[put.Name ?? ""] = (put, $"{StateFile.JournalSuffix} line {line}: put");
+                clients[put.Name ?? ""] = (put, $"journal line {line}: put");
             }
             else if (entry.Delete is { } name)
             {

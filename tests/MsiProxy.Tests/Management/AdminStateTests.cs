@@ -387,7 +387,7 @@ public sealed class AdminStateTests : IDisposable
         { "{\"put\":{\"name\":\"a\",\"address\":\"127.0.0.9\"}}\n{\"put\":{\"na\n{\"delete\":\"a\"}\n", "line 2 is not valid JSON" },
         { "{\"delete\":\"a\"}\n{}\n", "line 2 is not a change" },
         { "{\"delete\":\"a\",\"put\":{\"name\":\"b\"}}\n", "line 1 is not a change" },
-        { "{\"put\":{\"name\":\"a\",\"address\":\"300.1.1.1\"}}\n", "journal line 1: put.address: '300.1.1.1' is not an IPv4/IPv6 address" },
+        { "{\"put\":{\"name\":\"a\",\"address\":\"300.1.1.1\"}}\n", "has a client that cannot be registered: journal line 1: put.address: '300.1.1.1' is not an IPv4/IPv6 address" },
     };
 
     [Theory]
