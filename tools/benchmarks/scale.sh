@@ -89,7 +89,7 @@ for size in $SIZES; do
 
       state=()
       if [[ "${SCALE_STATE_FILE:-0}" == 1 ]]; then # as the images ship: every admin write is on disk before it answers
-        rm -f "$WORK/state.json"; state=(--MsiProxy:StateFile="$WORK/state.json")
+        rm -f "$WORK/state.json" "$WORK/state.json.journal"; state=(--MsiProxy:StateFile="$WORK/state.json") # and its journal (issue 17)
       fi
       # shellcheck disable=SC2046
       dotnet "${DIR[$system]}/MsiProxy.dll" --contentRoot "$WORK" $(proxy_args) "${state[@]}" > "$WORK/proxy.log" 2>&1 &

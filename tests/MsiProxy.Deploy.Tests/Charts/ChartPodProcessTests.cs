@@ -85,7 +85,9 @@ public sealed class ChartPodProcessTests
         };
         using var registered = await management.SendAsync(register);
         Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
-        Assert.Contains("\"late\"", await File.ReadAllTextAsync(root.Path + ProxyPod.StateDirectory + "/state.json"), StringComparison.Ordinal);
+        // The first change writes the snapshot (state.json), later ones its journal (state.json.journal): either holds it.
+        var stateFiles = Directory.GetFiles(root.Path + ProxyPod.StateDirectory, "state.json*");
+        Assert.Contains(stateFiles, f => File.ReadAllText(f).Contains("\"late\"", StringComparison.Ordinal));
 
         // The helm test of the client path, run as its pod would (busybox sh, wget): it passes against the proxy (the
         // kubelet's $(HOST_IP) is loopback here) and fails against IMDS itself (the emulator), which is what it tells apart.

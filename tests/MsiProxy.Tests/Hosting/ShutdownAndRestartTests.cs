@@ -136,6 +136,31 @@ public sealed class ShutdownAndRestartTests : IDisposable
         Assert.Equal([StatePath], Directory.GetFiles(_directory.FullName));
     }
 
+    /// <summary>Issue 17: only the last journal line may be torn (a crash mid-append); a bad line before it is damage, and exit 2.</summary>
+    [Fact]
+    public async Task A_corrupt_line_in_the_middle_of_the_journal_exits_2_naming_it_and_leaves_both_files_byte_for_byte()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        var journalPath = StatePath + ".journal";
+        var snapshot = "{\"version\":2,\"clients\":[{\"name\":\"orders-api\",\"address\":\"127.0.0.2\"}]}"u8.ToArray();
+        var journal = "{\"put\":{\"name\":\"a\",\"address\":\"127.0.0.3\"}}\n{\"put\":{\"name\":\"b\",\"addr\u0000\u0000\n{\"delete\":\"a\"}\n"u8.ToArray();
+        await File.WriteAllBytesAsync(StatePath, snapshot);
+        await File.WriteAllBytesAsync(journalPath, journal);
+        var modified = (File.GetLastWriteTimeUtc(StatePath), File.GetLastWriteTimeUtc(journalPath));
+
+        var (program, _, _) = Start(emulator, [$"--MsiProxy:StateFile={StatePath}"]);
+        await using var _ = program;
+        var exit = await program.WaitForExitAsync(Generous);
+
+        Assert.True(exit == 2, $"exit {exit}\nstdout: {program.StandardOutput}\nstderr: {program.StandardError}");
+        Assert.Contains($"MsiProxy:StateFile = '{StatePath}': its journal '{journalPath}' line 2 is not valid JSON", program.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"mv '{journalPath}' '{journalPath}.bad'", program.StandardError, StringComparison.Ordinal);
+        Assert.Equal(snapshot, await File.ReadAllBytesAsync(StatePath));
+        Assert.Equal(journal, await File.ReadAllBytesAsync(journalPath));
+        Assert.Equal(modified, (File.GetLastWriteTimeUtc(StatePath), File.GetLastWriteTimeUtc(journalPath)));
+        Assert.Equal([StatePath, journalPath], Directory.GetFiles(_directory.FullName).Order(StringComparer.Ordinal));
+    }
+
     private sealed record Outcome(string Id, int? Status, bool Complete, string? Error)
     {
         public bool Refused => Error == "refused";

@@ -3,6 +3,7 @@ using System.Text.Json;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.ImdsEmulator;
+using MsiProxy.Management;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Proxy;
 using MsiProxy.Upstreams;
@@ -34,14 +35,31 @@ public sealed class AdminStateTests : IDisposable
         return ProxyHost.StartAsync(settings);
     }
 
-    private JsonElement ReadState()
+    private string JournalPath => StateFile.JournalPath(StatePath);
+
+    /// <summary>What a restart would read from disk now: the snapshot with the journal applied (sorted by name).</summary>
+    private (IReadOnlyList<StoredClient> Clients, StoredUpstreams? Upstreams) ReadState()
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(StatePath));
-        return document.RootElement.Clone();
+        var (clients, upstreams) = StateFile.Read(StatePath)!.Current();
+        return ([.. clients.Select(c => c.Client)], upstreams);
     }
 
-    private IReadOnlyList<string?> StateClientNames() =>
-        [.. ReadState().GetProperty("clients").EnumerateArray().Select(c => c.GetProperty("name").GetString())];
+    private IReadOnlyList<string?> StateClientNames() => [.. ReadState().Clients.Select(c => c.Name)];
+
+    private int JournalLines() => File.Exists(JournalPath) ? File.ReadAllLines(JournalPath).Length : 0;
+
+    private static async Task PutAllAsync(AdminClient admin, IEnumerable<(string Name, string Address)> clients, int concurrency = 8)
+    {
+        await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (c, _) =>
+        {
+            var answer = await admin.PutAsync($"/admin/clients/{c.Name}", new { address = c.Address });
+            Assert.True(answer.Status is HttpStatusCode.OK or HttpStatusCode.Created, answer.Body);
+        });
+    }
+
+    private static List<(string, string)> AdminClients(ProxyHost proxy) =>
+        [.. proxy.Get<ClientRegistry>().All.Where(r => r.Source == RegistrationSources.Admin).OrderBy(r => r.Name, StringComparer.Ordinal)
+            .Select(r => (r.Name, r.Address.ToString()))];
 
     [Fact]
     public async Task Each_admin_change_is_on_disk_when_the_call_answers_and_a_new_proxy_has_it_back()
@@ -57,12 +75,12 @@ public sealed class AdminStateTests : IDisposable
             var created = await admin.PutAsync("/admin/clients/web",
                 new { address = "127.0.0.30", identities = new[] { $"client_id={X.ClientId}" }, prefetch = new[] { Arm }, endpoints = new[] { "attested" }, workloadId = "c0ffee" });
             Assert.Equal(HttpStatusCode.Created, created.Status);
-            var stored = Assert.Single(ReadState().GetProperty("clients").EnumerateArray());
-            Assert.Equal("web", stored.GetProperty("name").GetString());
-            Assert.Equal("127.0.0.30", stored.GetProperty("address").GetString());
-            Assert.Equal([$"client_id={X.ClientId}"], stored.GetProperty("identities").EnumerateArray().Select(e => e.GetString()));
-            Assert.Equal("c0ffee", stored.GetProperty("workloadId").GetString());
-            Assert.Equal(1, ReadState().GetProperty("version").GetInt32());
+            var stored = Assert.Single(ReadState().Clients);
+            Assert.Equal("web", stored.Name);
+            Assert.Equal("127.0.0.30", stored.Address);
+            Assert.Equal([$"client_id={X.ClientId}"], stored.Identities);
+            Assert.Equal("c0ffee", stored.WorkloadId);
+            Assert.Equal(StateFile.FormatVersion, StateFile.Read(StatePath)!.Snapshot!.Version);
 
             Assert.Equal(HttpStatusCode.Created, (await admin.PutAsync("/admin/clients/gone", new { address = "127.0.0.31" })).Status);
             Assert.Equal(["gone", "web"], StateClientNames());
@@ -70,7 +88,7 @@ public sealed class AdminStateTests : IDisposable
             Assert.Equal(["web"], StateClientNames()); // configuration's "static" is never in the file
 
             Assert.Equal(HttpStatusCode.OK, (await admin.PutAsync("/admin/upstreams", new { upstreams = new[] { secondUpstream } })).Status);
-            Assert.Equal([secondUpstream], ReadState().GetProperty("upstreams").GetProperty("list").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal([secondUpstream], ReadState().Upstreams!.List);
         }
 
         emulator.State.Reset(); // the first proxy's prefetch went there
@@ -102,6 +120,7 @@ public sealed class AdminStateTests : IDisposable
         }
 
         Assert.DoesNotContain(secret, File.ReadAllText(StatePath), StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(secret, File.Exists(JournalPath) ? File.ReadAllText(JournalPath) : "", StringComparison.OrdinalIgnoreCase);
         await using var restarted = await StartAsync(emulator);
         var orders = restarted.Get<ClientRegistry>().Get("orders");
         Assert.NotNull(orders);
@@ -147,10 +166,10 @@ public sealed class AdminStateTests : IDisposable
 
         var registry = proxy.Get<ClientRegistry>().All.Where(r => r.Source == RegistrationSources.Admin).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
         Assert.Equal(31, registry.Count); // 20 odd of the first 40, 10 more, and "shared"
-        var stored = ReadState().GetProperty("clients").EnumerateArray().ToList();
-        Assert.Equal(registry.Select(r => (r.Name, r.Address.ToString())),
-            stored.Select(c => (c.GetProperty("name").GetString()!, c.GetProperty("address").GetString()!)));
+        var stored = ReadState().Clients;
+        Assert.Equal(registry.Select(r => (r.Name, r.Address.ToString())), stored.Select(c => (c.Name!, c.Address!)));
         Assert.False(File.Exists(StatePath + ".tmp"));
+        Assert.True(JournalLines() > 0, "the changes after the first went to the journal");
     }
 
     [Fact]
@@ -197,7 +216,7 @@ public sealed class AdminStateTests : IDisposable
         { "{\"version\":1,\"clients\":[", "is not a state file: not valid JSON at line 1" },
         { "", "is not a state file: not valid JSON" },
         { "null", "it holds JSON null" },
-        { "{\"version\":2,\"clients\":[]}", "has format version 2; this proxy reads version 1" },
+        { "{\"version\":3,\"clients\":[]}", "has format version 3; this proxy reads versions 1 and 2" },
         { "{\"clients\":[]}", "has format version 0" },
         { "{\"version\":1,\"clients\":[{\"name\":\"a\",\"address\":\"300.1.1.1\"}]}", "clients[0].address: '300.1.1.1' is not an IPv4/IPv6 address" },
         { "{\"version\":1,\"clients\":[{\"name\":\"a\",\"address\":\"0.0.0.0/0\"}]}", "clients[0].address: '0.0.0.0/0' is every address" },
@@ -225,5 +244,181 @@ public sealed class AdminStateTests : IDisposable
         Assert.Equal(before, await File.ReadAllBytesAsync(StatePath));
         Assert.Equal(modified, File.GetLastWriteTimeUtc(StatePath));
         Assert.Equal([Path.GetFileName(StatePath)], Directory.GetFiles(Path.GetDirectoryName(StatePath)!).Select(Path.GetFileName));
+    }
+
+    /// <summary>Issue 17: registrations and deregistrations, through the journal, come back exactly: no more, no fewer, the latest address.</summary>
+    [Fact]
+    public async Task A_restart_after_registrations_and_deregistrations_has_exactly_the_live_set()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        List<(string, string)> live;
+        await using (var proxy = await StartAsync(emulator))
+        {
+            using var admin = new AdminClient(proxy, Key);
+            await PutAllAsync(admin, Enumerable.Range(0, 300).Select(i => ($"n{i:D3}", $"10.1.{i / 256}.{i % 256}")));
+            await Parallel.ForEachAsync(Enumerable.Range(0, 100), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+                Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/admin/clients/n{i * 3:D3}")).Status));
+            await PutAllAsync(admin, Enumerable.Range(0, 50).Select(i => ($"n{i * 3 + 1:D3}", $"10.2.0.{i}"))); // moved
+            live = AdminClients(proxy);
+            Assert.Equal(200, live.Count);
+            Assert.True(JournalLines() >= 449, $"one journal line per change after the first: {JournalLines()}"); // no compaction below 1024
+        }
+
+        await using var restarted = await StartAsync(emulator);
+        Assert.Equal(live, AdminClients(restarted));
+        Assert.Equal(("n001", "10.2.0.0"), AdminClients(restarted).Single(c => c.Item1 == "n001"));
+        Assert.Null(restarted.Get<ClientRegistry>().Get("n000"));
+    }
+
+    /// <summary>Group commit: callers that arrive while an append is being flushed share the next one.</summary>
+    [Fact]
+    public async Task Concurrent_admin_calls_share_journal_appends()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartAsync(emulator);
+        using var admin = new AdminClient(proxy, Key);
+        await PutAllAsync(admin, [("first", "10.5.1.1")]); // the snapshot
+        var state = proxy.Get<AdminState>();
+
+        await PutAllAsync(admin, Enumerable.Range(0, 400).Select(i => ($"g{i:D3}", $"10.5.{2 + i / 256}.{i % 256}")), concurrency: 16);
+
+        Assert.Equal(400, JournalLines()); // every change is on disk, one line each...
+        Assert.True(state.JournalAppends < 400, $"...in fewer appends (fsyncs) than changes: {state.JournalAppends}");
+    }
+
+    [Fact]
+    public async Task The_journal_is_compacted_into_the_snapshot_and_the_state_survives_a_restart_after_it()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        List<(string, string)> live;
+        await using (var proxy = await StartAsync(emulator))
+        {
+            using var admin = new AdminClient(proxy, Key);
+            // 600 clients registered, then moved twice: 1,799 journal lines, more than max(1024, 600) — but only
+            // registrations would never pass the bound, as the journal then has no more lines than there are clients.
+            foreach (var net in new[] { 3, 6, 7 })
+            {
+                await PutAllAsync(admin, Enumerable.Range(0, 600).Select(i => ($"c{i:D4}", $"10.{net}.{i / 256}.{i % 256}")));
+            }
+
+            // The snapshot took the journal in: it holds the clients, and the journal is far shorter than the changes.
+            await Eventually(() => StateFile.Read(StatePath)!.Snapshot!.Clients!.Count == 600 && JournalLines() < 1024, TimeSpan.FromSeconds(30),
+                "a compaction", () => $"{JournalLines()} journal lines");
+            Assert.Contains(StateFile.Read(StatePath)!.Snapshot!.Clients!, c => c.Address!.StartsWith("10.6.", StringComparison.Ordinal)
+                || c.Address.StartsWith("10.7.", StringComparison.Ordinal)); // taken after the first round
+
+            // Changes after the compaction go on in the journal and count as much as those before.
+            Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/clients/c0000")).Status);
+            Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/clients/c0599")).Status);
+            await PutAllAsync(admin, [("c0001", "10.4.0.1")]);
+            live = AdminClients(proxy);
+            Assert.Equal(598, live.Count);
+            Assert.Equal(live, ReadState().Clients.Select(c => (c.Name!, c.Address!)));
+        }
+
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(StatePath)!, "*.tmp"));
+        await using var restarted = await StartAsync(emulator);
+        Assert.Equal(live, AdminClients(restarted));
+    }
+
+    [Fact]
+    public async Task A_torn_last_journal_line_is_ignored_saying_so_and_the_next_change_follows_the_good_lines()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using (var proxy = await StartAsync(emulator))
+        {
+            using var admin = new AdminClient(proxy, Key);
+            await PutAllAsync(admin, [("a", "127.0.0.70")]);
+            await PutAllAsync(admin, [("b", "127.0.0.71")]);
+            Assert.Equal(1, JournalLines()); // "a" made the snapshot, "b" is a journal line
+        }
+
+        // A power cut in the middle of an append: the line has no end.
+        await File.AppendAllTextAsync(JournalPath, "{\"put\":{\"name\":\"c\",\"address\":\"127.0.0.7");
+        await using (var restarted = await StartAsync(emulator))
+        {
+            Assert.Equal([("a", "127.0.0.70"), ("b", "127.0.0.71")], AdminClients(restarted));
+            var logs = restarted.Logs.AllText();
+            Assert.True(logs.Contains($"State journal \"{JournalPath}\": ignored a torn last line (39 bytes after line 1)", StringComparison.Ordinal), logs);
+            using var admin = new AdminClient(restarted, Key);
+            await PutAllAsync(admin, [("d", "127.0.0.72")]);
+        }
+
+        await using var again = await StartAsync(emulator);
+        Assert.Equal([("a", "127.0.0.70"), ("b", "127.0.0.71"), ("d", "127.0.0.72")], AdminClients(again));
+        Assert.DoesNotContain("torn", again.Logs.AllText(), StringComparison.Ordinal);
+    }
+
+    /// <summary>A state file written before the journal (version 1, a snapshot alone) loads, and changes go on from it.</summary>
+    [Fact]
+    public async Task A_state_file_of_the_format_before_the_journal_loads_and_is_carried_on()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        Directory.CreateDirectory(Path.GetDirectoryName(StatePath)!);
+        await File.WriteAllTextAsync(StatePath, $$"""
+            {
+              "version": 1,
+              "savedAt": "2026-11-30T10:00:00+00:00",
+              "clients": [
+                { "name": "legacy", "address": "127.0.0.80", "identities": ["client_id={{X.ClientId}}"], "prefetch": [], "endpoints": [],
+                  "workloadId": null, "ready": true, "registeredAt": "2026-11-30T09:00:00+00:00", "proof": "address", "identityHeaderSha256": null },
+                { "name": "old", "address": "127.0.0.81", "identities": [], "prefetch": [], "endpoints": [], "ready": true,
+                  "registeredAt": "2026-11-30T09:00:00+00:00" }
+              ],
+              "upstreams": null
+            }
+            """);
+        await using (var proxy = await StartAsync(emulator))
+        {
+            Assert.Equal([("legacy", "127.0.0.80"), ("old", "127.0.0.81")], AdminClients(proxy));
+            Assert.Equal([$"client_id={X.ClientId}"], proxy.Get<ClientRegistry>().Get("legacy")!.Identities.Select(i => i.ToString()));
+            using var admin = new AdminClient(proxy, Key);
+            Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/admin/clients/old")).Status);
+            await PutAllAsync(admin, [("new", "127.0.0.82")]);
+        }
+
+        Assert.Equal(StateFile.FormatVersion, StateFile.Read(StatePath)!.Snapshot!.Version); // rewritten before any journal line
+        await using var restarted = await StartAsync(emulator);
+        Assert.Equal([("legacy", "127.0.0.80"), ("new", "127.0.0.82")], AdminClients(restarted));
+    }
+
+    public static TheoryData<string, string> UnusableJournals => new()
+    {
+        { "{\"put\":{\"name\":\"a\",\"address\":\"127.0.0.9\"}}\n{\"put\":{\"na\n{\"delete\":\"a\"}\n", "line 2 is not valid JSON" },
+        { "{\"delete\":\"a\"}\n{}\n", "line 2 is not a change" },
+        { "{\"delete\":\"a\",\"put\":{\"name\":\"b\"}}\n", "line 1 is not a change" },
+        { "{\"put\":{\"name\":\"a\",\"address\":\"300.1.1.1\"}}\n", "has a client that cannot be registered: journal line 1: put.address: '300.1.1.1' is not an IPv4/IPv6 address" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnusableJournals))]
+    public async Task A_journal_line_that_cannot_be_used_before_the_last_stops_start_up_and_both_files_are_left_untouched(string journal, string expected)
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        Directory.CreateDirectory(Path.GetDirectoryName(StatePath)!);
+        await File.WriteAllTextAsync(StatePath, "{\"version\":2,\"clients\":[]}");
+        await File.WriteAllTextAsync(JournalPath, journal);
+        var (snapshot, lines) = (await File.ReadAllBytesAsync(StatePath), await File.ReadAllBytesAsync(JournalPath));
+
+        var refused = await Assert.ThrowsAsync<ConfigurationException>(() => StartAsync(emulator));
+
+        Assert.StartsWith($"MsiProxy:StateFile = '{StatePath}'", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, refused.Message, StringComparison.Ordinal);
+        Assert.Equal(snapshot, await File.ReadAllBytesAsync(StatePath));
+        Assert.Equal(lines, await File.ReadAllBytesAsync(JournalPath));
+        Assert.Equal(2, Directory.GetFiles(Path.GetDirectoryName(StatePath)!).Length);
+    }
+
+    [Fact]
+    public async Task A_journal_without_its_snapshot_stops_start_up()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        Directory.CreateDirectory(Path.GetDirectoryName(StatePath)!);
+        await File.WriteAllTextAsync(JournalPath, "{\"put\":{\"name\":\"a\",\"address\":\"127.0.0.9\"}}\n");
+
+        var refused = await Assert.ThrowsAsync<ConfigurationException>(() => StartAsync(emulator));
+
+        Assert.Contains($"its journal '{JournalPath}' exists without its snapshot", refused.Message, StringComparison.Ordinal);
+        Assert.Contains($"mv '{JournalPath}' '{JournalPath}.bad'", refused.Message, StringComparison.Ordinal);
     }
 }
