@@ -126,6 +126,23 @@ sed -e "s#@WORK@#$WORK/nginx#g" -e "s#@PORT@#$NGINX#g" -e "s#@EMU@#$EMU#g" "$HER
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log"
 for _ in $(seq 1 50); do [[ -s "$WORK/nginx/nginx.pid" ]] && break; sleep 0.1; done
 
+# ---------------------------------------------------------------- scenario 7's systems, started now so their start-up overlaps the others'
+# (idle until scenario 7: a second emulator with IMDS's limits on and 50 ms per token, MsiProxy with its defaults, nginx)
+dotnet "$WORK/emulator/MsiProxy.ImdsEmulator.dll" --urls "http://127.0.0.1:$LIMITED_EMU" \
+  --Emulator:Control:Urls="http://127.0.0.1:$LIMITED_CONTROL" --Emulator:Limits:Enabled=true \
+  --Emulator:Faults:0:PathPrefix=/metadata/identity --Emulator:Faults:0:Delay=00:00:00.050 --Emulator:Faults:0:Times=0 \
+  --Logging:LogLevel:Default=Warning > "$WORK/emulator-limited.log" 2>&1 &
+LIMITED_PID=$!; PIDS+=($LIMITED_PID)
+# shellcheck disable=SC2046
+dotnet "$WORK/jit/MsiProxy.dll" --urls "http://127.0.0.1:$VICTIM_PROXY" --MsiProxy:Management:Urls="http://127.0.0.1:$VICTIM_MGMT" \
+  --MsiProxy:Upstreams:0="http://127.0.0.1:$LIMITED_EMU" --MsiProxy:Shutdown:ReadinessDelay=00:00:00 \
+  --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning \
+  $(client_args 0 64 1) > "$WORK/msiproxy-victim.log" 2>&1 &
+VICTIM_PID=$!; PIDS+=($VICTIM_PID)
+mkdir -p "$WORK/nginx-victim/cache" "$WORK/nginx-victim/tmp"
+rm -rf "${WORK:?}/nginx-victim/cache/"*
+sed -e "s#@WORK@#$WORK/nginx-victim#g" -e "s#@PORT@#$VICTIM_NGINX#g" -e "s#@EMU@#$LIMITED_EMU#g" "$HERE/nginx.conf.template" > "$WORK/nginx-victim/nginx.conf"
+nginx -c "$WORK/nginx-victim/nginx.conf" -p "$WORK/nginx-victim" -e "$WORK/nginx-victim/error.log"
 wait_for "http://127.0.0.1:$PROXY_MGMT/healthz"
 wait_for "http://127.0.0.1:$PROXY$TOKEN_PATH" "Metadata: true"
 wait_for "http://127.0.0.1:$NGINX$TOKEN_PATH" "Metadata: true"
@@ -230,21 +247,6 @@ curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:$EMU_CONTROL/emulator/faults"
 # sends $FLOOD_RATE new-token requests/s, each a unique resource; the quiet client (127.0.0.21) asks for a new token
 # every 200 ms and records each latency and status; the same quiet client alone is the baseline.
 log "scenario 7: victim latency, limits on, neighbour flooding at $FLOOD_RATE/s, ${VICTIM_DURATION}s × $ROUNDS rounds"
-dotnet "$WORK/emulator/MsiProxy.ImdsEmulator.dll" --urls "http://127.0.0.1:$LIMITED_EMU" \
-  --Emulator:Control:Urls="http://127.0.0.1:$LIMITED_CONTROL" --Emulator:Limits:Enabled=true \
-  --Emulator:Faults:0:PathPrefix=/metadata/identity --Emulator:Faults:0:Delay=00:00:00.050 --Emulator:Faults:0:Times=0 \
-  --Logging:LogLevel:Default=Warning > "$WORK/emulator-limited.log" 2>&1 &
-LIMITED_PID=$!; PIDS+=($LIMITED_PID)
-# shellcheck disable=SC2046
-dotnet "$WORK/jit/MsiProxy.dll" --urls "http://127.0.0.1:$VICTIM_PROXY" --MsiProxy:Management:Urls="http://127.0.0.1:$VICTIM_MGMT" \
-  --MsiProxy:Upstreams:0="http://127.0.0.1:$LIMITED_EMU" --MsiProxy:Shutdown:ReadinessDelay=00:00:00 \
-  --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning \
-  $(client_args 0 64 1) > "$WORK/msiproxy-victim.log" 2>&1 &
-VICTIM_PID=$!; PIDS+=($VICTIM_PID)
-mkdir -p "$WORK/nginx-victim/cache" "$WORK/nginx-victim/tmp"
-rm -rf "${WORK:?}/nginx-victim/cache/"*
-sed -e "s#@WORK@#$WORK/nginx-victim#g" -e "s#@PORT@#$VICTIM_NGINX#g" -e "s#@EMU@#$LIMITED_EMU#g" "$HERE/nginx.conf.template" > "$WORK/nginx-victim/nginx.conf"
-nginx -c "$WORK/nginx-victim/nginx.conf" -p "$WORK/nginx-victim" -e "$WORK/nginx-victim/error.log"
 wait_for "http://127.0.0.1:$VICTIM_PROXY$TOKEN_PATH" "Metadata: true"
 wait_for "http://127.0.0.1:$VICTIM_NGINX$TOKEN_PATH" "Metadata: true"
 for ((round = 1; round <= ROUNDS; round++)); do
