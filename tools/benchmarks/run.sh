@@ -9,7 +9,7 @@
 # Each comparison alternates the systems inside every round; the report takes medians of per-round ratios.
 # Needs: dotnet SDK, wrk and nginx (`apt-get install -y wrk nginx-light`), curl. Environment knobs: BENCH_ROUNDS,
 # BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PORT_BASE, BENCH_WORK (scratch dir), BENCH_OUT, BENCH_SKIP_PUBLISH=1,
-# BENCH_SKIP_MICRO=1.
+# BENCH_SKIP_MICRO=1, BENCH_FLOOD_RATE (scenario 7's neighbour, requests/s).
 set -euo pipefail
 
 SMOKE=0
@@ -19,10 +19,10 @@ HERE="$ROOT/tools/benchmarks"
 WORK="${BENCH_WORK:-/tmp/msiproxy-bench}"
 if [[ $SMOKE == 1 ]]; then
   ROUNDS="${BENCH_ROUNDS:-1}"; DURATION="${BENCH_DURATION:-3}"; MISS_DURATION=3; OUT="${BENCH_OUT:-$WORK/results}"
-  AMP_CLIENTS=20; AMP_REQUESTS=5; AMP_KEYS=5; POPULATE_CLIENTS=1000; POPULATE_TOKENS=1000; MODE=smoke
+  AMP_CLIENTS=20; AMP_REQUESTS=5; AMP_KEYS=5; POPULATE_CLIENTS=1000; POPULATE_TOKENS=1000; VICTIM_DURATION=1; MODE=smoke
 else
   ROUNDS="${BENCH_ROUNDS:-5}"; DURATION="${BENCH_DURATION:-10}"; MISS_DURATION="${BENCH_DURATION:-10}"; OUT="${BENCH_OUT:-$ROOT/docs/benchmarks}"
-  AMP_CLIENTS=50; AMP_REQUESTS=20; AMP_KEYS=10; POPULATE_CLIENTS=10000; POPULATE_TOKENS=10000; MODE=full
+  AMP_CLIENTS=50; AMP_REQUESTS=20; AMP_KEYS=10; POPULATE_CLIENTS=10000; POPULATE_TOKENS=10000; VICTIM_DURATION="${BENCH_DURATION:-10}"; MODE=full
 fi
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 MISS_CONNECTIONS=1
@@ -30,6 +30,8 @@ BASE="${BENCH_PORT_BASE:-18000}"
 EMU=$((BASE + 80)); EMU_CONTROL=$((BASE + 81)); PROXY=$((BASE + 100)); PROXY_MGMT=$((BASE + 101))
 NGINX=$((BASE + 200)); KESTREL=$((BASE + 300)); START_PROXY=$((BASE + 400)); START_MGMT=$((BASE + 401))
 POP_PROXY=$((BASE + 500)); POP_MGMT=$((BASE + 501))
+LIMITED_EMU=$((BASE + 82)); LIMITED_CONTROL=$((BASE + 83)); VICTIM_PROXY=$((BASE + 120)); VICTIM_MGMT=$((BASE + 121)); VICTIM_NGINX=$((BASE + 220))
+FLOOD_RATE="${BENCH_FLOOD_RATE:-200}"
 TOKEN_PATH="/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/"
 RAW="$WORK/raw.jsonl"
 
@@ -47,6 +49,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [[ -f "$WORK/nginx/nginx.pid" ]] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
   [[ -f "$WORK/nginx-logged/nginx.pid" ]] && kill "$(cat "$WORK/nginx-logged/nginx.pid")" 2>/dev/null || true
+  [[ -f "$WORK/nginx-victim/nginx.pid" ]] && kill "$(cat "$WORK/nginx-victim/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -123,6 +126,23 @@ sed -e "s#@WORK@#$WORK/nginx#g" -e "s#@PORT@#$NGINX#g" -e "s#@EMU@#$EMU#g" "$HER
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log"
 for _ in $(seq 1 50); do [[ -s "$WORK/nginx/nginx.pid" ]] && break; sleep 0.1; done
 
+# ---------------------------------------------------------------- scenario 7's systems, started now so their start-up overlaps the others'
+# (idle until scenario 7: a second emulator with IMDS's limits on and 50 ms per token, MsiProxy with its defaults, nginx)
+dotnet "$WORK/emulator/MsiProxy.ImdsEmulator.dll" --urls "http://127.0.0.1:$LIMITED_EMU" \
+  --Emulator:Control:Urls="http://127.0.0.1:$LIMITED_CONTROL" --Emulator:Limits:Enabled=true \
+  --Emulator:Faults:0:PathPrefix=/metadata/identity --Emulator:Faults:0:Delay=00:00:00.050 --Emulator:Faults:0:Times=0 \
+  --Logging:LogLevel:Default=Warning > "$WORK/emulator-limited.log" 2>&1 &
+LIMITED_PID=$!; PIDS+=($LIMITED_PID)
+# shellcheck disable=SC2046
+dotnet "$WORK/jit/MsiProxy.dll" --urls "http://127.0.0.1:$VICTIM_PROXY" --MsiProxy:Management:Urls="http://127.0.0.1:$VICTIM_MGMT" \
+  --MsiProxy:Upstreams:0="http://127.0.0.1:$LIMITED_EMU" --MsiProxy:Shutdown:ReadinessDelay=00:00:00 \
+  --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning \
+  $(client_args 0 64 1) > "$WORK/msiproxy-victim.log" 2>&1 &
+VICTIM_PID=$!; PIDS+=($VICTIM_PID)
+mkdir -p "$WORK/nginx-victim/cache" "$WORK/nginx-victim/tmp"
+rm -rf "${WORK:?}/nginx-victim/cache/"*
+sed -e "s#@WORK@#$WORK/nginx-victim#g" -e "s#@PORT@#$VICTIM_NGINX#g" -e "s#@EMU@#$LIMITED_EMU#g" "$HERE/nginx.conf.template" > "$WORK/nginx-victim/nginx.conf"
+nginx -c "$WORK/nginx-victim/nginx.conf" -p "$WORK/nginx-victim" -e "$WORK/nginx-victim/error.log"
 wait_for "http://127.0.0.1:$PROXY_MGMT/healthz"
 wait_for "http://127.0.0.1:$PROXY$TOKEN_PATH" "Metadata: true"
 wait_for "http://127.0.0.1:$NGINX$TOKEN_PATH" "Metadata: true"
@@ -219,6 +239,30 @@ for ((round = 1; round <= ROUNDS; round++)); do
   done
 done
 curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:$EMU_CONTROL/emulator/faults"
+
+# ---------------------------------------------------------------- scenario 7: the victim — a quiet client beside a flooding neighbour
+# IMDS's real limits ON (a second emulator: 20/s, 5 concurrent, 50 ms per token) behind MsiProxy with its DEFAULT
+# protections (upstream 20/s and 5 concurrent, the fair queue per client) against nginx proxying straight to it (the
+# same config as above: no fairness, nothing between the neighbour and IMDS's limits). The neighbour (127.0.0.20)
+# sends $FLOOD_RATE new-token requests/s, each a unique resource; the quiet client (127.0.0.21) asks for a new token
+# every 200 ms and records each latency and status; the same quiet client alone is the baseline.
+log "scenario 7: victim latency, limits on, neighbour flooding at $FLOOD_RATE/s, ${VICTIM_DURATION}s × $ROUNDS rounds"
+wait_for "http://127.0.0.1:$VICTIM_PROXY$TOKEN_PATH" "Metadata: true"
+wait_for "http://127.0.0.1:$VICTIM_NGINX$TOKEN_PATH" "Metadata: true"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for system in $(rotate "$round" msiproxy nginx); do
+    port=$([[ $system == msiproxy ]] && echo $VICTIM_PROXY || echo $VICTIM_NGINX)
+    for rate in 0 "$FLOOD_RATE"; do
+      result=$("${BENCH[@]}" victim --target "http://127.0.0.1:$port" --counters "http://127.0.0.1:$LIMITED_CONTROL/emulator/counters" \
+        --duration "$VICTIM_DURATION" --flood-rate "$rate" --warmup-ms $([[ $SMOKE == 1 ]] && echo 500 || echo 1000) \
+        --flood-address 127.0.0.20 --quiet-address 127.0.0.21 --tag "victim-$system-$round-$RANDOM")
+      record "{\"scenario\":\"victim\",\"system\":\"$system\",\"round\":$round,${result#\{}"
+      log "  round $round $system flood $rate/s: $(sed 's/,"samples".*//' <<< "$result")}"
+    done
+  done
+done
+kill $VICTIM_PID $LIMITED_PID; wait $VICTIM_PID $LIMITED_PID 2>/dev/null || true
+kill "$(cat "$WORK/nginx-victim/nginx.pid")" 2>/dev/null || true
 
 # ---------------------------------------------------------------- scenario 4b: 10,000 clients + 10,000 cache entries
 log "scenario 4: MsiProxy with $POPULATE_CLIENTS registered clients and $POPULATE_TOKENS cached tokens"

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 
 namespace MsiProxy.Benchmarks.Load;
@@ -31,7 +30,7 @@ internal static class AmplificationLoad
         {
             var address = (byte[])first.Clone();
             address[3] = (byte)(address[3] + client);
-            using var http = BoundClient(new IPAddress(address));
+            using var http = LoopbackCaller.Client(new IPAddress(address));
             await gate.Task;
             for (var i = 0; i < requests; i++)
             {
@@ -67,27 +66,4 @@ internal static class AmplificationLoad
         using var document = JsonDocument.Parse(await control.GetStringAsync(new Uri(countersUrl)));
         return document.RootElement.GetProperty("tokenRequests").GetInt64();
     }
-
-    /// <summary>An HttpClient whose connections leave from <paramref name="local"/>: the proxy sees a distinct caller.</summary>
-    private static HttpClient BoundClient(IPAddress local) => new(new SocketsHttpHandler
-    {
-        UseProxy = false,
-        ConnectCallback = async (context, cancellationToken) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                socket.Bind(new IPEndPoint(local, 0));
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    })
-    { Timeout = TimeSpan.FromSeconds(30) };
-
 }

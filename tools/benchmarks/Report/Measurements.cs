@@ -5,7 +5,7 @@ namespace MsiProxy.Benchmarks.Report;
 /// <summary>The raw lines, queried by scenario, system, round and (for memory) phase.</summary>
 internal sealed class Measurements(IReadOnlyList<JsonObject> lines)
 {
-    private IEnumerable<JsonObject> Select(string scenario, string system, string? phase = null) => lines.Where(l =>
+    public IEnumerable<JsonObject> Select(string scenario, string system, string? phase = null) => lines.Where(l =>
         (string?)l["scenario"] == scenario && (string?)l["system"] == system && (phase is null || (string?)l["phase"] == phase));
 
     private IEnumerable<double> Values(string scenario, string system, string field, string? phase = null) =>
@@ -18,7 +18,7 @@ internal sealed class Measurements(IReadOnlyList<JsonObject> lines)
     public JsonNode? Max(string scenario, string system, string field) =>
         Values(scenario, system, field).DefaultIfEmpty(double.NaN).Max() is var max && !double.IsNaN(max) ? max : null;
 
-    public JsonNode? Sum(string scenario, string system, string field) => Values(scenario, system, field).Sum();
+    public JsonNode? Sum(string scenario, string system, string field, string? phase = null) => Values(scenario, system, field, phase).Sum();
 
     /// <summary>Median over rounds of a/b, where a and b were measured back to back in the same round.</summary>
     public JsonNode? RoundRatio(string scenario, string a, string b, string field, string? phase = null) =>

@@ -30,6 +30,11 @@ internal static class ResultsReport
         File.WriteAllText(Path.Combine(output, "results.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         File.WriteAllText(Path.Combine(output, "results.md"), Markdown(summary));
         Chart.Write(summary, Path.Combine(output, "chart.png"));
+        if (data.Rounds("victim") > 0)
+        {
+            VictimChart.Write(data, Path.Combine(output, "victim.png"));
+        }
+
         Console.WriteLine(Headline(summary));
         return 0;
     }
@@ -42,7 +47,9 @@ internal static class ResultsReport
             $"p99 {Num(hits["msiproxy"]?["p99_ms"])} ms vs nginx {Num(hits["nginx"]?["p99_ms"])} ms; " +
             $"miss added p50 ratio {Num(summary["miss"]?["ratio_added_p50_msiproxy_to_nginx"])}; " +
             $"amplification upstream calls {Num(summary["amplify"]?["msiproxy"]?["upstream_calls"])}/{Num(summary["amplify"]?["keys"])} keys (nginx {Num(summary["amplify"]?["nginx"]?["upstream_calls"])}); " +
-            $"RSS under load {Num(summary["memory"]?["ratio_msiproxy_to_kestrel_load"])}x bare Kestrel");
+            $"RSS under load {Num(summary["memory"]?["ratio_msiproxy_to_kestrel_load"])}x bare Kestrel; " +
+            $"victim under flood: MsiProxy p50 {Num(summary["victim"]?["msiproxy"]?["flood"]?["p50_ms"])} ms, {Percent(summary["victim"]?["msiproxy"]?["flood"]?["failed_share"])} failed " +
+            $"(nginx p50 {Num(summary["victim"]?["nginx"]?["flood"]?["p50_ms"])} ms, {Percent(summary["victim"]?["nginx"]?["flood"]?["failed_share"])} failed)");
     }
 
     private static JsonObject Summarise(Measurements data)
@@ -126,9 +133,56 @@ internal static class ResultsReport
             ["amplify"] = amplify,
             ["memory"] = memory,
             ["startup"] = startup,
+            ["victim"] = Victim(data),
             ["goals"] = Goals(hits, miss, amplify, memory),
         };
     }
+
+    /// <summary>
+    /// Scenario 7: the quiet client's answers pooled over all rounds, per system and phase (no_flood, flood) — with
+    /// ~50 samples a round, a per-round p99 is nearly the maximum, so the percentiles are taken over every sample.
+    /// Latency percentiles cover every answer (a refusal is fast); ok_* only the tokens served; failed = not 200.
+    /// </summary>
+    private static JsonObject Victim(Measurements data)
+    {
+        var victim = new JsonObject { ["rounds"] = data.Rounds("victim") };
+        foreach (var system in new[] { "msiproxy", "nginx" })
+        {
+            var phases = new JsonObject();
+            foreach (var phase in VictimChart.Phases)
+            {
+                var samples = VictimChart.Samples(data, system, phase).ToList();
+                if (samples.Count == 0)
+                {
+                    continue;
+                }
+
+                var all = samples.Select(s => s.LatencyMs).Order().ToArray();
+                var ok = samples.Where(s => s.Status == 200).Select(s => s.LatencyMs).Order().ToArray();
+                var failed = samples.Count(s => s.Status != 200);
+                phases[phase] = new JsonObject
+                {
+                    ["requests"] = samples.Count,
+                    ["failed"] = failed,
+                    ["failed_share"] = Math.Round((double)failed / samples.Count, 4),
+                    ["p50_ms"] = Percentile(all, 50),
+                    ["p99_ms"] = Percentile(all, 99),
+                    ["ok_p50_ms"] = Percentile(ok, 50),
+                    ["ok_p99_ms"] = Percentile(ok, 99),
+                    ["flood_rate"] = data.Median("victim", system, "flood_rate", phase),
+                    ["upstream_throttled"] = data.Sum("victim", system, "upstream_throttled", phase),
+                };
+            }
+
+            victim[system] = phases;
+        }
+
+        return victim;
+    }
+
+    private static JsonNode? Percentile(double[] sorted, int percent) => sorted.Length == 0
+        ? null
+        : Math.Round(sorted[Math.Max(0, (int)Math.Ceiling(percent / 100.0 * sorted.Length) - 1)], 2);
 
     private static JsonArray Goals(JsonObject hits, JsonObject miss, JsonObject amplify, JsonObject memory)
     {
@@ -223,9 +277,32 @@ internal static class ResultsReport
             }
         }
 
+        if (s["victim"]?["rounds"]?.GetValue<int>() > 0)
+        {
+            var victim = s["victim"]!;
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 7. Victim latency: a quiet client beside a flooding neighbour, IMDS's limits on ({victim["rounds"]} rounds)").AppendLine()
+                .AppendLine(CultureInfo.InvariantCulture, $"The emulator enforces 20 requests/s and 5 at a time and answers each token after 50 ms; the neighbour sends {Num(victim["msiproxy"]?["flood"]?["flood_rate"], 0)} new-token requests/s, " +
+                    $"the quiet client one every 200 ms (a new resource each). Percentiles over every quiet answer of all rounds; failed = anything but 200.").AppendLine()
+                .AppendLine("| System | neighbour | quiet requests | failed | p50 ms (all answers) | p99 ms (all answers) | p50 ms of tokens served | p99 ms of tokens served | emulator 429s (to either caller) |")
+                .AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy (default limits, fair queue)"), ("nginx", "nginx proxy_pass") })
+            {
+                foreach (var phase in VictimChart.Phases)
+                {
+                    var row = victim[system]?[phase];
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {(phase == "flood" ? "flooding" : "idle")} | {Num(row?["requests"], 0)} | {Percent(row?["failed_share"])} | " +
+                        $"{Num(row?["p50_ms"])} | {Num(row?["p99_ms"])} | {Num(row?["ok_p50_ms"])} | {Num(row?["ok_p99_ms"])} | {Num(row?["upstream_throttled"], 0)} |");
+                }
+            }
+
+            md.AppendLine().AppendLine("![victim latency](victim.png)");
+        }
+
         md.AppendLine().AppendLine("![chart](chart.png)");
         return md.ToString();
     }
+
+    internal static string Percent(JsonNode? share) => Value(share) is { } d ? (d * 100).ToString("0.#", CultureInfo.InvariantCulture) + " %" : "—";
 
     internal static double? Value(JsonNode? node) => node is JsonValue value && value.TryGetValue<double>(out var d) ? d : null;
 
