@@ -1,15 +1,13 @@
-using System.Text;
 using Serilog.Core;
 using Serilog.Debugging;
 using Serilog.Events;
-using Serilog.Formatting;
 
 namespace MsiProxy.ServiceDefaults;
 
 /// <summary>
 /// A bounded queue of log events to standard output, written by one thread of its own in batches. A request thread
 /// only enqueues; the writer wakes at most once per <see cref="GatherTime"/> under load, formats what has gathered and
-/// writes it with one <c>write(2)</c>. Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the
+/// writes it with one <c>write(2)</c>, one JSON line per event (<see cref="JsonLines"/>). Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the
 /// cached-hit path that wake-up and the write per event were the cost of logging — a profile at 64 connections put
 /// 28 % of the process's CPU in the kernel under the sink threads, mostly context switches (docs/benchmarks.md).
 /// </summary>
@@ -26,13 +24,12 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private const int FlushBytes = 64 * 1024;
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<LogEvent> _events = new();
-    private readonly ITextFormatter _formatter;
+    private readonly JsonLines _lines = new(); // the writer thread's own
     private readonly ConsoleOutput _output;
     private readonly LogQueues.Monitor _monitor;
     private readonly int _capacity;
     private readonly bool _blockWhenFull;
     private readonly MemoryStream _batch = new();
-    private readonly StreamWriter _batchWriter;
     private readonly ManualResetEventSlim _wake = new();
     private readonly ManualResetEventSlim _hurry = new();
     private readonly object _room = new();
@@ -43,14 +40,12 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private long _dropped;
     private volatile bool _stopping;
 
-    public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ITextFormatter formatter, ConsoleOutput output)
+    public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ConsoleOutput output)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _capacity = capacity;
         _blockWhenFull = blockWhenFull;
-        _formatter = formatter;
         _output = output;
-        _batchWriter = new StreamWriter(_batch, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false };
         _monitor = monitor;
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = $"{monitor.Kind} log writer" };
         _writer.Start();
@@ -121,7 +116,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         _writer.Join();
         DrainNow();
-        _batchWriter.Dispose();
+        _lines.Dispose();
         _monitor.StopMonitoring(this);
     }
 
@@ -170,7 +165,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         var written = 0;
         while (_events.TryDequeue(out var logEvent))
         {
-            Format(logEvent);
+            _lines.Write(logEvent, _batch);
             written++;
             if (_batch.Length >= FlushBytes)
             {
@@ -208,21 +203,8 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         Interlocked.Exchange(ref _parked, 0);
     }
 
-    private void Format(LogEvent logEvent)
-    {
-        try
-        {
-            _formatter.Format(logEvent, _batchWriter);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            SelfLog.WriteLine("ConsoleQueue could not format an event: {0}", ex);
-        }
-    }
-
     private void Flush()
     {
-        _batchWriter.Flush();
         if (_batch.Length > 0)
         {
             _output.Write(_batch.GetBuffer().AsSpan(0, (int)_batch.Length));
@@ -238,20 +220,13 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
+    /// <summary>After disposal, on the caller's thread (the writer may not have stopped yet): its own buffers.</summary>
     private void WriteNow(LogEvent logEvent)
     {
-        using var line = new StringWriter();
-        try
-        {
-            _formatter.Format(logEvent, line);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            SelfLog.WriteLine("ConsoleQueue could not format an event: {0}", ex);
-            return;
-        }
-
-        _output.Write(Encoding.UTF8.GetBytes(line.ToString()));
+        using var line = new MemoryStream();
+        using var lines = new JsonLines();
+        lines.Write(logEvent, line);
+        _output.Write(line.GetBuffer().AsSpan(0, (int)line.Length));
     }
 }
 

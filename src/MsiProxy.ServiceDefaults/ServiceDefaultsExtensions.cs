@@ -10,7 +10,6 @@ using OpenTelemetry.Trace;
 using Serilog;
 using Serilog.Events;
 using Serilog.Filters;
-using Serilog.Formatting.Compact;
 
 namespace MsiProxy.ServiceDefaults;
 
@@ -35,9 +34,6 @@ public static class ServiceDefaultsExtensions
     public const string ReadyTag = "ready";
 
     /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
-    /// <summary>One compact JSON line per event, the message rendered (stateless, so the queues share it).</summary>
-    private static readonly RenderedCompactJsonFormatter ConsoleFormat = new();
-
     private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
@@ -105,10 +101,10 @@ public static class ServiceDefaultsExtensions
             .Enrich.FromLogContext()
             .WriteTo.Logger(audit => audit
                 .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Sink(new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleFormat, ConsoleOutput.StandardOutput)))
+                .WriteTo.Sink(new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput)))
             .WriteTo.Logger(logs => logs
                 .Filter.ByExcluding(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Sink(new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleFormat, ConsoleOutput.StandardOutput)));
+                .WriteTo.Sink(new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput)));
     }
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>

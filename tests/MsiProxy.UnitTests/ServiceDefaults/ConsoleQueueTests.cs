@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json;
 using MsiProxy.ServiceDefaults;
 using Serilog.Events;
-using Serilog.Formatting.Compact;
 using Serilog.Parsing;
 
 namespace MsiProxy.UnitTests.ServiceDefaults;
@@ -13,7 +12,6 @@ namespace MsiProxy.UnitTests.ServiceDefaults;
 /// </summary>
 public sealed class ConsoleQueueTests
 {
-    private static readonly RenderedCompactJsonFormatter Format = new();
     private static readonly MessageTemplate Template = new MessageTemplateParser().Parse("event {N} of {Producer}");
 
     [Fact]
@@ -21,7 +19,7 @@ public sealed class ConsoleQueueTests
     {
         var output = new RecordingStream();
         var monitor = new LogQueues.Monitor("audit");
-        using (var queue = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: true, Format, new ConsoleOutput(output)))
+        using (var queue = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: true, new ConsoleOutput(output)))
         {
             Produce(queue, producers: 8, each: 500);
         }
@@ -42,7 +40,7 @@ public sealed class ConsoleQueueTests
     {
         var output = new RecordingStream { Delay = TimeSpan.FromMilliseconds(5) };
         var monitor = new LogQueues.Monitor("logs");
-        using (var queue = new ConsoleQueue(monitor, capacity: 16, blockWhenFull: false, Format, new ConsoleOutput(output)))
+        using (var queue = new ConsoleQueue(monitor, capacity: 16, blockWhenFull: false, new ConsoleOutput(output)))
         {
             Produce(queue, producers: 4, each: 2_000);
         }
@@ -59,7 +57,7 @@ public sealed class ConsoleQueueTests
     {
         // One event every ~50 µs for ~20 ms: a writer that woke per event would make about one write each.
         var output = new RecordingStream();
-        using (var queue = new ConsoleQueue(new LogQueues.Monitor("logs"), capacity: 10_000, blockWhenFull: false, Format, new ConsoleOutput(output)))
+        using (var queue = new ConsoleQueue(new LogQueues.Monitor("logs"), capacity: 10_000, blockWhenFull: false, new ConsoleOutput(output)))
         {
             var pace = System.Diagnostics.Stopwatch.StartNew();
             for (var n = 0; n < 400; n++)
@@ -82,8 +80,8 @@ public sealed class ConsoleQueueTests
     {
         var output = new RecordingStream();
         var shared = new ConsoleOutput(output);
-        using (var audit = new ConsoleQueue(new LogQueues.Monitor("audit"), 64, blockWhenFull: true, Format, shared))
-        using (var logs = new ConsoleQueue(new LogQueues.Monitor("logs"), 100_000, blockWhenFull: false, Format, shared))
+        using (var audit = new ConsoleQueue(new LogQueues.Monitor("audit"), 64, blockWhenFull: true, shared))
+        using (var logs = new ConsoleQueue(new LogQueues.Monitor("logs"), 100_000, blockWhenFull: false, shared))
         {
             Parallel.Invoke(() => Produce(audit, 2, 3_000), () => Produce(logs, 2, 3_000));
         }
@@ -96,7 +94,7 @@ public sealed class ConsoleQueueTests
     public void An_event_queued_just_before_disposal_is_written_and_one_after_it_too()
     {
         var output = new RecordingStream();
-        var queue = new ConsoleQueue(new LogQueues.Monitor("audit"), 10_000, blockWhenFull: true, Format, new ConsoleOutput(output));
+        var queue = new ConsoleQueue(new LogQueues.Monitor("audit"), 10_000, blockWhenFull: true, new ConsoleOutput(output));
         queue.Emit(Event(0, 0));
         queue.Dispose();
         Assert.Single(output.Lines());
@@ -110,7 +108,7 @@ public sealed class ConsoleQueueTests
     {
         var monitor = new LogQueues.Monitor("logs");
         var slow = new RecordingStream { Delay = TimeSpan.FromMilliseconds(20) };
-        using (var first = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: false, Format, new ConsoleOutput(slow)))
+        using (var first = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: false, new ConsoleOutput(slow)))
         {
             Produce(first, 1, 200);
         }
@@ -118,7 +116,7 @@ public sealed class ConsoleQueueTests
         var droppedByFirst = monitor.Dropped().Value;
         Assert.True(droppedByFirst > 0, "a queue of one behind a slow output dropped nothing");
 
-        using var second = new ConsoleQueue(monitor, capacity: 10, blockWhenFull: false, Format, new ConsoleOutput(new RecordingStream()));
+        using var second = new ConsoleQueue(monitor, capacity: 10, blockWhenFull: false, new ConsoleOutput(new RecordingStream()));
         Assert.Equal(droppedByFirst, monitor.Dropped().Value);
         Assert.Equal(0, monitor.Queued().Value);
     }

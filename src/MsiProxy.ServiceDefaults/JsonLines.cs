@@ -1,0 +1,207 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Serilog.Debugging;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+using Serilog.Formatting.Json;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>
+/// One log event as one line of compact JSON (CLEF): the document Serilog's <see cref="RenderedCompactJsonFormatter"/>
+/// writes — <c>@t</c>, the rendered <c>@m</c>, <c>@i</c>, <c>@l</c>, <c>@x</c>, <c>@tr</c>, <c>@sp</c>, then the
+/// properties — written straight to UTF-8 by <see cref="Utf8JsonWriter"/>. Why not that formatter itself: through a
+/// <see cref="TextWriter"/> it escapes strings a character at a time and then encodes them again, and with the request
+/// line and the audit event on, that was most of the writer threads' CPU on the cached-hit path (docs/benchmarks.md).
+/// </summary>
+/// <remarks>
+/// Strings, numbers, booleans, nulls and structures are written here; any other value (a date, a dictionary…) goes
+/// through Serilog's own <see cref="JsonValueFormatter"/>, and an event this cannot write is written whole by
+/// <see cref="RenderedCompactJsonFormatter"/>, so no event is lost to a difference between the two. Escaping may differ
+/// (<c>\u00e9</c> against <c>é</c>): the JSON is the same. Not thread-safe: each writer thread has its own.
+/// </remarks>
+internal sealed class JsonLines : IDisposable
+{
+    private const int MaxCachedTemplates = 1024;
+
+    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
+    private static readonly JsonValueFormatter Values = new(typeTagName: "$type");
+    private static readonly RenderedCompactJsonFormatter Whole = new();
+    private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
+
+    private readonly StringWriter _text = new();
+    private readonly Dictionary<MessageTemplate, string> _eventIds = new(ReferenceEqualityComparer.Instance);
+    private char[] _chars = new char[1024];
+    private Utf8JsonWriter? _json;
+
+    /// <summary>Appends the event's line, newline included, to <paramref name="output"/>.</summary>
+    public void Write(LogEvent logEvent, MemoryStream output)
+    {
+        var start = output.Length;
+        try
+        {
+            WriteJson(logEvent, output);
+            output.Write(NewLine);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _json = null;
+            output.SetLength(start);
+            WriteWhole(logEvent, output, ex);
+        }
+    }
+
+    /// <summary>Whatever this writer could not write, Serilog's formatter writes as it always did.</summary>
+    private void WriteWhole(LogEvent logEvent, MemoryStream output, Exception why)
+    {
+        _text.GetStringBuilder().Clear();
+        try
+        {
+            Whole.Format(logEvent, _text);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A value whose ToString throws: nothing can write this event, and the writer thread must go on.
+            SelfLog.WriteLine("JsonLines could not format an event ({0}), nor could Serilog's formatter: {1}", why.Message, ex);
+            return;
+        }
+
+        output.Write(Encoding.UTF8.GetBytes(_text.ToString()));
+    }
+
+    private void WriteJson(LogEvent logEvent, MemoryStream output)
+    {
+        var json = _json ??= new Utf8JsonWriter(output, Options);
+        json.Reset(output);
+        json.WriteStartObject();
+
+        Span<byte> timestamp = stackalloc byte[40];
+        logEvent.Timestamp.UtcDateTime.TryFormat(timestamp, out var length, "O");
+        json.WriteString("@t"u8, timestamp[..length]);
+
+        _text.GetStringBuilder().Clear();
+        logEvent.MessageTemplate.Render(logEvent.Properties, _text);
+        json.WriteString("@m"u8, Rendered());
+        json.WriteString("@i"u8, EventId(logEvent.MessageTemplate));
+        if (logEvent.Level != LogEventLevel.Information)
+        {
+            json.WriteString("@l"u8, logEvent.Level.ToString());
+        }
+
+        if (logEvent.Exception is { } exception)
+        {
+            json.WriteString("@x"u8, exception.ToString());
+        }
+
+        if (logEvent.TraceId is { } traceId)
+        {
+            json.WriteString("@tr"u8, traceId.ToHexString());
+        }
+
+        if (logEvent.SpanId is { } spanId)
+        {
+            json.WriteString("@sp"u8, spanId.ToHexString());
+        }
+
+        foreach (var (name, value) in logEvent.Properties)
+        {
+            // As Serilog writes them: a property of ours starting with '@' would read as one of the fields above.
+            json.WritePropertyName(name.StartsWith('@') ? "@" + name : name);
+            WriteValue(json, value);
+        }
+
+        json.WriteEndObject();
+        json.Flush();
+    }
+
+    private void WriteValue(Utf8JsonWriter json, LogEventPropertyValue value)
+    {
+        switch (value)
+        {
+            case ScalarValue { Value: null }:
+                json.WriteNullValue();
+                break;
+            case ScalarValue { Value: string text }:
+                json.WriteStringValue(text);
+                break;
+            case ScalarValue { Value: int number }:
+                json.WriteNumberValue(number);
+                break;
+            case ScalarValue { Value: long number }:
+                json.WriteNumberValue(number);
+                break;
+            case ScalarValue { Value: double number } when double.IsFinite(number):
+                json.WriteNumberValue(number);
+                break;
+            case ScalarValue { Value: bool flag }:
+                json.WriteBooleanValue(flag);
+                break;
+            case StructureValue structure:
+                json.WriteStartObject();
+                foreach (var property in structure.Properties)
+                {
+                    json.WritePropertyName(property.Name);
+                    WriteValue(json, property.Value);
+                }
+
+                if (structure.TypeTag is { } tag)
+                {
+                    json.WriteString("$type"u8, tag);
+                }
+
+                json.WriteEndObject();
+                break;
+            case SequenceValue sequence:
+                json.WriteStartArray();
+                foreach (var element in sequence.Elements)
+                {
+                    WriteValue(json, element);
+                }
+
+                json.WriteEndArray();
+                break;
+            default:
+                _text.GetStringBuilder().Clear();
+                Values.Format(value, _text);
+                json.WriteRawValue(Rendered(), skipInputValidation: true);
+                break;
+        }
+    }
+
+    public void Dispose()
+    {
+        _json?.Dispose();
+        _text.Dispose();
+    }
+
+    /// <summary>What was just rendered into <see cref="_text"/>, without a string of its own.</summary>
+    private ReadOnlySpan<char> Rendered()
+    {
+        var text = _text.GetStringBuilder();
+        if (text.Length > _chars.Length)
+        {
+            _chars = new char[Math.Max(text.Length, 2 * _chars.Length)];
+        }
+
+        text.CopyTo(0, _chars, text.Length);
+        return _chars.AsSpan(0, text.Length);
+    }
+
+    /// <summary>The template's <c>@i</c>. Templates are few and Serilog's parser hands out the same instance for each.</summary>
+    private string EventId(MessageTemplate template)
+    {
+        if (!_eventIds.TryGetValue(template, out var id))
+        {
+            id = EventIdHash.Compute(template.Text).ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+            if (_eventIds.Count >= MaxCachedTemplates)
+            {
+                _eventIds.Clear(); // templates built per event (interpolated messages) must not grow this without bound
+            }
+
+            _eventIds[template] = id;
+        }
+
+        return id;
+    }
+}
