@@ -322,7 +322,7 @@ fi
 # ---------------------------------------------------------------- environment and report
 cat > "$WORK/environment.json" <<EOF
 {"mode":"$MODE","rounds":$ROUNDS,"duration_s":$DURATION,"connections":$CONNECTIONS,"miss_connections":$MISS_CONNECTIONS,
- "request_logging":"off (nginx access_log off; MsiProxy.Requests and MsiProxy.Audit at Warning)",
+ "request_logging":"off in scenarios 1 to 7 (nginx access_log off; MsiProxy.Requests and MsiProxy.Audit at Warning), on in 1b",
  "nproc":$(nproc),"cpu_model":"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)",
  "memory":"$(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo)",
  "kernel":"$(uname -r)","os":"$(. /etc/os-release && echo "$PRETTY_NAME")",
