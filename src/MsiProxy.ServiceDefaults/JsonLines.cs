@@ -19,7 +19,8 @@ namespace MsiProxy.ServiceDefaults;
 /// Strings, numbers, booleans, nulls and structures are written here; any other value (a date, a dictionary…) goes
 /// through Serilog's own <see cref="JsonValueFormatter"/>, and an event this cannot write is written whole by
 /// <see cref="RenderedCompactJsonFormatter"/>, so no event is lost to a difference between the two. Escaping may differ
-/// (<c>\u00e9</c> against <c>é</c>): the JSON is the same. Not thread-safe: each writer thread has its own.
+/// where JSON leaves it open (a character written as itself by one, as <c>\uXXXX</c> by the other): the JSON is the
+/// same. Not thread-safe: each writer thread has its own.
 /// </remarks>
 internal sealed class JsonLines : IDisposable
 {
