@@ -49,7 +49,7 @@ public sealed partial class SdkFirstContactEndToEndTests(ITestOutputHelper outpu
 
         // What reached the proxy from the container: the probe (answered at once, before any hold), then one token
         // request, served; nothing refused, nothing retried.
-        var decisions = lab.DecisionsFor(app.Address);
+        var decisions = await lab.DecisionsForAsync(app.Address, expected: probes + 1);
         Report("labelled", sdk, result, decisions);
         Assert.Equal([.. Enumerable.Repeat("invalid:metadata_header 400", probes), "fetched 200"], decisions.Select(Describe));
         if (probes == 1)
@@ -82,7 +82,7 @@ public sealed partial class SdkFirstContactEndToEndTests(ITestOutputHelper outpu
         var strangerResource = $"https://{VmLab.Marker("sdk-stranger")}.example/";
         var (stranger, refused) = await StartWithClientAsync(lab, valve, "stranger", sdk, strangerResource);
         Assert.True(refused is { Ok: false, ExitCode: 1, TimedOut: false }, "expected a clean refusal: " + refused);
-        var strangerDecisions = lab.DecisionsFor(stranger.Address);
+        var strangerDecisions = await lab.DecisionsForAsync(stranger.Address, expected: probes + 1);
         Report("unlabelled", sdk, refused, strangerDecisions);
         Assert.Equal([.. Enumerable.Repeat("invalid:metadata_header 400", probes), "denied:unregistered 403"], strangerDecisions.Select(Describe));
         if (sdk == SdkKind.Js)

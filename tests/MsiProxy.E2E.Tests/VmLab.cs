@@ -148,9 +148,24 @@ public sealed class VmLab : IAsyncDisposable
     public static string? EventName(JsonElement logEvent) =>
         logEvent.TryGetProperty("EventId", out var id) && id.TryGetProperty("Name", out var name) ? name.GetString() : null;
 
-    /// <summary>The proxy's audit events (one per request it answered) for requests from <paramref name="caller"/>.</summary>
-    public List<JsonElement> DecisionsFor(string caller) =>
-        [.. ProxyEvents("Decision").Where(e => e.GetProperty("Caller").GetString() == caller)];
+    /// <summary>
+    /// The audit events of <paramref name="caller"/>'s requests, once there are at least <paramref name="expected"/>
+    /// (or after 5 s): the console is written in batches, so a request's audit line follows its answer by a few ms.
+    /// </summary>
+    public async Task<List<JsonElement>> DecisionsForAsync(string caller, int expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            List<JsonElement> decisions = [.. ProxyEvents("Decision").Where(e => e.GetProperty("Caller").GetString() == caller)];
+            if (decisions.Count >= expected || DateTime.UtcNow > deadline)
+            {
+                return decisions;
+            }
+
+            await Task.Delay(20);
+        }
+    }
 
     /// <summary>Requests the fabric's IMDS received whose query carries <paramref name="marker"/>.</summary>
     public async Task<List<JsonElement>> ImdsRequestsWithAsync(string marker) =>
