@@ -96,12 +96,11 @@ wait_for "http://127.0.0.1:$EMU_CONTROL/emulator/counters"
 curl -fsS -H 'Metadata: true' "http://127.0.0.1:$EMU$TOKEN_PATH" > "$WORK/token.json"
 
 # ---------------------------------------------------------------- MsiProxy (request and audit logging off, like nginx's access_log off)
-# The proxy's IMDS protections (per-client miss rate 5/s, upstream 20/s and 5 concurrent) exist to keep a real IMDS
-# from throttling; the emulator's limits are off, so they are raised here to measure the proxy path itself.
+# The proxy's IMDS protections (upstream 20/s and 5 concurrent, shared fairly between clients) exist to keep a real
+# IMDS from throttling; the emulator's limits are off, so they are raised here to measure the proxy path itself.
 proxy_args() { # port mgmt-port
   echo --urls "http://127.0.0.1:$1" --MsiProxy:Management:Urls="http://127.0.0.1:$2" \
     --MsiProxy:Upstreams:0="http://127.0.0.1:$EMU" \
-    --MsiProxy:ClientRateLimit:RequestsPerSecond=0 \
     --MsiProxy:Resilience:MaxConcurrency=256 --MsiProxy:Resilience:RequestsPerSecond=1000000 \
     --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning
 }
