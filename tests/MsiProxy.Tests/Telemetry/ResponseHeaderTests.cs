@@ -11,6 +11,7 @@ namespace MsiProxy.Tests.Telemetry;
 /// so the id an SDK prints in its error message leads to the proxy's spans and log lines; and the client's own
 /// x-ms-client-request-id comes back when it asks for it.
 /// </summary>
+[Collection(TelemetryTestGroup.Name)]
 public sealed class ResponseHeaderTests
 {
     [Fact]
