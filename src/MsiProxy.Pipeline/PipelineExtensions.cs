@@ -110,10 +110,35 @@ public static class PipelineExtensions
         });
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<InMemoryConfigProvider>());
         services.AddReverseProxy();
+        WithoutRouteServices(services);
         services.AddSingleton<IForwarderHttpClientFactory, ProbeHttpClientFactory>();
         services.AddSingleton<IProbingRequestFactory, ImdsProbingRequestFactory>();
         services.AddSingleton<IActiveHealthCheckPolicy, UpstreamProbePolicy>();
         return builder;
+    }
+
+    /// <summary>
+    /// <c>AddReverseProxy</c> also registers what YARP's routes could use; the proxy maps none, and two of them cost on
+    /// every start and every request. Authorization's services make <see cref="WebApplication"/> put its middleware in
+    /// front of the whole pipeline, client port included: it is run on every request, and at start-up it builds every
+    /// endpoint the management listener has (~60 ms of a ~450 ms start to first token). Data protection, for the
+    /// session-affinity cookie, loaded a key ring at every start (~20 ms, System.Private.Xml mapped) and on the first
+    /// wrote an unencrypted key to <c>$HOME/.aspnet</c>: its hosted service goes, and the affinity policies (which YARP's
+    /// configuration validator builds, and nothing calls) get keys that live in memory only. The authorization policy
+    /// provider stays for the same validator.
+    /// </summary>
+    private static void WithoutRouteServices(IServiceCollection services)
+    {
+        services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
+        services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i] is { ServiceType: var type, IsKeyedService: false } hosted && type == typeof(IHostedService)
+                && hosted.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService")
+            {
+                services.RemoveAt(i);
+            }
+        }
     }
 
     /// <summary>

@@ -24,27 +24,85 @@ public sealed partial class ModeFootprintTests
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "reads /proc/PID/maps");
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
-        UpstreamGuard.Check([upstream]);
-        var client = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
-        var management = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
-        await using var program = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"),
-                "--urls", client.ToString().TrimEnd('/'), $"--MsiProxy:Management:Urls={management.ToString().TrimEnd('/')}",
-                $"--MsiProxy:Upstreams:0={upstream}", "--MsiProxy:Health:Timeout=00:00:10",
-                "--MsiProxy:Clients:0:Name=app", "--MsiProxy:Clients:0:Address=127.0.0.2"],
-            environment: new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" });
+        await using var proxy = await StartProgramAsync(emulator, home: null);
 
-        using var app = LoopbackCaller.Create("127.0.0.2", client);
-        var answer = await program.FirstAnswerAsync(() => TokenAsync(app), Generous);
-        Assert.True(answer.Status == HttpStatusCode.OK, $"{answer.Status} {answer.Body}\nstdout: {program.StandardOutput}");
-
-        var loaded = LoadedAssemblies(await File.ReadAllTextAsync($"/proc/{program.Id}/maps"));
+        var loaded = LoadedAssemblies(await File.ReadAllTextAsync($"/proc/{proxy.Program.Id}/maps"));
         // The map is read right: the pipeline that served the token is in it.
         Assert.Contains("MsiProxy.Pipeline.dll", loaded);
         Assert.Contains("Yarp.ReverseProxy.dll", loaded);
         Assert.DoesNotContain(loaded, name => name.StartsWith("KubernetesClient", StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(loaded, name => name.StartsWith("Docker.DotNet", StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(loaded, name => name.StartsWith("YamlDotNet", StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>
+    /// YARP registers data protection for its session-affinity cookie, which the proxy never sets; its hosted service
+    /// used to load a key ring at every start and, on the first, write an unencrypted key to <c>$HOME/.aspnet</c>. The
+    /// management endpoints, which are built on their first request now rather than at start-up, still answer.
+    /// </summary>
+    [SkippableFact]
+    public async Task No_key_ring_is_loaded_or_written_and_the_management_endpoints_still_answer()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "reads /proc/PID/maps");
+        var home = Directory.CreateTempSubdirectory("msiproxy-home-");
+        try
+        {
+            await using var emulator = await ImdsEmulatorServer.StartAsync();
+            await using var proxy = await StartProgramAsync(emulator, home.FullName);
+            using var management = LoopbackCaller.Create("127.0.0.1", proxy.Management);
+
+            using var alive = await management.GetAsync("/healthz");
+            using var ready = await management.GetAsync("/readyz");
+            Assert.Equal(HttpStatusCode.OK, alive.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            Assert.Contains("\"upstream\"", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            var loaded = LoadedAssemblies(await File.ReadAllTextAsync($"/proc/{proxy.Program.Id}/maps"));
+            Assert.Contains("MsiProxy.Pipeline.dll", loaded);
+            Assert.DoesNotContain("System.Private.Xml.dll", loaded); // the key ring's XML
+            Assert.Empty(home.EnumerateFileSystemInfos("*", SearchOption.AllDirectories).Select(f => f.FullName));
+        }
+        finally
+        {
+            home.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The real program, one client (127.0.0.2) and the emulator as its upstream, once it has served a token.</summary>
+    private static async Task<RunningProgram> StartProgramAsync(ImdsEmulatorServer emulator, string? home)
+    {
+        var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
+        UpstreamGuard.Check([upstream]);
+        var client = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
+        var management = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
+        var environment = new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" };
+        if (home is not null)
+        {
+            environment["HOME"] = home;
+        }
+
+        var program = ChildProcess.Start("dotnet", [ChildProcess.TestOutput("MsiProxy.dll"),
+                "--urls", client.ToString().TrimEnd('/'), $"--MsiProxy:Management:Urls={management.ToString().TrimEnd('/')}",
+                $"--MsiProxy:Upstreams:0={upstream}", "--MsiProxy:Health:Timeout=00:00:10",
+                "--MsiProxy:Clients:0:Name=app", "--MsiProxy:Clients:0:Address=127.0.0.2"],
+            environment: environment);
+        try
+        {
+            using var app = LoopbackCaller.Create("127.0.0.2", client);
+            var answer = await program.FirstAnswerAsync(() => TokenAsync(app), Generous);
+            Assert.True(answer.Status == HttpStatusCode.OK, $"{answer.Status} {answer.Body}\nstdout: {program.StandardOutput}");
+            return new RunningProgram(program, management);
+        }
+        catch
+        {
+            await program.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed record RunningProgram(ChildProcess Program, Uri Management) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => Program.DisposeAsync();
     }
 
     private static HashSet<string> LoadedAssemblies(string maps) =>
