@@ -1,6 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
+using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
 using MsiProxy.Clients;
+using MsiProxy.Configuration;
 using MsiProxy.Requests;
 using MsiProxy.Tokens;
 using MsiProxy.Upstreams;
@@ -15,7 +17,9 @@ internal static class AdminApi
 {
     public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
     {
-        var admin = endpoints.MapGroup("/admin").AddEndpointFilter<ApiKeyFilter>();
+        // One filter instance, built here: AddEndpointFilter<T> compiles an expression tree to construct it.
+        var admin = endpoints.MapGroup("/admin")
+            .AddEndpointFilter(new ApiKeyFilter(endpoints.ServiceProvider.GetRequiredService<IOptionsMonitor<MsiProxyOptions>>()));
         admin.MapGet("/clients", ListClients);
         admin.MapGet("/clients/{name}", GetClient);
         admin.MapPut("/clients/{name}", PutClient);
