@@ -33,6 +33,9 @@ public static class PipelineExtensions
         services.AddOptions<MsiProxyOptions>().Configure(options => ClientsConfiguration.Bind(configuration, section, options)).ValidateOnStart();
         services.AddSingleton<IOptionsChangeTokenSource<MsiProxyOptions>>(new ConfigurationChangeTokenSource<MsiProxyOptions>(section));
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
+        // One binding for both: IOptions<T> would otherwise bind and validate a copy of its own beside the monitor's
+        // (with 10,000 configured clients, a second 10,000-client list and a second pass of the binder at start-up).
+        services.AddSingleton<IOptions<MsiProxyOptions>>(sp => Options.Create(sp.GetRequiredService<IOptionsMonitor<MsiProxyOptions>>().CurrentValue));
         services.TryAddSingleton(TimeProvider.System);
 
         // SIGTERM: /readyz false first, then the server drains, all within Shutdown:DrainTimeout.

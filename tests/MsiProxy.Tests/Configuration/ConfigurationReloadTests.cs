@@ -1,5 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.Options;
+using MsiProxy.Configuration;
 using MsiProxy.ImdsEmulator;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Proxy;
@@ -48,6 +50,27 @@ public sealed class ConfigurationReloadTests
         Assert.Equal(HttpStatusCode.OK, (await TokenWithoutMetadataAsync(app)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await newKey.GetAsync("/admin/clients")).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await oldKey.GetAsync("/admin/clients")).Status);
+    }
+
+    /// <summary>
+    /// The settings are bound once at start-up and shared: what reads them as fixed (<c>IOptions</c>) holds the very
+    /// object the monitor started with, rather than a second binding of every configured client, and keeps it across a
+    /// reload while the monitor moves on.
+    /// </summary>
+    [Fact]
+    public async Task Settings_are_bound_once_and_what_does_not_reload_keeps_the_start_up_binding()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await ProxyHost.StartAsync(Settings(emulator, ("app", "127.0.0.2", ["*"])));
+        var monitor = proxy.Services.GetRequiredService<IOptionsMonitor<MsiProxyOptions>>();
+        var atStartUp = proxy.Services.GetRequiredService<IOptions<MsiProxyOptions>>().Value;
+        Assert.Same(monitor.CurrentValue, atStartUp);
+
+        Reload(proxy, ("MsiProxy:RequireMetadataHeader", "false"));
+
+        Assert.False(monitor.CurrentValue.RequireMetadataHeader);
+        Assert.Same(atStartUp, proxy.Services.GetRequiredService<IOptions<MsiProxyOptions>>().Value);
+        Assert.True(atStartUp.RequireMetadataHeader);
     }
 
     [Fact]
