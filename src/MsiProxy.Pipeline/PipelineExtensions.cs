@@ -132,7 +132,10 @@ public static class PipelineExtensions
     /// </summary>
     private static void WithoutRouteServices(IServiceCollection services)
     {
+        // With the services built on it, which Development's build-time validation would find unbuildable.
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
+        services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationService>();
+        services.RemoveAll<Microsoft.AspNetCore.Authorization.Policy.IPolicyEvaluator>();
         services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
         for (var i = services.Count - 1; i >= 0; i--)
         {

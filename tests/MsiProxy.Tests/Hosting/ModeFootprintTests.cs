@@ -71,14 +71,28 @@ public sealed partial class ModeFootprintTests
         }
     }
 
+    /// <summary>
+    /// In Development the host validates at build time that every registered service can be constructed: what is
+    /// removed of YARP's authorization must not leave a service behind that needs it.
+    /// </summary>
+    [Fact]
+    public async Task In_Development_every_service_validates_and_a_token_is_served()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartProgramAsync(emulator, home: null, environmentName: "Development");
+        using var management = LoopbackCaller.Create("127.0.0.1", proxy.Management);
+        using var ready = await management.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
     /// <summary>The real program, one client (127.0.0.2) and the emulator as its upstream, once it has served a token.</summary>
-    private static async Task<RunningProgram> StartProgramAsync(ImdsEmulatorServer emulator, string? home)
+    private static async Task<RunningProgram> StartProgramAsync(ImdsEmulatorServer emulator, string? home, string environmentName = "Production")
     {
         var upstream = emulator.BaseAddress.ToString().TrimEnd('/');
         UpstreamGuard.Check([upstream]);
         var client = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
         var management = new Uri($"http://127.0.0.1:{LoopbackCaller.FreePort()}");
-        var environment = new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = "Production" };
+        var environment = new Dictionary<string, string?> { ["DOTNET_ENVIRONMENT"] = environmentName, ["ASPNETCORE_ENVIRONMENT"] = environmentName };
         if (home is not null)
         {
             environment["HOME"] = home;
