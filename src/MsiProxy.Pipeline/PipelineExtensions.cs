@@ -132,7 +132,7 @@ public static class PipelineExtensions
     /// </summary>
     private static void WithoutRouteServices(IServiceCollection services)
     {
-        // With the services built on it, which Development's build-time validation would find unbuildable.
+        // With it go the two services built on it: left behind, Development's build-time validation refuses them.
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationService>();
         services.RemoveAll<Microsoft.AspNetCore.Authorization.Policy.IPolicyEvaluator>();

@@ -10,9 +10,11 @@ using static MsiProxy.Tests.Tokens.ProxyCalls;
 namespace MsiProxy.Tests.Hosting;
 
 /// <summary>
-/// A proxy with neither Docker nor Kubernetes discovery configured does not load their client libraries: the real
-/// program (<c>dotnet MsiProxy.dll</c>) serves a token from an emulator on loopback, then its memory map
-/// (<c>/proc/PID/maps</c>) is read. A discovery library loaded anyway costs every proxy its mapped code, types and statics.
+/// What the real program (<c>dotnet MsiProxy.dll</c>, serving a token from an emulator on loopback) carries that its
+/// mode never uses: its memory map (<c>/proc/PID/maps</c>) shows no discovery client library when neither Docker nor
+/// Kubernetes discovery is configured, and none of what YARP's unused route services loaded; it writes nothing to its
+/// home; and what was removed of those services leaves every registration constructible. A library loaded anyway costs
+/// every proxy its mapped code, types and statics.
 /// </summary>
 [Collection(Serial.Name)]
 public sealed partial class ModeFootprintTests
