@@ -10,7 +10,6 @@ using OpenTelemetry.Trace;
 using Serilog;
 using Serilog.Events;
 using Serilog.Filters;
-using Serilog.Settings.Configuration;
 
 namespace MsiProxy.ServiceDefaults;
 
@@ -33,11 +32,6 @@ public static class ServiceDefaultsExtensions
 {
     /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
     public const string ReadyTag = "ready";
-
-    // Configuration sets levels and properties (Serilog:MinimumLevel…), which Serilog's own assembly has; the sinks are
-    // ours, in code, and a Serilog:WriteTo or Serilog:Using in configuration is not loaded. Naming the assembly spares the
-    // reader its search of the dependency context and the app folder (~25 ms of start-up).
-    private static readonly ConfigurationReaderOptions SerilogSettings = new(typeof(LoggerConfiguration).Assembly);
 
     /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
     private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
@@ -87,7 +81,7 @@ public static class ServiceDefaultsExtensions
     /// <summary>
     /// The logger: levels, then two bounded queues to one console, off the request thread, each written in batches
     /// (<see cref="ConsoleQueue"/>; one lock on standard output keeps lines whole). Request lines and every other event may be dropped (counted) when their queue is full; audit
-    /// events apply backpressure instead. Runs while the host is built, so a bad capacity stops start-up with exit 2.
+    /// events apply backpressure instead. Runs while the host is built, so a bad capacity or level stops start-up with exit 2.
     /// </summary>
     private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ServiceTelemetry telemetry)
     {
@@ -103,7 +97,7 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Polly", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
-            .ReadFrom.Configuration(configuration, SerilogSettings)
+            .WithConfiguredLevels(configuration)
             .Enrich.FromLogContext()
             .WriteTo.Logger(audit => audit
                 .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))

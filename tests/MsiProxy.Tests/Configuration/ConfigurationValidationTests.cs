@@ -40,6 +40,7 @@ public sealed class ConfigurationValidationTests
         { "MsiProxy:Management:Urls", "https://127.0.0.1:0", "MsiProxy:Management:Urls = 'https://127.0.0.1:0'" },
         { "MsiProxy:Logging:QueueCapacity", "0", "MsiProxy:Logging:QueueCapacity = '0' must be a whole number of events from 1 to 1000000" },
         { "MsiProxy:Logging:QueueCapacity", "lots", "MsiProxy:Logging:QueueCapacity = 'lots' must be a whole number" },
+        { "Serilog:MinimumLevel:Override:Yarp", "Loud", "Serilog:MinimumLevel:Override:Yarp = 'Loud' must be one of Verbose, Debug" },
     };
 
     [Theory]

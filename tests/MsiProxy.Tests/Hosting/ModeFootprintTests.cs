@@ -41,7 +41,8 @@ public sealed partial class ModeFootprintTests
     /// YARP registers data protection for its session-affinity cookie, which the proxy never sets; its hosted service
     /// used to load a key ring at every start and, on the first, write an unencrypted key to <c>$HOME/.aspnet</c>. The
     /// management endpoints, which are built on their first request now rather than at start-up, still answer, and
-    /// their handlers are compiled (the Request Delegate Generator) rather than built from expression trees.
+    /// their handlers are compiled (the Request Delegate Generator) rather than built from expression trees, and the
+    /// log levels are read without Serilog's settings reader.
     /// </summary>
     [SkippableFact]
     public async Task No_key_ring_or_expression_trees_are_loaded_nothing_is_written_and_the_management_endpoints_answer()
@@ -65,6 +66,9 @@ public sealed partial class ModeFootprintTests
             Assert.DoesNotContain("System.Private.Xml.dll", loaded); // the key ring's XML
             // The first routed request built every endpoint, the admin API's too: compiled handlers need no expression trees.
             Assert.DoesNotContain("System.Linq.Expressions.dll", loaded);
+            // Log levels are read by LogLevels: Serilog's settings reader, which finds every setting by reflection, is not loaded.
+            Assert.DoesNotContain("Serilog.Settings.Configuration.dll", loaded);
+            Assert.DoesNotContain("Microsoft.Extensions.DependencyModel.dll", loaded);
             Assert.Empty(home.EnumerateFileSystemInfos("*", SearchOption.AllDirectories).Select(f => f.FullName));
         }
         finally

@@ -69,6 +69,34 @@ public sealed class ConsoleLogTests
         }
     }
 
+    [Fact]
+    public async Task Levels_and_properties_from_configuration_shape_the_console()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var program = await ProxyProgram.StartAsync(emulator.BaseAddress, new Dictionary<string, string?>
+        {
+            ["Serilog__MinimumLevel__Override__MsiProxy.Requests"] = "Warning",
+            ["Serilog__Properties__Node"] = "node-7",
+        });
+        var proxy = program.Process;
+
+        using var stranger = program.CreateClient("127.0.0.3");
+        for (var i = 0; i < 3; i++)
+        {
+            using var refused = await stranger.SendAsync(Scenario.Token());
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        // A clean stop writes out everything queued: whatever the request log had taken is on the console by then.
+        proxy.Terminate();
+        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        var decisions = Events(proxy, "Decision");
+        Assert.Equal(3, decisions.Count);
+        Assert.All(decisions, e => Assert.Equal("node-7", e.GetProperty("Node").GetString()));
+        Assert.Empty(Events(proxy, "RequestCompleted"));
+    }
+
     private static List<JsonElement> Events(ChildProcess proxy, string eventName) =>
         proxy.StandardOutputLines.Select(Parse).Where(j => j is { } e && e.TryGetProperty("EventId", out var id) && id.ValueKind == JsonValueKind.Object
             && id.TryGetProperty("Name", out var name) && name.GetString() == eventName).Select(j => j!.Value).ToList();

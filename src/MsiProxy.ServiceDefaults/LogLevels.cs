@@ -1,0 +1,81 @@
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>
+/// The Serilog settings read from configuration, as Serilog.Settings.Configuration spells them:
+/// <c>Serilog:MinimumLevel</c> (a level, or <c>Default</c> and <c>Override:&lt;category prefix&gt;</c>) and
+/// <c>Serilog:Properties:&lt;name&gt;</c>. Read here rather than by that package's reader, which finds the methods of
+/// every setting by reflection (it cannot be trimmed or compiled ahead of time) and costs start-up for the two
+/// sections the proxy uses; the sinks are ours, in code.
+/// </summary>
+/// <remarks>
+/// As with Serilog's reader, a level that is present at start-up follows a configuration reload (a level switch per
+/// setting); an override added later takes effect at the next start. A bad level stops start-up (exit 2); a bad level
+/// in a reload keeps the level in force.
+/// </remarks>
+internal static class LogLevels
+{
+    public const string Section = "Serilog";
+
+    private const string MinimumLevel = Section + ":MinimumLevel";
+
+    /// <summary>The configured levels and properties, over the levels set before this.</summary>
+    /// <exception cref="OptionsValidationException">A level is not one of Serilog's level names.</exception>
+    public static LoggerConfiguration WithConfiguredLevels(this LoggerConfiguration logger, IConfiguration configuration)
+    {
+        var minimum = configuration.GetSection(MinimumLevel);
+        if (minimum.Value is not null)
+        {
+            logger.MinimumLevel.ControlledBy(Switch(minimum));
+        }
+        else if (minimum.GetSection("Default") is { Value: not null } fallback)
+        {
+            logger.MinimumLevel.ControlledBy(Switch(fallback));
+        }
+
+        foreach (var category in minimum.GetSection("Override").GetChildren())
+        {
+            if (category.Value is not null)
+            {
+                logger.MinimumLevel.Override(category.Key, Switch(category));
+            }
+        }
+
+        foreach (var property in configuration.GetSection(Section + ":Properties").GetChildren())
+        {
+            if (property.Value is not null)
+            {
+                logger.Enrich.WithProperty(property.Key, property.Value);
+            }
+        }
+
+        return logger;
+    }
+
+    /// <summary>A switch at the setting's level that follows it through reloads.</summary>
+    private static LoggingLevelSwitch Switch(IConfigurationSection setting)
+    {
+        var level = Parse(setting.Value) ?? throw new OptionsValidationException(setting.Path, typeof(LogLevels),
+            [$"{setting.Path} = '{setting.Value}' must be one of {string.Join(", ", Enum.GetNames<LogEventLevel>())}"]);
+        var levelSwitch = new LoggingLevelSwitch(level);
+        ChangeToken.OnChange(setting.GetReloadToken, () =>
+        {
+            if (Parse(setting.Value) is { } reloaded)
+            {
+                levelSwitch.MinimumLevel = reloaded;
+            }
+        });
+        return levelSwitch;
+    }
+
+    /// <summary>A level by name, any case; a number is not a name.</summary>
+    internal static LogEventLevel? Parse(string? value) =>
+        value?.Trim() is [var first, ..] name && char.IsAsciiLetter(first) && Enum.TryParse<LogEventLevel>(name, ignoreCase: true, out var level)
+            ? level
+            : null;
+}
