@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using MsiProxy.Clients;
 using MsiProxy.Configuration;
@@ -38,23 +40,16 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
 
     public async Task<IReadOnlyList<ManagedRegistration>> ListAsync(CancellationToken cancellationToken)
     {
-        var clients = await _http.GetFromJsonAsync<List<RemoteClient>>("admin/clients", cancellationToken).ConfigureAwait(false) ?? [];
+        var clients = await _http.GetFromJsonAsync("admin/clients", AdminApiJson.Default.ListRemoteClient, cancellationToken).ConfigureAwait(false) ?? [];
         return [.. clients.Where(c => c.WorkloadId is not null).Select(c => new ManagedRegistration(c.Name, c.WorkloadId!))];
     }
 
     public async Task RegisterAsync(ClientRegistration registration, CancellationToken cancellationToken)
     {
-        var body = new
-        {
-            address = registration.Address.ToString(),
-            identities = registration.Identities.Select(i => i.ToString()).ToList(),
-            prefetch = registration.Prefetch,
-            workloadId = registration.WorkloadId,
-            ready = registration.Ready,
-            proof = registration.Proof.Name(),
-            identityHeaderSha256 = registration.IdentityHeader?.Hex,
-        };
-        using var response = await _http.PutAsJsonAsync("admin/clients/" + Uri.EscapeDataString(registration.Name), body, cancellationToken)
+        var body = new RemoteClientBody(registration.Address.ToString(), [.. registration.Identities.Select(i => i.ToString())], registration.Prefetch,
+            registration.WorkloadId, registration.Ready, registration.Proof.Name(), registration.IdentityHeader?.Hex);
+        using var response = await _http.PutAsJsonAsync("admin/clients/" + Uri.EscapeDataString(registration.Name), body, AdminApiJson.Default.RemoteClientBody,
+                cancellationToken)
             .ConfigureAwait(false);
         await EnsureSuccessAsync(response, "PUT /admin/clients/" + registration.Name, cancellationToken).ConfigureAwait(false);
     }
@@ -70,7 +65,7 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
             }
 
             await EnsureSuccessAsync(current, "GET /" + path, cancellationToken).ConfigureAwait(false);
-            var client = await current.Content.ReadFromJsonAsync<RemoteClient>(cancellationToken).ConfigureAwait(false);
+            var client = await current.Content.ReadFromJsonAsync(AdminApiJson.Default.RemoteClient, cancellationToken).ConfigureAwait(false);
             if (client?.WorkloadId != containerId)
             {
                 return false; // a newer container took the name: leave it alone
@@ -94,7 +89,7 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
             return; // the remote proxy keeps its own configured list
         }
 
-        using var response = await _http.PutAsJsonAsync("admin/upstreams", new { upstreams }, cancellationToken).ConfigureAwait(false);
+        using var response = await _http.PutAsJsonAsync("admin/upstreams", new RemoteUpstreams(upstreams), AdminApiJson.Default.RemoteUpstreams, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, "PUT /admin/upstreams", cancellationToken).ConfigureAwait(false);
     }
 
@@ -107,5 +102,20 @@ internal sealed class AdminApiRegistrationSink : IRegistrationSink
         }
     }
 
-    private sealed record RemoteClient(string Name, string? WorkloadId);
+    /// <summary>What the monitor reads of a registered client.</summary>
+    internal sealed record RemoteClient(string Name, string? WorkloadId);
+
+    /// <summary>The body of PUT /admin/clients/{name}.</summary>
+    internal sealed record RemoteClientBody(string Address, List<string> Identities, IReadOnlyList<string> Prefetch, string? WorkloadId, bool Ready,
+        string Proof, string? IdentityHeaderSha256);
+
+    /// <summary>The body of PUT /admin/upstreams.</summary>
+    internal sealed record RemoteUpstreams(IReadOnlyList<string> Upstreams);
 }
+
+/// <summary>The admin API's JSON as the monitor sends and reads it, generated at build time.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(List<AdminApiRegistrationSink.RemoteClient>))]
+[JsonSerializable(typeof(AdminApiRegistrationSink.RemoteClientBody))]
+[JsonSerializable(typeof(AdminApiRegistrationSink.RemoteUpstreams))]
+internal sealed partial class AdminApiJson : JsonSerializerContext;

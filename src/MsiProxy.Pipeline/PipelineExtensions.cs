@@ -64,6 +64,8 @@ public static class PipelineExtensions
         // After the configured clients, before the listeners open: what the admin API registered before a restart.
         services.AddSingleton<AdminState>();
         services.AddHostedService(sp => sp.GetRequiredService<AdminState>());
+        // The admin API's answers (Results.Ok…) serialize with metadata generated at build time, not by reflection.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ManagementJson.Default));
         services.AddSingleton<EndpointAccess>();
         services.AddSingleton<RequestGate>(); // with the container monitor's ICallerDiscovery when one is registered
 

@@ -7,6 +7,8 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Serilog;
 using Serilog.Events;
 using Serilog.Filters;
@@ -114,7 +116,7 @@ public static class ServiceDefaultsExtensions
         endpoints.MapHealthChecks("/healthz", new HealthCheckOptions
         {
             Predicate = _ => false,
-            ResponseWriter = (context, report) => context.Response.WriteAsJsonAsync(new LiveAnswer(report.Status.ToString())),
+            ResponseWriter = (context, report) => context.Response.WriteAsJsonAsync(new LiveAnswer(report.Status.ToString()), HealthJson.Default.LiveAnswer),
         }).WithMetadata(ReadOnly);
         endpoints.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteReadyAsync })
             .WithMetadata(ReadOnly);
@@ -127,12 +129,18 @@ public static class ServiceDefaultsExtensions
     {
         var ready = report.Status == HealthStatus.Healthy;
         var checks = report.Entries.Select(e => new HealthEntry(e.Key, e.Value.Status == HealthStatus.Healthy, e.Value.Description ?? ""));
-        return context.Response.WriteAsJsonAsync(new HealthAnswer(ready ? "Ready" : "NotReady", [.. checks]));
+        return context.Response.WriteAsJsonAsync(new HealthAnswer(ready ? "Ready" : "NotReady", [.. checks]), HealthJson.Default.HealthAnswer);
     }
 
-    private sealed record LiveAnswer(string Status);
+    internal sealed record LiveAnswer(string Status);
 
-    private sealed record HealthEntry(string Name, bool Ready, string Detail);
+    internal sealed record HealthEntry(string Name, bool Ready, string Detail);
 
-    private sealed record HealthAnswer(string Status, IReadOnlyList<HealthEntry> Checks);
+    internal sealed record HealthAnswer(string Status, IReadOnlyList<HealthEntry> Checks);
 }
+
+/// <summary>The probes' JSON, generated at build time.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(ServiceDefaultsExtensions.LiveAnswer))]
+[JsonSerializable(typeof(ServiceDefaultsExtensions.HealthAnswer))]
+internal sealed partial class HealthJson : JsonSerializerContext;

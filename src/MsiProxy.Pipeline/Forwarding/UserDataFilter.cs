@@ -41,7 +41,13 @@ internal static class UserDataFilter
         }
 
         compute.Remove(key);
-        return answer with { Body = JsonSerializer.SerializeToUtf8Bytes(document) };
+        var body = new System.Buffers.ArrayBufferWriter<byte>(answer.Body.Length);
+        using (var json = new Utf8JsonWriter(body))
+        {
+            document.WriteTo(json);
+        }
+
+        return answer with { Body = body.WrittenMemory };
     }
 
     private static JsonNode? FindKey(JsonObject node, string name) => FindKeyName(node, name) is { } key ? node[key] : null;

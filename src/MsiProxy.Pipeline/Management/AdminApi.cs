@@ -54,8 +54,12 @@ internal static class AdminApi
 
     public sealed record UpstreamsBody(List<string>? Upstreams);
 
+    public sealed record CacheFlushed(int Removed);
+
+    public sealed record CacheRefreshed(int Refreshed, List<string> Failed);
+
     private static IResult ListClients(ClientRegistry registry) =>
-        Results.Ok(registry.All.OrderBy(r => r.Name, StringComparer.Ordinal).Select(ClientView.From));
+        Results.Ok(registry.All.OrderBy(r => r.Name, StringComparer.Ordinal).Select(ClientView.From).ToArray());
 
     private static IResult GetClient(string name, ClientRegistry registry) =>
         registry.Get(name) is { } r ? Results.Ok(ClientView.From(r)) : NotFound($"No client named '{name}'");
@@ -189,7 +193,7 @@ internal static class AdminApi
 
     private static IResult ListCache(TokenCache cache) =>
         Results.Ok(cache.Snapshot().OrderBy(e => e.Key.ToString(), StringComparer.Ordinal).Select(e =>
-            new CacheEntryView(e.Key.Identity.ToString(), e.Key.Resource, e.Key.ApiVersionFamily, e.ExpiresOn, e.FetchedAt, e.RefreshAt, e.Hits)));
+            new CacheEntryView(e.Key.Identity.ToString(), e.Key.Resource, e.Key.ApiVersionFamily, e.ExpiresOn, e.FetchedAt, e.RefreshAt, e.Hits)).ToArray());
 
     private static IResult FlushCache(string? client, string? identity, string? resource, TokenCache cache, ClientRegistry registry)
     {
@@ -198,7 +202,7 @@ internal static class AdminApi
             return error!;
         }
 
-        return Results.Ok(new { removed = cache.RemoveWhere(filter, "admin") });
+        return Results.Ok(new CacheFlushed(cache.RemoveWhere(filter, "admin")));
     }
 
     private static async Task<IResult> RefreshCache(string? client, string? identity, string? resource, TokenCache cache, ClientRegistry registry,
@@ -230,7 +234,7 @@ internal static class AdminApi
             }
         }
 
-        return Results.Ok(new { refreshed, failed });
+        return Results.Ok(new CacheRefreshed(refreshed, failed));
     }
 
     private static IResult ListUpstreams(UpstreamSet upstreams) => Results.Ok(upstreams.Describe());
@@ -310,5 +314,6 @@ internal static class AdminApi
 
     /// <summary>The management listener's errors, in the same JSON shape as the client listener's.</summary>
     internal static IResult Error(int status, string error, string description) =>
-        Results.Json(new Dictionary<string, string> { ["error"] = error, ["error_description"] = description }, statusCode: status);
+        Results.Json(new Dictionary<string, string> { ["error"] = error, ["error_description"] = description }, ManagementJson.Default.DictionaryStringString,
+            statusCode: status);
 }

@@ -1,5 +1,5 @@
-using System.Reflection;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 
 namespace MsiProxy.Management;
 
@@ -10,7 +10,7 @@ namespace MsiProxy.Management;
 /// </summary>
 internal static class AdminJson
 {
-    private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Options = ManagementJson.Default.Options;
 
     /// <summary>The body as <typeparamref name="T"/>, or the answer that refuses it.</summary>
     public static async Task<(T? Body, IResult? Refused)> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken)
@@ -31,7 +31,8 @@ internal static class AdminJson
     public static (T? Body, IResult? Refused) Parse<T>(ReadOnlyMemory<byte> json)
         where T : class
     {
-        var fields = Fields(typeof(T));
+        var body = (JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T));
+        var fields = body.Properties.ToDictionary(p => p.Name, p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
         JsonDocument document;
         try
         {
@@ -61,7 +62,7 @@ internal static class AdminJson
 
             try
             {
-                return (document.RootElement.Deserialize<T>(Options), null);
+                return (document.RootElement.Deserialize(body), null);
             }
             catch (JsonException ex)
             {
@@ -70,11 +71,6 @@ internal static class AdminJson
             }
         }
     }
-
-    /// <summary>The JSON names of <paramref name="type"/>'s properties (camelCase, matched case-insensitively as on binding).</summary>
-    private static Dictionary<string, Type> Fields(Type type) =>
-        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .ToDictionary(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name), p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
 
     /// <summary><c>$.identities[1]</c> → <c>identities[1]</c>; the whole body is <c>body</c>.</summary>
     private static string Field(string? path) => path is null or "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using MsiProxy.Configuration;
 
 namespace MsiProxy.Management;
@@ -104,12 +105,17 @@ internal static class StateFile
 
     public const string JournalSuffix = ".journal";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private static readonly JsonTypeInfo<StateDocument> Json = (JsonTypeInfo<StateDocument>)new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        TypeInfoResolver = ManagementJson.Default,
+    }.GetTypeInfo(typeof(StateDocument));
 
-    private static readonly JsonSerializerOptions JournalJson = new(JsonSerializerDefaults.Web)
+    private static readonly JsonTypeInfo<JournalEntry> JournalJson = (JsonTypeInfo<JournalEntry>)new JsonSerializerOptions(JsonSerializerDefaults.Web)
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-    };
+        TypeInfoResolver = ManagementJson.Default,
+    }.GetTypeInfo(typeof(JournalEntry));
 
     public static string JournalPath(string path) => path + JournalSuffix;
 
@@ -148,7 +154,7 @@ internal static class StateFile
         JournalEntry? entry;
         try
         {
-            entry = JsonSerializer.Deserialize<JournalEntry>(text, JournalJson);
+            entry = JsonSerializer.Deserialize(text, JournalJson);
         }
         catch (JsonException ex)
         {
@@ -169,7 +175,7 @@ internal static class StateFile
         StateDocument? document;
         try
         {
-            document = JsonSerializer.Deserialize<StateDocument>(bytes, Json);
+            document = JsonSerializer.Deserialize(bytes, Json);
         }
         catch (JsonException ex)
         {
