@@ -101,12 +101,9 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
             .WithConfiguredLevels(configuration)
             .Enrich.FromLogContext()
-            .WriteTo.Logger(audit => audit
-                .Filter.ByIncludingOnly(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Sink(new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput)))
-            .WriteTo.Logger(logs => logs
-                .Filter.ByExcluding(Matching.FromSource(telemetry.AuditCategory))
-                .WriteTo.Sink(new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput)));
+            .WriteTo.Sink(new ConsoleQueues(Matching.FromSource(telemetry.AuditCategory),
+                audit: new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput),
+                logs: new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput)));
     }
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>

@@ -121,6 +121,33 @@ public sealed class ConsoleQueueTests
         Assert.Equal(0, monitor.Queued().Value);
     }
 
+    [Fact]
+    public void The_audit_category_and_its_subcategories_go_to_the_audit_queue_and_everything_else_to_the_logs_queue()
+    {
+        var auditOutput = new RecordingStream();
+        var logsOutput = new RecordingStream();
+        string?[] sources = ["MsiProxy.Audit", "MsiProxy.Audit.Admin", "MsiProxy.Auditor", "MsiProxy.Requests", null];
+        using (var queues = new ConsoleQueues(Serilog.Filters.Matching.FromSource("MsiProxy.Audit"),
+            audit: new ConsoleQueue(new LogQueues.Monitor("audit"), 16, blockWhenFull: true, new ConsoleOutput(auditOutput)),
+            logs: new ConsoleQueue(new LogQueues.Monitor("logs"), 16, blockWhenFull: false, new ConsoleOutput(logsOutput))))
+        {
+            for (var i = 0; i < sources.Length; i++)
+            {
+                var properties = new List<LogEventProperty> { new("N", new ScalarValue(i)), new("Producer", new ScalarValue(0)) };
+                if (sources[i] is { } source)
+                {
+                    properties.Add(new LogEventProperty(Serilog.Core.Constants.SourceContextPropertyName, new ScalarValue(source)));
+                }
+
+                queues.Emit(new LogEvent(DateTimeOffset.UnixEpoch, LogEventLevel.Information, null, Template, properties));
+            }
+        }
+
+        // Disposal wrote both queues out.
+        Assert.Equal([0, 1], auditOutput.Lines().Select(l => l.N));
+        Assert.Equal([2, 3, 4], logsOutput.Lines().Select(l => l.N));
+    }
+
     private static void Produce(ConsoleQueue queue, int producers, int each) =>
         Parallel.For(0, producers, new ParallelOptions { MaxDegreeOfParallelism = producers }, p =>
         {

@@ -29,7 +29,7 @@ internal static class MicroBenchmarks
             .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default)
             .WithOptions(ConfigOptions.DisableOptimizationsValidator | ConfigOptions.JoinSummary)
             .WithArtifactsPath(Arguments.Get(args, "artifacts", Path.Combine(Environment.CurrentDirectory, "BenchmarkDotNet.Artifacts")));
-        var summaries = BenchmarkRunner.Run([typeof(ClientLookupBenchmarks), typeof(RequestParsingBenchmarks), typeof(CacheHitBenchmarks), typeof(SchedulerBenchmarks)], config);
+        var summaries = BenchmarkRunner.Run([typeof(ClientLookupBenchmarks), typeof(RequestParsingBenchmarks), typeof(CacheHitBenchmarks), typeof(SchedulerBenchmarks), typeof(LogLineBenchmarks)], config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 }

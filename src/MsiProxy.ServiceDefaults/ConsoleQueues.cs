@@ -1,0 +1,22 @@
+using Serilog.Core;
+using Serilog.Events;
+
+namespace MsiProxy.ServiceDefaults;
+
+/// <summary>
+/// The one sink in front of the two <see cref="ConsoleQueue"/>s: an event of the audit category goes to the audit queue
+/// (backpressure), any other to the logs queue (dropped and counted when full). Why not two of Serilog's sub-loggers
+/// (<c>WriteTo.Logger</c>, a filter each): a sub-logger copies every event it is given, properties and all, before its
+/// filter looks at it — two copies per event on the request thread, for queues that only read the event.
+/// </summary>
+internal sealed class ConsoleQueues(Func<LogEvent, bool> isAudit, ConsoleQueue audit, ConsoleQueue logs) : ILogEventSink, IDisposable
+{
+    public void Emit(LogEvent logEvent) => (isAudit(logEvent) ? audit : logs).Emit(logEvent);
+
+    /// <summary>Writes out both queues: the audit trail first, as it is the one that must not be lost.</summary>
+    public void Dispose()
+    {
+        audit.Dispose();
+        logs.Dispose();
+    }
+}
