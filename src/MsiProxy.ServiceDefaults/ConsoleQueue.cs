@@ -5,11 +5,15 @@ using Serilog.Events;
 namespace MsiProxy.ServiceDefaults;
 
 /// <summary>
-/// A bounded queue of log events to standard output, written by one thread of its own in batches. A request thread
-/// only enqueues; the writer wakes at most once per <see cref="GatherTime"/> under load, formats what has gathered and
-/// writes it with one <c>write(2)</c>, one JSON line per event (<see cref="JsonLines"/>). Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the
-/// cached-hit path that wake-up and the write per event were the cost of logging — a profile at 64 connections put
-/// 28 % of the process's CPU in the kernel under the sink threads, mostly context switches (docs/benchmarks.md).
+/// A bounded queue of log lines to standard output, written by one thread of its own in batches. The caller formats
+/// its event as one JSON line (<see cref="JsonLines"/>) and enqueues the bytes; the writer wakes at most once per
+/// <see cref="GatherTime"/> under load and writes what has gathered with one <c>write(2)</c>. Why not a queue that
+/// wakes its reader per event (Serilog.Sinks.Async): on the cached-hit path that wake-up and the write per event were
+/// the cost of logging — 28 % of the process's CPU in the kernel under the sink threads, mostly context switches.
+/// Why format on the caller's thread: the event's ~15 properties are objects the caller has just made, in its own
+/// cache; read by the writer on another core they were cache misses, and formatting there cost ~3.5× as much
+/// (docs/benchmarks.md, "Logging off the request thread"). What can wait — the write — still happens off the
+/// request thread.
 /// </summary>
 /// <remarks>
 /// When full, a queue either drops the new event and counts it (<c>blockWhenFull: false</c>) or makes the caller wait
@@ -23,8 +27,10 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
     private const int FlushBytes = 64 * 1024;
 
-    private readonly System.Collections.Concurrent.ConcurrentQueue<LogEvent> _events = new();
-    private readonly JsonLines _lines = new(); // the writer thread's own
+    [ThreadStatic]
+    private static LineWriter? t_lineWriter;
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<byte[]> _lines = new();
     private readonly ConsoleOutput _output;
     private readonly LogQueues.Monitor _monitor;
     private readonly int _capacity;
@@ -52,7 +58,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         monitor.StartMonitoring(this);
     }
 
-    /// <summary>Events waiting to be written.</summary>
+    /// <summary>Lines waiting to be written.</summary>
     public int Count => Volatile.Read(ref _count);
 
     /// <summary>Events dropped because the queue was full (always 0 when it blocks instead).</summary>
@@ -62,7 +68,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     {
         if (_stopping)
         {
-            WriteNow(logEvent);
+            _output.Write(Format(logEvent));
             return;
         }
 
@@ -79,12 +85,12 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
             WaitForRoom();
             if (_stopping)
             {
-                WriteNow(logEvent);
+                _output.Write(Format(logEvent));
                 return;
             }
         }
 
-        _events.Enqueue(logEvent);
+        _lines.Enqueue(Format(logEvent)); // its room is taken: a line dropped for want of room is never formatted
         if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
         {
             _wake.Set();
@@ -116,7 +122,6 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         _writer.Join();
         DrainNow();
-        _lines.Dispose();
         _monitor.StopMonitoring(this);
     }
 
@@ -159,13 +164,13 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Formats and writes what is queued, in writes of up to <see cref="FlushBytes"/>; frees its room.</summary>
+    /// <summary>Writes what is queued, in writes of up to <see cref="FlushBytes"/>; frees its room.</summary>
     private int WriteQueued()
     {
         var written = 0;
-        while (_events.TryDequeue(out var logEvent))
+        while (_lines.TryDequeue(out var line))
         {
-            _lines.Write(logEvent, _batch);
+            _batch.Write(line);
             written++;
             if (_batch.Length >= FlushBytes)
             {
@@ -195,7 +200,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         _wake.Reset();
         // A full fence before the queue is read: either the producer sees the flag, or we see its event.
         Interlocked.Exchange(ref _parked, 1);
-        if (_events.IsEmpty && !_stopping)
+        if (_lines.IsEmpty && !_stopping)
         {
             _wake.Wait();
         }
@@ -214,19 +219,27 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
     private void DrainNow()
     {
-        while (_events.TryDequeue(out var logEvent))
+        while (_lines.TryDequeue(out var line))
         {
-            WriteNow(logEvent);
+            _output.Write(line);
         }
     }
 
-    /// <summary>After disposal, on the caller's thread (the writer may not have stopped yet): its own buffers.</summary>
-    private void WriteNow(LogEvent logEvent)
+    /// <summary>The event's line, newline included, formatted with the calling thread's own writer.</summary>
+    private static byte[] Format(LogEvent logEvent)
     {
-        using var line = new MemoryStream();
-        using var lines = new JsonLines();
-        lines.Write(logEvent, line);
-        _output.Write(line.GetBuffer().AsSpan(0, (int)line.Length));
+        var writer = t_lineWriter ??= new LineWriter();
+        writer.Line.SetLength(0);
+        writer.Lines.Write(logEvent, writer.Line);
+        return writer.Line.ToArray();
+    }
+
+    /// <summary>A thread's <see cref="JsonLines"/> (which is not thread-safe) and the buffer it formats into.</summary>
+    private sealed class LineWriter
+    {
+        public JsonLines Lines { get; } = new();
+
+        public MemoryStream Line { get; } = new();
     }
 }
 
