@@ -16,6 +16,7 @@ namespace MsiProxy.Management;
 [JsonSerializable(typeof(AdminApi.CacheEntryView[]))]
 [JsonSerializable(typeof(AdminApi.CacheFlushed))]
 [JsonSerializable(typeof(AdminApi.CacheRefreshed))]
+[JsonSerializable(typeof(IReadOnlyList<Upstreams.UpstreamHealth>))]
 [JsonSerializable(typeof(List<Upstreams.UpstreamHealth>))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(StateDocument))]
