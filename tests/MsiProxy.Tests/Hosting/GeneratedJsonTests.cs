@@ -54,6 +54,7 @@ public sealed class GeneratedJsonTests
                 (HttpMethod.Put, "/admin/upstreams", $$"""{"upstreams":["{{upstream}}"]}""", HttpStatusCode.OK, "\"order\":0"),
                 (HttpMethod.Delete, "/admin/clients/other", null, HttpStatusCode.NoContent, ""),
                 (HttpMethod.Get, "/admin/clients/other", null, HttpStatusCode.NotFound, "\"error\":\"not_found\""),
+                (HttpMethod.Get, "/admin/wiring", null, HttpStatusCode.OK, "{\"enabled\":false}"), // no monitor here; its view: the E2E tests
                 (HttpMethod.Get, "/healthz", null, HttpStatusCode.OK, "\"status\":\"Healthy\""),
                 (HttpMethod.Get, "/readyz", null, HttpStatusCode.OK, "\"checks\":["),
             ];
