@@ -27,6 +27,8 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
     private const int FlushBytes = 64 * 1024;
 
+    private const int MaxKeptLineBytes = 16 * 1024;
+
     [ThreadStatic]
     private static LineWriter? t_lineWriter;
 
@@ -231,7 +233,13 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         var writer = t_lineWriter ??= new LineWriter();
         writer.Line.SetLength(0);
         writer.Lines.Write(logEvent, writer.Line);
-        return writer.Line.ToArray();
+        var line = writer.Line.ToArray();
+        if (writer.Line.Capacity > MaxKeptLineBytes)
+        {
+            t_lineWriter = null; // a long line (an exception's stack) must not stay allocated on every thread that logged one
+        }
+
+        return line;
     }
 
     /// <summary>A thread's <see cref="JsonLines"/> (which is not thread-safe) and the buffer it formats into.</summary>

@@ -29,11 +29,7 @@ internal static class LogLevels
     public static LoggerConfiguration WithConfiguredLevels(this LoggerConfiguration logger, IConfiguration configuration)
     {
         var minimum = configuration.GetSection(MinimumLevel);
-        if (minimum.Value is not null)
-        {
-            logger.MinimumLevel.ControlledBy(Switch(minimum));
-        }
-        else if (minimum.GetSection("Default") is { Value: not null } fallback)
+        if (DefaultLevel(configuration, minimum) is { } fallback)
         {
             logger.MinimumLevel.ControlledBy(Switch(fallback));
         }
@@ -57,6 +53,33 @@ internal static class LogLevels
         return logger;
     }
 
+    /// <summary>
+    /// <c>Serilog:MinimumLevel</c> or <c>Serilog:MinimumLevel:Default</c>, whichever the latest source that sets either
+    /// sets (as Serilog's reader chooses): a <c>Default</c> on the command line beats a plain level in an environment
+    /// variable, and the other way round.
+    /// </summary>
+    private static IConfigurationSection? DefaultLevel(IConfiguration configuration, IConfigurationSection minimum)
+    {
+        var named = minimum.GetSection("Default");
+        if (configuration is IConfigurationRoot root)
+        {
+            foreach (var provider in root.Providers.Reverse())
+            {
+                if (provider.TryGet(minimum.Path, out var plain) && !string.IsNullOrEmpty(plain))
+                {
+                    return minimum;
+                }
+
+                if (provider.TryGet(named.Path, out var value) && !string.IsNullOrEmpty(value))
+                {
+                    return named;
+                }
+            }
+        }
+
+        return !string.IsNullOrEmpty(minimum.Value) ? minimum : !string.IsNullOrEmpty(named.Value) ? named : null;
+    }
+
     /// <summary>A switch at the setting's level that follows it through reloads.</summary>
     private static LoggingLevelSwitch Switch(IConfigurationSection setting)
     {
@@ -73,9 +96,9 @@ internal static class LogLevels
         return levelSwitch;
     }
 
-    /// <summary>A level by name, any case; a number is not a name.</summary>
+    /// <summary>A level by name, any case; a number, or a list of names (which the enum parser would add up), is not.</summary>
     internal static LogEventLevel? Parse(string? value) =>
-        value?.Trim() is [var first, ..] name && char.IsAsciiLetter(first) && Enum.TryParse<LogEventLevel>(name, ignoreCase: true, out var level)
+        value?.Trim() is { Length: > 0 } name && name.All(char.IsAsciiLetter) && Enum.TryParse<LogEventLevel>(name, ignoreCase: true, out var level)
             ? level
             : null;
 }

@@ -44,6 +44,25 @@ public sealed class LogLevelsTests
         Assert.Equal(["at"], events.Select(e => e.MessageTemplate.Text));
     }
 
+    [Theory]
+    [InlineData("plain first", LogEventLevel.Error)]
+    [InlineData("default first", LogEventLevel.Fatal)]
+    public void A_plain_level_and_a_Default_are_decided_by_the_later_source(string order, LogEventLevel expected)
+    {
+        Dictionary<string, string?> plain = new() { ["Serilog:MinimumLevel"] = "Fatal" };
+        Dictionary<string, string?> named = new() { ["Serilog:MinimumLevel:Default"] = "Error" };
+        var configuration = order == "plain first"
+            ? new ConfigurationBuilder().AddInMemoryCollection(plain).AddInMemoryCollection(named).Build()
+            : new ConfigurationBuilder().AddInMemoryCollection(named).AddInMemoryCollection(plain).Build();
+        var events = new List<LogEvent>();
+        using var logger = Logger(events, configuration);
+
+        logger.Error("error");
+        logger.Fatal("fatal");
+
+        Assert.Equal(expected == LogEventLevel.Error ? ["error", "fatal"] : ["fatal"], events.Select(e => e.MessageTemplate.Text));
+    }
+
     [Fact]
     public void A_reload_moves_a_configured_level_and_a_bad_reloaded_level_keeps_the_one_in_force()
     {
@@ -83,6 +102,7 @@ public sealed class LogLevelsTests
         names.Sample(pair => Assert.Equal(pair.level, LogLevels.Parse(" " + pair.name + " ")));
 
         Gen.Int.Sample(number => Assert.Null(LogLevels.Parse(number.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        Gen.Enum<LogEventLevel>().Array[2, 3].Sample(levels => Assert.Null(LogLevels.Parse(string.Join(",", levels))));
         Gen.String.Where(s => !Enum.GetNames<LogEventLevel>().Contains(s.Trim(), StringComparer.OrdinalIgnoreCase))
             .Sample(other => Assert.Null(LogLevels.Parse(other)));
     }
