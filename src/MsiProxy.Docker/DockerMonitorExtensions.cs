@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Clients;
+using MsiProxy.Configuration;
 using MsiProxy.Docker.Wiring;
 using MsiProxy.Interception;
 using MsiProxy.Interception.Linux;
@@ -43,15 +44,18 @@ public static class DockerMonitorExtensions
 
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<MsiProxyTelemetry>();
-        builder.Services.AddOptions<Configuration.MsiProxyOptions>().Bind(builder.Configuration.GetSection(Configuration.MsiProxyOptions.SectionName));
-        builder.Services.AddOptions<StandaloneMonitorOptions>().Bind(builder.Configuration.GetSection(StandaloneMonitorOptions.SectionName));
+        builder.Services.AddOptions<Configuration.MsiProxyOptions>()
+            .BindChecked(builder.Configuration.GetSection(Configuration.MsiProxyOptions.SectionName), (s, o) => s.Bind(o));
+        builder.Services.AddOptions<StandaloneMonitorOptions>().BindChecked(builder.Configuration.GetSection(StandaloneMonitorOptions.SectionName), (s, o) => s.Bind(o));
         builder.Services.AddHttpClient(AdminApiRegistrationSink.HttpClientName);
         builder.Services.AddSingleton<IRegistrationSink, AdminApiRegistrationSink>();
         builder.Services.AddMonitorCore(builder.Configuration);
         try
         {
             using var host = builder.Build();
-            _ = host.Services.GetRequiredService<IRegistrationSink>(); // configuration errors now, not in the loop
+            // Configuration errors now, not in the loop, nor as the host's "failed to start" log with a stack trace.
+            _ = host.Services.GetRequiredService<IOptions<DockerMonitorOptions>>().Value;
+            _ = host.Services.GetRequiredService<IRegistrationSink>();
             await host.RunAsync().ConfigureAwait(false);
             return 0;
         }
@@ -66,7 +70,7 @@ public static class DockerMonitorExtensions
 
     private static IServiceCollection AddMonitorCore(this IServiceCollection services, ConfigurationManager configuration)
     {
-        services.AddOptions<DockerMonitorOptions>().Bind(configuration.GetSection(DockerMonitorOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<DockerMonitorOptions>().BindChecked(configuration.GetSection(DockerMonitorOptions.SectionName), (s, o) => s.Bind(o)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<DockerMonitorOptions>, DockerMonitorOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MonitorState>();

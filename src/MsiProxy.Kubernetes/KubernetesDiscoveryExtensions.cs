@@ -25,7 +25,9 @@ public static class KubernetesDiscoveryExtensions
             o.Kubernetes.NodeName = string.IsNullOrWhiteSpace(o.Kubernetes.NodeName) ? Environment.GetEnvironmentVariable("NODE_NAME") : o.Kubernetes.NodeName);
 
         var section = builder.Configuration.GetSection($"{MsiProxyOptions.SectionName}:Kubernetes");
-        if (!section.GetValue<bool>("Enabled"))
+        // Not GetValue<bool>: it throws for "yes" here, outside start-up's handling of configuration errors. A value that
+        // is not a boolean leaves discovery off, and binding MsiProxyOptions then refuses it (exit 2, naming key and value).
+        if (!IsTrue(section["Enabled"]))
         {
             return builder;
         }
@@ -53,7 +55,7 @@ public static class KubernetesDiscoveryExtensions
         services.AddHostedService<PodWatcher>();
         services.AddHostedService<IdentityHeaderSecretRefresher>();
 
-        if (section.GetValue<bool>("Dnat:Enabled"))
+        if (IsTrue(section["Dnat:Enabled"]))
         {
             services.TryAddSingleton<ICommandRunner, ProcessCommandRunner>();
             services.AddSingleton(sp => new PodRules(sp.GetRequiredService<ICommandRunner>(),
@@ -78,4 +80,6 @@ public static class KubernetesDiscoveryExtensions
 
         return KubernetesClientConfiguration.InClusterConfig();
     }
+
+    private static bool IsTrue(string? value) => bool.TryParse(value, out var enabled) && enabled;
 }

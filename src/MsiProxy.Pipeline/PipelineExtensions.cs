@@ -30,8 +30,7 @@ public static class PipelineExtensions
         var section = builder.Configuration.GetSection(MsiProxyOptions.SectionName);
         // Bound as Bind(section) would, but the clients in one pass (ClientsConfiguration); reloads follow the section.
         var configuration = builder.Configuration;
-        services.AddOptions<MsiProxyOptions>().Configure(options => ClientsConfiguration.Bind(configuration, section, options)).ValidateOnStart();
-        services.AddSingleton<IOptionsChangeTokenSource<MsiProxyOptions>>(new ConfigurationChangeTokenSource<MsiProxyOptions>(section));
+        services.AddOptions<MsiProxyOptions>().BindChecked(section, (_, options) => ClientsConfiguration.Bind(configuration, section, options)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<MsiProxyOptions>, MsiProxyOptionsValidator>();
         // One binding for both: IOptions<T> would otherwise bind and validate a copy of its own beside the monitor's
         // (with 10,000 configured clients, a second 10,000-client list and a second pass of the binder at start-up).

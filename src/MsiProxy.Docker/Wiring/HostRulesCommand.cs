@@ -79,7 +79,16 @@ public static class HostRulesCommand
             .AddCommandLine(args)
             .Build();
         var options = new DockerMonitorOptions();
-        configuration.GetSection(DockerMonitorOptions.SectionName).Bind(options);
+        try
+        {
+            Configuration.ConfigurationBinding.Checked(() => configuration.GetSection(DockerMonitorOptions.SectionName).Bind(options));
+        }
+        catch (Configuration.ConfigurationException ex)
+        {
+            output.WriteLine("error: the configuration is invalid:\n  " + ex.Message);
+            return null;
+        }
+
         var problems = new DockerMonitorOptionsValidator().Validate(null, options);
         if (problems.Failed)
         {

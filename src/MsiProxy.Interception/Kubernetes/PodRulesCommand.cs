@@ -21,7 +21,7 @@ public static class PodRulesCommand
         {
             options = Load(args);
         }
-        catch (InvalidOperationException ex)
+        catch (ConfigurationException ex)
         {
             await output.WriteLineAsync("error: the configuration is invalid: " + ex.Message).ConfigureAwait(false);
             return 2;
@@ -50,7 +50,7 @@ public static class PodRulesCommand
             .AddCommandLine(args)
             .Build();
         var options = new DnatOptions();
-        configuration.GetSection($"{MsiProxyOptions.SectionName}:Kubernetes:Dnat").Bind(options);
+        ConfigurationBinding.Checked(() => configuration.GetSection($"{MsiProxyOptions.SectionName}:Kubernetes:Dnat").Bind(options));
         return options;
     }
 }

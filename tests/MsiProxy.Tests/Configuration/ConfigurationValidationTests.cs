@@ -41,6 +41,11 @@ public sealed class ConfigurationValidationTests
         { "MsiProxy:Logging:QueueCapacity", "0", "MsiProxy:Logging:QueueCapacity = '0' must be a whole number of events from 1 to 1000000" },
         { "MsiProxy:Logging:QueueCapacity", "lots", "MsiProxy:Logging:QueueCapacity = 'lots' must be a whole number" },
         { "Serilog:MinimumLevel:Override:Yarp", "Loud", "Serilog:MinimumLevel:Override:Yarp = 'Loud' must be one of Verbose, Debug" },
+        // Values the binder cannot convert: its message names them.
+        { "MsiProxy:Cache:MaxEntries", "lots", "Failed to convert configuration value 'lots' at 'MsiProxy:Cache:MaxEntries' to type 'System.Int32'" },
+        { "MsiProxy:UnboundIdentity", "Maybe", "Failed to convert configuration value 'Maybe' at 'MsiProxy:UnboundIdentity'" },
+        { "MsiProxy:HoldTimeout", "soon", "Failed to convert configuration value 'soon' at 'MsiProxy:HoldTimeout' to type 'System.TimeSpan'" },
+        { "MsiProxy:Kubernetes:Enabled", "yes", "Failed to convert configuration value 'yes' at 'MsiProxy:Kubernetes:Enabled' to type 'System.Boolean'" },
     };
 
     [Theory]
@@ -63,6 +68,21 @@ public sealed class ConfigurationValidationTests
         Assert.True(exit == 2, $"exit {exit}\n{program.Output}");
         Assert.Contains(expected, program.StandardError);
         Assert.DoesNotContain("   at ", program.StandardError); // a message, not a stack trace
+    }
+
+    [Theory]
+    [InlineData("monitor", "--MsiProxy:Docker:ProxyPort=eighty", "'eighty' at 'MsiProxy:Docker:ProxyPort'")]
+    [InlineData("monitor", "--MsiProxy:Docker:ReconcileInterval=often", "'often' at 'MsiProxy:Docker:ReconcileInterval'")]
+    [InlineData("install-host-rules", "--MsiProxy:Docker:ProxyPort=eighty", "'eighty' at 'MsiProxy:Docker:ProxyPort'")]
+    [InlineData("uninstall-pod-rules", "--MsiProxy:Kubernetes:Dnat:ProxyPort=eighty", "'eighty' at 'MsiProxy:Kubernetes:Dnat:ProxyPort'")]
+    public async Task Each_subcommand_exits_2_naming_a_value_the_binder_cannot_convert(string subcommand, string setting, string expected)
+    {
+        await using var program = StartIsolated([subcommand, "--MsiProxy:Monitor:AdminUrl=http://127.0.0.1:9", "--MsiProxy:Monitor:ApiKey=test-key", setting]);
+        var exit = await program.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 2, $"exit {exit}\n{program.Output}");
+        Assert.Contains("Failed to convert configuration value " + expected, program.Output);
+        Assert.DoesNotContain("   at ", program.Output);
     }
 
     [Fact]
