@@ -1,10 +1,9 @@
-using System.Runtime.CompilerServices;
-using k8s;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 using MsiProxy.Interception;
 using MsiProxy.Interception.Kubernetes;
+using MsiProxy.Kubernetes.Api;
 using MsiProxy.Kubernetes.Bindings;
 using MsiProxy.Kubernetes.Pods;
 using MsiProxy.Kubernetes.Secrets;
@@ -36,19 +35,15 @@ public static class KubernetesDiscoveryExtensions
         return builder;
     }
 
-    // Apart from AddKubernetesDiscovery, and never inlined into it: the JIT resolves every type a method's body names
-    // when it compiles that method, so registering IKubernetes in the caller loaded KubernetesClient.dll (~2 MB mapped,
-    // its types and statics) into every proxy, discovery on or off. tests/MsiProxy.Tests/Hosting/ModeFootprintTests holds this.
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void AddPodDiscovery(IServiceCollection services, IConfigurationSection section)
     {
-        services.AddSingleton<IKubernetes>(sp => new k8s.Kubernetes(ClientConfiguration(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes)));
+        services.AddSingleton(sp => new KubernetesApi(Connection(sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes)));
         services.TryAddSingleton<IPodSource>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<MsiProxyOptions>>().Value.Kubernetes;
-            return new KubernetesPodSource(sp.GetRequiredService<IKubernetes>(), options.NodeName!, options.WatchTimeout);
+            return new KubernetesPodSource(sp.GetRequiredService<KubernetesApi>(), options.NodeName!, options.WatchTimeout);
         });
-        services.TryAddSingleton<ISecretSource>(sp => new KubernetesSecretSource(sp.GetRequiredService<IKubernetes>()));
+        services.TryAddSingleton<ISecretSource>(sp => new KubernetesSecretSource(sp.GetRequiredService<KubernetesApi>()));
         services.AddSingleton<IdentityHeaderSecrets>();
         services.AddSingleton<PodRegistrations>();
         services.AddHostedService<BindingsWatcher>();
@@ -64,22 +59,10 @@ public static class KubernetesDiscoveryExtensions
         }
     }
 
-    private static KubernetesClientConfiguration ClientConfiguration(KubernetesOptions options)
-    {
-        if (!string.IsNullOrEmpty(options.ApiServer))
-        {
-            return new KubernetesClientConfiguration { Host = options.ApiServer };
-        }
-
-        if (!KubernetesClientConfiguration.IsInCluster())
-        {
-            throw new ConfigurationException(
-                "MsiProxy:Kubernetes:Enabled is true but there is no in-cluster configuration (service account token and "
-                + "KUBERNETES_SERVICE_HOST); run the proxy in a pod or set MsiProxy:Kubernetes:ApiServer");
-        }
-
-        return KubernetesClientConfiguration.InClusterConfig();
-    }
+    private static KubernetesConnection Connection(KubernetesOptions options) =>
+        string.IsNullOrEmpty(options.ApiServer)
+            ? KubernetesConnection.InCluster(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"), Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_PORT"))
+            : KubernetesConnection.Direct(new Uri(options.ApiServer));
 
     private static bool IsTrue(string? value) => bool.TryParse(value, out var enabled) && enabled;
 }

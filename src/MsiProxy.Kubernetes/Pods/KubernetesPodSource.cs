@@ -1,28 +1,26 @@
 using System.Net;
 using System.Runtime.CompilerServices;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using System.Text.Json;
+using MsiProxy.Kubernetes.Api;
 
 namespace MsiProxy.Kubernetes.Pods;
 
 /// <summary>
-/// Lists and watches <c>/api/v1/pods?fieldSelector=spec.nodeName=&lt;node&gt;</c> with the official client: only this node's pods,
-/// so the proxy needs nothing but get/list/watch on pods and a node's worth of memory.
+/// Lists and watches <c>/api/v1/pods?fieldSelector=spec.nodeName=&lt;node&gt;</c>: only this node's pods, so the proxy needs
+/// nothing but get/list/watch on pods and a node's worth of memory.
 /// </summary>
-internal sealed class KubernetesPodSource(IKubernetes client, string nodeName, TimeSpan watchTimeout) : IPodSource
+internal sealed class KubernetesPodSource(KubernetesApi api, string nodeName, TimeSpan watchTimeout) : IPodSource
 {
     private string FieldSelector => $"spec.nodeName={nodeName}";
 
     public async Task<PodList> ListAsync(CancellationToken cancellationToken)
     {
-        V1PodList list;
+        ApiPodList list;
         try
         {
-            list = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: FieldSelector, cancellationToken: cancellationToken)
-                .ConfigureAwait(false);
+            list = await api.ListPodsAsync(FieldSelector, cancellationToken).ConfigureAwait(false);
         }
-        catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.Gone)
+        catch (KubernetesApiException ex) when (ex.Status == HttpStatusCode.Gone)
         {
             throw new WatchExpiredException("The pod list answered 410 Gone", ex);
         }
@@ -33,78 +31,64 @@ internal sealed class KubernetesPodSource(IKubernetes client, string nodeName, T
             throw new FormatException("The pod list has no metadata.resourceVersion to watch from");
         }
 
-        return new PodList([.. list.Items.Select(PodInfo.From)], version);
+        return new PodList([.. (list.Items ?? []).Select(PodInfo.From)], version);
     }
 
     public async IAsyncEnumerable<PodEvent> WatchAsync(string resourceVersion, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // The client reports ERROR events (a Status object) and undecodable lines through onError and keeps reading; either means
-        // this watch can no longer be trusted, so stop it and let the caller decide between relisting and reconnecting.
-        Exception? failure = null;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var events = client.CoreV1.WatchListPodForAllNamespacesAsync(
-            allowWatchBookmarks: true,
-            fieldSelector: FieldSelector,
-            resourceVersion: resourceVersion,
-            timeoutSeconds: (int)Math.Max(1, watchTimeout.TotalSeconds),
-            onError: ex =>
-            {
-                failure ??= ex;
-                stop.Cancel();
-            },
-            cancellationToken: stop.Token);
-
-        var enumerator = events.GetAsyncEnumerator(stop.Token);
-        try
+        var lines = api.WatchPodsAsync(FieldSelector, resourceVersion, (int)Math.Max(1, watchTimeout.TotalSeconds), cancellationToken);
+        await using var enumerator = lines.GetAsyncEnumerator(cancellationToken);
+        while (true)
         {
-            while (true)
+            try
             {
-                bool more;
-                try
-                {
-                    more = await enumerator.MoveNextAsync().ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (failure is not null && !cancellationToken.IsCancellationRequested)
-                {
-                    throw Translate(failure);
-                }
-                catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.Gone)
-                {
-                    throw new WatchExpiredException($"The watch from resourceVersion {resourceVersion} answered 410 Gone", ex);
-                }
-
-                if (failure is not null)
-                {
-                    throw Translate(failure);
-                }
-
-                if (!more)
+                if (!await enumerator.MoveNextAsync().ConfigureAwait(false))
                 {
                     yield break;
                 }
-
-                var (type, pod) = enumerator.Current;
-                yield return type switch
-                {
-                    WatchEventType.Added or WatchEventType.Modified => new PodEvent(PodEventKind.Upserted, PodInfo.From(pod), pod.Metadata?.ResourceVersion),
-                    WatchEventType.Deleted => new PodEvent(PodEventKind.Deleted, PodInfo.From(pod), pod.Metadata?.ResourceVersion),
-                    _ => new PodEvent(PodEventKind.Bookmark, null, pod?.Metadata?.ResourceVersion),
-                };
             }
-        }
-        finally
-        {
-            await enumerator.DisposeAsync().ConfigureAwait(false);
+            catch (KubernetesApiException ex) when (ex.Status == HttpStatusCode.Gone)
+            {
+                throw new WatchExpiredException($"The watch from resourceVersion {resourceVersion} answered 410 Gone", ex);
+            }
+            catch (FormatException ex)
+            {
+                // An undecodable line: this watch can no longer be trusted; the watcher backs off and relists.
+                throw new KubernetesWatchException($"The watch stream could not be read: {ex.Message}", ex);
+            }
+
+            yield return Event(enumerator.Current);
         }
     }
 
-    private static Exception Translate(Exception failure) => failure switch
+    private static PodEvent Event(ApiWatchLine line)
     {
-        KubernetesException { Status.Code: (int)HttpStatusCode.Gone } gone =>
-            new WatchExpiredException($"The watch ended with an ERROR event: {gone.Status.Message}", gone),
-        KubernetesException error => new KubernetesWatchException($"The watch ended with an ERROR event: {error.Status?.Message}", error),
-        _ => new KubernetesWatchException($"The watch stream could not be read: {failure.Message}", failure),
-    };
+        if (line.Type == "ERROR")
+        {
+            var status = line.Object.Deserialize(KubernetesJson.Default.ApiStatus);
+            throw status?.Code == (int)HttpStatusCode.Gone
+                ? new WatchExpiredException($"The watch ended with an ERROR event: {status.Message}")
+                : new KubernetesWatchException($"The watch ended with an ERROR event: {status?.Message}");
+        }
+
+        ApiPod pod;
+        try
+        {
+            pod = line.Object.Deserialize(KubernetesJson.Default.ApiPod)!;
+        }
+        catch (JsonException ex)
+        {
+            throw new KubernetesWatchException($"A {line.Type} event's object is not a pod: {ex.Message}", ex);
+        }
+
+        return line.Type switch
+        {
+            "ADDED" or "MODIFIED" => new PodEvent(PodEventKind.Upserted, PodInfo.From(pod), pod.Metadata?.ResourceVersion),
+            "DELETED" => new PodEvent(PodEventKind.Deleted, PodInfo.From(pod), pod.Metadata?.ResourceVersion),
+            "BOOKMARK" => new PodEvent(PodEventKind.Bookmark, null, pod.Metadata?.ResourceVersion),
+            _ => throw new KubernetesWatchException($"The watch sent an event of unknown type {line.Type}"),
+        };
+    }
 }
 
 /// <summary>A watch that failed for a reason other than an expired resourceVersion; the watcher backs off and relists.</summary>

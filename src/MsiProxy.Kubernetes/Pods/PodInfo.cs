@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using k8s.Models;
+using MsiProxy.Kubernetes.Api;
 
 namespace MsiProxy.Kubernetes.Pods;
 
@@ -25,13 +25,13 @@ internal sealed record PodInfo
     public bool IsRunning => Phase == "Running";
     public bool IsFinished => Phase is "Succeeded" or "Failed";
 
-    public static PodInfo From(V1Pod pod)
+    public static PodInfo From(ApiPod pod)
     {
         var metadata = pod.Metadata ?? throw new FormatException("a pod without metadata");
         return new PodInfo
         {
-            Uid = metadata.Uid ?? throw new FormatException($"pod {metadata.NamespaceProperty}/{metadata.Name} has no uid"),
-            Namespace = metadata.NamespaceProperty ?? "default",
+            Uid = metadata.Uid ?? throw new FormatException($"pod {metadata.Namespace}/{metadata.Name} has no uid"),
+            Namespace = metadata.Namespace ?? "default",
             Name = metadata.Name ?? metadata.Uid,
             // The API server defaults an empty serviceAccountName to "default"; do the same for objects that skip it.
             ServiceAccount = string.IsNullOrEmpty(pod.Spec?.ServiceAccountName) ? "default" : pod.Spec.ServiceAccountName,
@@ -43,12 +43,12 @@ internal sealed record PodInfo
     }
 
     /// <summary>IMDS is IPv4-only, so on a dual-stack pod the IPv4 address is the one its requests come from.</summary>
-    private static IPAddress? PickAddress(V1PodStatus? status)
+    private static IPAddress? PickAddress(ApiPodStatus? status)
     {
         var candidates = new List<string>();
         if (status?.PodIPs is { } ips)
         {
-            candidates.AddRange(ips.Select(ip => ip.Ip).Where(ip => !string.IsNullOrEmpty(ip)));
+            candidates.AddRange(ips.Select(ip => ip.Ip).OfType<string>().Where(ip => ip.Length > 0));
         }
 
         if (!string.IsNullOrEmpty(status?.PodIP))

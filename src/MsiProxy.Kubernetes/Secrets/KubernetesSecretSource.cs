@@ -1,40 +1,37 @@
 using System.Net;
 using System.Text;
 using MsiProxy.Clients;
+using MsiProxy.Kubernetes.Api;
 using MsiProxy.Kubernetes.Bindings;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
 
 namespace MsiProxy.Kubernetes.Secrets;
 
 /// <summary>
-/// <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c> with the client (and so the credentials) the pod source uses.
+/// <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c> with the connection (and so the credentials) the pod source uses.
 /// A single get per Secret a binding names: the chart's Role grants <c>get</c> on exactly those names, and nothing that
 /// lists or watches Secrets.
 /// </summary>
-internal sealed class KubernetesSecretSource(IKubernetes client) : ISecretSource
+internal sealed class KubernetesSecretSource(KubernetesApi api) : ISecretSource
 {
     public async Task<IdentityHeaderRead> ReadAsync(SecretReference reference, CancellationToken cancellationToken)
     {
-        V1Secret secret;
+        ApiSecret secret;
         try
         {
-            secret = await client.CoreV1.ReadNamespacedSecretAsync(reference.Name, reference.Namespace, cancellationToken: cancellationToken)
-                .ConfigureAwait(false);
+            secret = await api.ReadSecretAsync(reference.Namespace, reference.Name, cancellationToken).ConfigureAwait(false);
         }
-        catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.Status == HttpStatusCode.NotFound)
         {
             return IdentityHeaderRead.Failed($"Secret {reference.Namespace}/{reference.Name} does not exist");
         }
-        catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.Forbidden)
+        catch (KubernetesApiException ex) when (ex.Status == HttpStatusCode.Forbidden)
         {
             return IdentityHeaderRead.Failed($"the proxy may not get Secret {reference.Namespace}/{reference.Name} "
                 + "(RBAC: the chart grants get on the Secrets of kubernetes.bindings and kubernetes.identityHeaderSecrets only)");
         }
-        catch (HttpOperationException ex)
+        catch (KubernetesApiException ex)
         {
-            return IdentityHeaderRead.Failed($"the API server answered HTTP {(int?)ex.Response?.StatusCode} for Secret {reference.Namespace}/{reference.Name}");
+            return IdentityHeaderRead.Failed($"the API server answered HTTP {(int?)ex.Status} for Secret {reference.Namespace}/{reference.Name}");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -58,7 +55,7 @@ internal sealed class KubernetesSecretSource(IKubernetes client) : ISecretSource
         finally
         {
             // Keep no copy of any of the Secret's values longer than the hashing needs.
-            foreach (var value in secret.Data?.Values ?? [])
+            foreach (var value in secret.Data?.Values ?? Enumerable.Empty<byte[]?>())
             {
                 if (value is not null)
                 {

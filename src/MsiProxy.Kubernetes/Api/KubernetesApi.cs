@@ -1,0 +1,158 @@
+using System.Globalization;
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+
+namespace MsiProxy.Kubernetes.Api;
+
+/// <summary>
+/// The three calls the proxy makes to the API server, over one HttpClient: list and watch this node's pods, get one
+/// Secret. Written here rather than taken from KubernetesClient, whose watch works by reflection (no Native AOT) and
+/// which loaded ~2 MB of code and its generated models into every proxy with discovery on.
+/// </summary>
+internal sealed class KubernetesApi : IDisposable
+{
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(100); // a list or a get; a watch ends when the server ends it
+
+    private readonly KubernetesConnection _connection;
+    private readonly HttpClient _http;
+
+    public KubernetesApi(KubernetesConnection connection)
+    {
+        _connection = connection;
+        _http = new HttpClient(connection.CreateHandler()) { BaseAddress = connection.Server, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary><c>GET /api/v1/pods?fieldSelector=…</c>.</summary>
+    /// <exception cref="KubernetesApiException">The server answered with an error status.</exception>
+    public async Task<ApiPodList> ListPodsAsync(string fieldSelector, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(CallTimeout);
+        using var response = await SendAsync($"api/v1/pods?fieldSelector={Uri.EscapeDataString(fieldSelector)}", HttpCompletionOption.ResponseContentRead, timeout.Token)
+            .ConfigureAwait(false);
+        var body = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false);
+        return await JsonSerializer.DeserializeAsync(body, KubernetesJson.Default.ApiPodList, timeout.Token).ConfigureAwait(false)
+            ?? throw new FormatException("The pod list is null");
+    }
+
+    /// <summary>
+    /// <c>GET /api/v1/pods?watch=true&amp;…</c> from <paramref name="resourceVersion"/>: one event per line until the server
+    /// ends the stream (after <paramref name="timeoutSeconds"/>, or sooner).
+    /// </summary>
+    /// <exception cref="KubernetesApiException">The server refused the watch (410 when the version is too old).</exception>
+    /// <exception cref="FormatException">A line is not a watch event.</exception>
+    public async IAsyncEnumerable<ApiWatchLine> WatchPodsAsync(string fieldSelector, string resourceVersion, int timeoutSeconds,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var query = string.Create(CultureInfo.InvariantCulture,
+            $"api/v1/pods?watch=true&allowWatchBookmarks=true&fieldSelector={Uri.EscapeDataString(fieldSelector)}&resourceVersion={Uri.EscapeDataString(resourceVersion)}&timeoutSeconds={timeoutSeconds}");
+        using var response = await SendAsync(query, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        using var lines = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await lines.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            ApiWatchLine? parsed;
+            try
+            {
+                parsed = JsonSerializer.Deserialize(line, KubernetesJson.Default.ApiWatchLine);
+            }
+            catch (JsonException ex)
+            {
+                throw new FormatException($"A watch line is not JSON: {ex.Message}", ex);
+            }
+
+            yield return parsed is { Type: not null, Object.ValueKind: JsonValueKind.Object }
+                ? parsed
+                : throw new FormatException("A watch line has no type or no object");
+        }
+    }
+
+    /// <summary>
+    /// <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c>. The body is read into a buffer of ours and cleared once
+    /// parsed, so no copy of the Secret's values outlives the call but the one returned (the caller clears it).
+    /// </summary>
+    /// <exception cref="KubernetesApiException">The server answered with an error status (404 missing, 403 not allowed).</exception>
+    public async Task<ApiSecret> ReadSecretAsync(string @namespace, string name, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(CallTimeout);
+        using var response = await SendAsync($"api/v1/namespaces/{Uri.EscapeDataString(@namespace)}/secrets/{Uri.EscapeDataString(name)}",
+            HttpCompletionOption.ResponseContentRead, timeout.Token).ConfigureAwait(false);
+        var body = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
+        try
+        {
+            return JsonSerializer.Deserialize(body, KubernetesJson.Default.ApiSecret) ?? throw new FormatException("The Secret is null");
+        }
+        finally
+        {
+            Array.Clear(body);
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    /// <summary>Sends a GET with the connection's credentials; an error status becomes a <see cref="KubernetesApiException"/> with the server's message.</summary>
+    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, HttpCompletionOption completion, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+        request.Headers.Authorization = await _connection.AuthorizationAsync(cancellationToken).ConfigureAwait(false);
+        request.Headers.Accept.ParseAdd("application/json");
+        var response = await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            throw new KubernetesApiException(response.StatusCode, await ReadStatusMessageAsync(response, cancellationToken).ConfigureAwait(false));
+        }
+    }
+
+    private static async Task<string?> ReadStatusMessageAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            return JsonSerializer.Deserialize(body, KubernetesJson.Default.ApiStatus)?.Message;
+        }
+        catch (JsonException)
+        {
+            return null; // not a Status (a proxy's HTML page, say): the status code says enough
+        }
+    }
+}
+
+/// <summary>The API server answered a call, or ended a watch, with an error (its HTTP status or the ERROR event's Status code).</summary>
+internal sealed class KubernetesApiException : Exception
+{
+    public KubernetesApiException()
+    {
+    }
+
+    public KubernetesApiException(string message)
+        : base(message)
+    {
+    }
+
+    public KubernetesApiException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    public KubernetesApiException(HttpStatusCode status, string? serverMessage)
+        : base($"The API server answered HTTP {(int)status}{(serverMessage is null ? "" : ": " + serverMessage)}")
+    {
+        Status = status;
+        ServerMessage = serverMessage;
+    }
+
+    public HttpStatusCode? Status { get; }
+
+    public string? ServerMessage { get; }
+}
