@@ -1,8 +1,7 @@
 using System.Text.RegularExpressions;
 using MsiProxy.Clients;
 using YamlDotNet.Core;
-using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
+using YamlDotNet.RepresentationModel;
 
 namespace MsiProxy.Kubernetes.Bindings;
 
@@ -17,33 +16,53 @@ namespace MsiProxy.Kubernetes.Bindings;
 ///     proof: address+secret                        # optional: address (default), address+secret or secret
 ///     identityHeaderSecret: { name: app-identity, key: IDENTITY_HEADER }   # a Secret in the pod's namespace
 /// </code>
-/// Unknown keys are errors, so a typo cannot silently widen or drop a binding. A proof that needs the identity header
-/// without a Secret to read it from is an error too: it could only refuse every pod of the binding.
+/// Unknown keys are errors, so a typo cannot silently widen or drop a binding; so are a key given twice and a second
+/// document, which a reader could take as the one that counts. A proof that needs the identity header without a Secret
+/// to read it from is an error too: it could only refuse every pod of the binding. The file is read as YAML's node tree,
+/// walked here, rather than deserialized into classes: YamlDotNet's deserializer works by reflection (no Native AOT).
 /// </summary>
 internal static partial class BindingsParser
 {
-    private static readonly IDeserializer Deserializer = new DeserializerBuilder()
-        .WithNamingConvention(CamelCaseNamingConvention.Instance)
-        .Build();
+    private static readonly string[] EntryKeys = ["namespace", "serviceAccount", "podSelector", "identities", "proof", "identityHeaderSecret"];
 
     public static BindingSet Parse(string text)
     {
-        BindingsDocument? document;
+        var stream = new YamlStream();
         try
         {
-            document = Deserializer.Deserialize<BindingsDocument?>(text);
+            stream.Load(new StringReader(text));
         }
         catch (YamlException ex)
         {
-            throw new FormatException($"bindings file is not valid: {ex.Message} (line {ex.Start.Line}, column {ex.Start.Column})", ex);
+            throw Invalid(ex.Message, ex.Start, ex);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // YamlDotNet's loader throws more than YamlException on some text (InvalidOperationException after "...",
+            // ArgumentException for a key it cannot place; BindingsParserPropertyTests found both). It reads a string in
+            // memory, so whatever it throws means the same: this text is not bindings. Anything but FormatException
+            // would have escaped the watcher and stopped the proxy.
+            throw new FormatException($"bindings file is not valid: {ex.Message}", ex);
         }
 
-        if (document?.Bindings is not { } entries)
+        if (stream.Documents.Count > 1)
+        {
+            throw Invalid($"it holds {stream.Documents.Count} YAML documents; one is read", stream.Documents[1].RootNode.Start);
+        }
+
+        if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
+        {
+            return BindingSet.Empty;
+        }
+
+        var root = Fields(stream.Documents[0].RootNode, "the document", ["bindings"]);
+        if (!root.TryGetValue("bindings", out var list) || IsNull(list))
         {
             return BindingSet.Empty;
         }
 
         var bindings = new List<PodBinding>();
+        var entries = Sequence(list, "bindings");
         for (var i = 0; i < entries.Count; i++)
         {
             bindings.Add(ToBinding(entries[i], $"bindings[{i}]"));
@@ -52,16 +71,20 @@ internal static partial class BindingsParser
         return new BindingSet(bindings);
     }
 
-    private static PodBinding ToBinding(BindingEntry? entry, string where)
+    private static PodBinding ToBinding(YamlNode node, string where)
     {
-        if (entry is null)
+        if (IsNull(node))
         {
             throw new FormatException($"{where} is empty");
         }
 
-        var ns = Required(entry.Namespace, $"{where}.namespace");
-        var serviceAccount = Required(entry.ServiceAccount, $"{where}.serviceAccount");
-        if (entry.Identities is not { Count: > 0 } texts)
+        var entry = Fields(node, where, EntryKeys);
+        var ns = Required(Scalar(entry, "namespace", where), $"{where}.namespace");
+        var serviceAccount = Required(Scalar(entry, "serviceAccount", where), $"{where}.serviceAccount");
+        var texts = entry.TryGetValue("identities", out var identityList) && !IsNull(identityList)
+            ? Sequence(identityList, $"{where}.identities").Select((item, j) => ScalarValue(item, $"{where}.identities[{j}]")).ToList()
+            : [];
+        if (texts.Count == 0)
         {
             throw new FormatException($"{where}.identities must list at least one identity");
         }
@@ -78,21 +101,31 @@ internal static partial class BindingsParser
         }
 
         var labels = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in entry.PodSelector?.MatchLabels ?? [])
+        if (entry.TryGetValue("podSelector", out var selectorNode) && !IsNull(selectorNode))
         {
-            labels[Required(key, $"{where}.podSelector.matchLabels key")] = value ?? "";
+            var selector = Fields(selectorNode, $"{where}.podSelector", ["matchLabels"]);
+            if (selector.TryGetValue("matchLabels", out var matchLabels) && !IsNull(matchLabels))
+            {
+                foreach (var (key, value) in Fields(matchLabels, $"{where}.podSelector.matchLabels", allowed: null))
+                {
+                    labels[Required(key, $"{where}.podSelector.matchLabels key")] = ScalarValue(value, $"{where}.podSelector.matchLabels.{key}") ?? "";
+                }
+            }
         }
 
-        if (!ProofPolicies.TryParse(entry.Proof, out var proof))
+        var proofText = Scalar(entry, "proof", where);
+        if (!ProofPolicies.TryParse(proofText, out var proof))
         {
-            throw new FormatException($"{where}.proof: '{entry.Proof}' is not a proof policy ({ProofPolicies.Names})");
+            throw new FormatException($"{where}.proof: '{proofText}' is not a proof policy ({ProofPolicies.Names})");
         }
 
         SecretKeyReference? secret = null;
-        if (entry.IdentityHeaderSecret is { } reference)
+        if (entry.TryGetValue("identityHeaderSecret", out var secretNode) && !IsNull(secretNode))
         {
+            var reference = Fields(secretNode, $"{where}.identityHeaderSecret", ["name", "key"]);
             secret = new SecretKeyReference(
-                SecretName(reference.Name, $"{where}.identityHeaderSecret.name"), SecretKey(reference.Key, $"{where}.identityHeaderSecret.key"));
+                SecretName(Scalar(reference, "name", $"{where}.identityHeaderSecret"), $"{where}.identityHeaderSecret.name"),
+                SecretKey(Scalar(reference, "key", $"{where}.identityHeaderSecret"), $"{where}.identityHeaderSecret.key"));
         }
 
         if (proof.NeedsSecret() && secret is null)
@@ -137,31 +170,50 @@ internal static partial class BindingsParser
     private static string Required(string? value, string where) =>
         string.IsNullOrWhiteSpace(value) ? throw new FormatException($"{where} is required") : value.Trim();
 
-#pragma warning disable CA1812, CA2227 // instantiated and filled by the YAML deserializer
-    private sealed class BindingsDocument
+    /// <summary>A mapping's entries by key, in order; a key not in <paramref name="allowed"/> (when given) or given twice is an error.</summary>
+    private static Dictionary<string, YamlNode> Fields(YamlNode node, string where, string[]? allowed)
     {
-        public List<BindingEntry?>? Bindings { get; set; }
+        if (node is not YamlMappingNode mapping)
+        {
+            throw Invalid($"{where} must be a mapping", node.Start);
+        }
+
+        var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+        foreach (var (keyNode, value) in mapping.Children)
+        {
+            var key = ScalarValue(keyNode, $"a key of {where}") ?? "";
+            if (allowed is not null && !allowed.Contains(key, StringComparer.Ordinal))
+            {
+                throw Invalid($"{where} has an unknown key '{key}' (known: {string.Join(", ", allowed)})", keyNode.Start);
+            }
+
+            if (!fields.TryAdd(key, value))
+            {
+                throw Invalid($"{where} has the key '{key}' twice", keyNode.Start);
+            }
+        }
+
+        return fields;
     }
 
-    private sealed class BindingEntry
-    {
-        public string? Namespace { get; set; }
-        public string? ServiceAccount { get; set; }
-        public PodSelector? PodSelector { get; set; }
-        public List<string>? Identities { get; set; }
-        public string? Proof { get; set; }
-        public SecretKeySelector? IdentityHeaderSecret { get; set; }
-    }
+    private static IList<YamlNode> Sequence(YamlNode node, string where) =>
+        node is YamlSequenceNode sequence ? sequence.Children : throw Invalid($"{where} must be a list", node.Start);
 
-    private sealed class SecretKeySelector
-    {
-        public string? Name { get; set; }
-        public string? Key { get; set; }
-    }
+    private static string? Scalar(Dictionary<string, YamlNode> fields, string key, string where) =>
+        fields.TryGetValue(key, out var node) ? ScalarValue(node, $"{where}.{key}") : null;
 
-    private sealed class PodSelector
+    /// <summary>A scalar's text, or null for YAML's null (<c>~</c>, <c>null</c>, nothing); a list or mapping is an error.</summary>
+    private static string? ScalarValue(YamlNode node, string where) => node switch
     {
-        public Dictionary<string, string?>? MatchLabels { get; set; }
-    }
-#pragma warning restore CA1812, CA2227
+        _ when IsNull(node) => null,
+        YamlScalarNode scalar => scalar.Value,
+        _ => throw Invalid($"{where} must be a single value", node.Start),
+    };
+
+    /// <summary>YAML's null as the deserializer read it: a plain (unquoted) empty, <c>~</c> or <c>null</c>.</summary>
+    private static bool IsNull(YamlNode node) =>
+        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+
+    private static FormatException Invalid(string problem, Mark at, Exception? inner = null) =>
+        new($"bindings file is not valid: {problem} (line {at.Line}, column {at.Column})", inner);
 }

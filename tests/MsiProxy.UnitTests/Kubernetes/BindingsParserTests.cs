@@ -125,7 +125,19 @@ public sealed class BindingsParserTests
     [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: {name: s}}\n", "bindings[0].identityHeaderSecret.key is required")]
     [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: {name: App_Identity, key: k}}\n", "bindings[0].identityHeaderSecret.name = 'App_Identity' is not a Secret name")]
     [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: {name: s, key: \"a/b\"}}\n", "bindings[0].identityHeaderSecret.key = 'a/b' is not a Secret key")]
-    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: {name: s, key: k, namespace: other}}\n", "Property 'namespace' not found")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: {name: s, key: k, namespace: other}}\n", "bindings[0].identityHeaderSecret has an unknown key 'namespace'")]
+    [InlineData("bindings:\n  - namespace: a\n    serviceAccount: b\n    identities: [system]\n    identities: [\"*\"]\n", "Duplicate key")]
+    [InlineData("bindings:\n  - namespace: a\n    serviceAccount: b\n    identities: [system]\n    \"identities\": [\"*\"]\n", "Duplicate key")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], podSelector: {matchLabels: {~: x, null: y}}}\n", "bindings[0].podSelector.matchLabels has the key '' twice")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system]}\n---\nbindings:\n  - {namespace: a, serviceAccount: b, identities: [\"*\"]}\n", "it holds 2 YAML documents")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [[system]]}\n", "bindings[0].identities[0] must be a single value")]
+    [InlineData("bindings:\n  - {namespace: [a], serviceAccount: b, identities: [system]}\n", "bindings[0].namespace must be a single value")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: system}\n", "bindings[0].identities must be a list")]
+    [InlineData("bindings: everything\n", "bindings must be a list")]
+    [InlineData("...\nserviceAccount\n", "bindings file is not valid")] // YamlDotNet's scanner threw InvalidOperationException, which stopped the host
+    [InlineData("- namespace: a\n", "the document must be a mapping")]
+    [InlineData("binding:\n  - {namespace: a, serviceAccount: b, identities: [system]}\n", "the document has an unknown key 'binding'")]
+    [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], podSelector: {matchLabels: {app: [x]}}}\n", "bindings[0].podSelector.matchLabels.app must be a single value")]
     [InlineData("bindings:\n  - {namespace: a, serviceAccount: b, identities: [system], proof: secret, identityHeaderSecret: s}\n", "not valid")]
     public void Mistakes_are_errors_that_say_where(string text, string expected)
     {
