@@ -48,8 +48,22 @@ public sealed class ClientFairnessTests
         Assert.True(emulator.State.Requests.Count(r => r.Sequence > lastQuiet) >= 25, "most of the flood's backlog came after the quiet client");
         // Nothing the upstream could do was refused, and IMDS's limits held.
         Assert.All(floodStatuses, s => Assert.Equal(HttpStatusCode.OK, s));
-        Assert.Equal(0, emulator.State.Counters.Throttled);
+        Assert.True(emulator.State.Counters.Throttled == 0, ThrottledReport(emulator));
         Assert.InRange(inFlight.Max, 1, 5);
+    }
+
+    /// <summary>
+    /// For each identity request IMDS refused: how many requests (any endpoint) the emulator had in flight, and how many
+    /// identity requests it had admitted in the second before. Twenty admitted means the proxy's start window and the
+    /// emulator's arrival window drifted apart (RateWindow); fewer means the proxy started one before the emulator had
+    /// let the last go (SlotReleaseDelay). Which of the two, on a loaded machine, is what this message is for.
+    /// </summary>
+    private static string ThrottledReport(ImdsEmulatorServer emulator)
+    {
+        var identity = emulator.State.Requests.Where(r => r.Path.StartsWith("/metadata/identity", StringComparison.Ordinal)).ToList();
+        var refused = identity.Where(r => r.Status == 429).Select(r =>
+            $"#{r.Sequence}: {r.ConcurrencyAtArrival} requests in flight, {identity.Count(a => a.Status != 429 && a.ArrivedAt <= r.ArrivedAt && r.ArrivedAt - a.ArrivedAt < TimeSpan.FromSeconds(1))} admitted in the second before");
+        return $"IMDS answered 429 {emulator.State.Counters.Throttled} times: " + string.Join("; ", refused);
     }
 
     [Fact]
