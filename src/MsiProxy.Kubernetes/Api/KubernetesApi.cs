@@ -12,6 +12,8 @@ namespace MsiProxy.Kubernetes.Api;
 /// </summary>
 internal sealed class KubernetesApi : IDisposable
 {
+    private const int MaxSecretBytes = 4 * 1024 * 1024; // the API server's limit is 1 MiB of data, as base64 in JSON
+
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(100); // a list or a get; a watch ends when the server ends it
 
     private readonly KubernetesConnection _connection;
@@ -73,8 +75,9 @@ internal sealed class KubernetesApi : IDisposable
     }
 
     /// <summary>
-    /// <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c>. The body is read into a buffer of ours and cleared once
-    /// parsed, so no copy of the Secret's values outlives the call but the one returned (the caller clears it).
+    /// <c>GET /api/v1/namespaces/{namespace}/secrets/{name}</c>. The body is read into buffers of ours, each cleared once
+    /// done with, so no copy of the Secret's values outlives the call but the one returned (the caller clears it).
+    /// Secrets are at most 1 MiB (the API server's limit).
     /// </summary>
     /// <exception cref="KubernetesApiException">The server answered with an error status (404 missing, 403 not allowed).</exception>
     public async Task<ApiSecret> ReadSecretAsync(string @namespace, string name, CancellationToken cancellationToken)
@@ -82,11 +85,32 @@ internal sealed class KubernetesApi : IDisposable
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(CallTimeout);
         using var response = await SendAsync($"api/v1/namespaces/{Uri.EscapeDataString(@namespace)}/secrets/{Uri.EscapeDataString(name)}",
-            HttpCompletionOption.ResponseContentRead, timeout.Token).ConfigureAwait(false);
-        var body = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
+            HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+        // Streamed into our own buffer, not HttpClient's (which would keep an uncleared copy until collected).
+        var stream = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false);
+        var body = new byte[16 * 1024];
+        var length = 0;
         try
         {
-            return JsonSerializer.Deserialize(body, KubernetesJson.Default.ApiSecret) ?? throw new FormatException("The Secret is null");
+            int read;
+            while ((read = await stream.ReadAsync(body.AsMemory(length), timeout.Token).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+                if (length == body.Length)
+                {
+                    if (length >= MaxSecretBytes)
+                    {
+                        throw new FormatException($"The Secret is over {MaxSecretBytes} bytes, more than the API server stores");
+                    }
+
+                    var larger = new byte[body.Length * 2];
+                    body.CopyTo(larger, 0);
+                    Array.Clear(body);
+                    body = larger;
+                }
+            }
+
+            return JsonSerializer.Deserialize(body.AsSpan(0, length), KubernetesJson.Default.ApiSecret) ?? throw new FormatException("The Secret is null");
         }
         finally
         {

@@ -58,7 +58,8 @@ internal sealed class KubernetesConnection
     /// <summary>The handler every call goes through: the cluster CA as the only root, when there is one.</summary>
     public SocketsHttpHandler CreateHandler()
     {
-        var handler = new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1) };
+        // No redirects: the API server never sends one, and following it would take the token's request somewhere else.
+        var handler = new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1), AllowAutoRedirect = false };
         if (_clusterCa is { } roots)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => ChainsToClusterCa(certificate, errors, roots);

@@ -67,6 +67,20 @@ public sealed class KubernetesApiTests : IDisposable
     }
 
     [Fact]
+    public async Task A_redirect_is_not_followed_so_the_token_goes_nowhere_else()
+    {
+        await using var elsewhere = await TlsApiServer.StartAsync(Issue(ClusterCa, "127.0.0.1"), PodListBody);
+        await using var server = await TlsApiServer.StartAsync(Issue(ClusterCa, "127.0.0.1"), "", redirectTo: $"https://127.0.0.1:{elsewhere.Port}/api/v1/pods");
+        using var api = new KubernetesApi(KubernetesConnection.InCluster("127.0.0.1", server.Port.ToString(), _serviceAccount.FullName));
+
+        var refused = await Assert.ThrowsAsync<KubernetesApiException>(() => api.ListPodsAsync("spec.nodeName=node-1", CancellationToken.None));
+
+        Assert.Equal(HttpStatusCode.TemporaryRedirect, refused.Status);
+        Assert.Single(server.Targets);
+        Assert.Empty(elsewhere.Targets);
+    }
+
+    [Fact]
     public void Outside_a_pod_in_cluster_configuration_is_a_configuration_error_naming_the_setting()
     {
         File.Delete(Path.Combine(_serviceAccount.FullName, "token"));
@@ -145,7 +159,7 @@ public sealed class KubernetesApiTests : IDisposable
         public ConcurrentQueue<string> Authorizations { get; } = new();
         public int Port { get; private set; }
 
-        public static async Task<TlsApiServer> StartAsync(X509Certificate2 certificate, string body)
+        public static async Task<TlsApiServer> StartAsync(X509Certificate2 certificate, string body, string? redirectTo = null)
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.WebHost.UseKestrelHttpsConfiguration();
@@ -157,6 +171,13 @@ public sealed class KubernetesApiTests : IDisposable
             {
                 server.Targets.Enqueue(context.Request.Path + context.Request.QueryString);
                 server.Authorizations.Enqueue(context.Request.Headers.Authorization.ToString());
+                if (redirectTo is not null)
+                {
+                    context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+                    context.Response.Headers.Location = redirectTo;
+                    return;
+                }
+
                 context.Response.ContentType = "application/json";
                 await context.Response.WriteAsync(body);
             });
