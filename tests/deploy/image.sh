@@ -35,10 +35,13 @@ publish() { # project output
   dotnet publish "$REPO_ROOT/$1" -c Release -r linux-x64 -nologo -v q \
     -p:CustomBeforeMicrosoftCommonProps="$REPO_ROOT/docker/publish.props" -o "$2"
 }
-check "image: dotnet publish linux-x64 (proxy)" publish src/MsiProxy/MsiProxy.csproj "$WORK/proxy"
-# The emulator is the demo's (src/MsiProxy.Demo), never the product's: not in the proxy's output, not among its dependencies.
+check "image: dotnet publish linux-x64 (proxy, Native AOT)" publish src/MsiProxy/MsiProxy.csproj "$WORK/proxy"
+check "image: the proxy's publish output is one native executable (no .dll, no .dbg)" \
+  bash -c "[ -x '$WORK/proxy/MsiProxy' ] && [ \"\$(head -c 4 '$WORK/proxy/MsiProxy' | od -An -c | tr -d ' ')\" = '177ELF' ] \
+    && ! compgen -G '$WORK/proxy/*.dll' && ! compgen -G '$WORK/proxy/*.dbg'"
+# The emulator is the demo's (src/MsiProxy.Demo), never the product's: not in the proxy's output, nor compiled into it.
 check "image: the proxy's publish output has no emulator assembly" \
-  bash -c "[ -f '$WORK/proxy/MsiProxy.dll' ] && ! compgen -G '$WORK/proxy/MsiProxy.ImdsEmulator*' && ! grep -q MsiProxy.ImdsEmulator '$WORK/proxy/MsiProxy.deps.json'"
+  bash -c "grep -q MsiProxy.Pipeline '$WORK/proxy/MsiProxy' && ! compgen -G '$WORK/proxy/MsiProxy.ImdsEmulator*' && ! grep -q MsiProxy.ImdsEmulator '$WORK/proxy/MsiProxy'"
 check "image: dotnet publish linux-x64 (emulator)" publish src/MsiProxy.ImdsEmulator/MsiProxy.ImdsEmulator.csproj "$WORK/emulator"
 check "image: docker build proxy (Dockerfile.ci)" \
   docker build -q --build-arg BASE_IMAGE="${BASE%:*}" --build-arg BASE_TAG="${BASE##*:}" -f "$REPO_ROOT/docker/linux/Dockerfile.ci" -t "$RUN/proxy:test" "$WORK/proxy"
@@ -92,6 +95,9 @@ else
   fail "image: /readyz never answered 200 within 30 s"; docker logs "$RUN-proxy" 2>&1 | tail -30 | sed 's/^/    /'
 fi
 
+check "image: the proxy runs as Native AOT with the measured GC (its start-up line)" \
+  bash -c "docker logs $RUN-proxy 2>&1 | grep '\"Compilation\":\"Native AOT\"' | grep '\"GcMode\":\"server\"' | grep -q '\"BackgroundGc\":false'"
+
 # HEALTHCHECK from the Dockerfile reaches "healthy" (interval 2 s in the CI image).
 health=""
 for _ in $(seq 1 30); do
@@ -124,6 +130,32 @@ check "image: docker stop is an orderly stop (exit code 0)" \
 check "image: the proxy starts again and is ready" bash -c "docker start $RUN-proxy >/dev/null && docker exec $RUN-proxy bash -c \
   'for i in \$(seq 1 1500); do curl -fs -o /dev/null http://localhost:8081/readyz && exit 0; sleep 0.02; done; exit 1'"
 expect "image: after the restart the client the admin API registered gets a token" "$RUN-stranger" 200 '"access_token"' -H 'Metadata: true' "$TOKEN_URL"
+
+# The Docker monitor, in the Native AOT binary (Docker.DotNet's JSON and the engine's event stream): a proxy container
+# watching the engine through its socket, mounted read-only as compose does, registers the container labelled
+# msi-proxy.client=true that starts on the internal network after it; the unlabelled stranger stays unknown to it.
+# Wiring=None: the clients here call the proxy by name; the interception itself is the E2E tests' business.
+SOCKET="$(docker context inspect -f '{{.Endpoints.docker.Host}}' 2>/dev/null | sed 's#^unix://##')"
+[ -S "$SOCKET" ] || SOCKET=/var/run/docker.sock
+LABELLED_IP="$PREFIX.202"
+run "$RUN-watcher" --network-alias watcher --user 0 -v "$SOCKET:/var/run/docker.sock:ro" \
+  -e MsiProxy__Upstreams__0=http://imds:80 \
+  -e MsiProxy__Docker__Endpoint=unix:///var/run/docker.sock \
+  -e MsiProxy__Docker__Network="$NET" \
+  -e MsiProxy__Docker__Wiring=None \
+  "$RUN/proxy:test"
+docker exec "$RUN-watcher" bash -c 'for i in $(seq 1 1500); do curl -fs -o /dev/null http://localhost:8081/readyz && exit 0; sleep 0.02; done; exit 1' \
+  || fail "image: the monitoring proxy never became ready"
+run "$RUN-labelled" --ip "$LABELLED_IP" --label msi-proxy.client=true --label 'msi-proxy.identities=*' --entrypoint sleep "$BASE" 300
+WATCHED_URL="${TOKEN_URL/proxy:80/watcher:80}"
+got=""
+for _ in $(seq 1 60); do
+  got="$(in_client "$RUN-labelled" -H 'Metadata: true' "$WATCHED_URL")"; [ "$got" = 200 ] && break; sleep 0.5
+done
+if [ "$got" = 200 ] && grep -q '"access_token"' "$WORK/body"; then pass "image: the Docker monitor (Native AOT) registers a labelled container, which gets a token"
+else fail "image: the labelled container got no token from the monitoring proxy (status $got, body: $(head -c 300 "$WORK/body"))"
+  docker logs "$RUN-watcher" 2>&1 | tail -30 | sed 's/^/    /'; fi
+expect "image: the monitoring proxy denies the unlabelled container" "$RUN-stranger" 403 '"error"' -H 'Metadata: true' "$WATCHED_URL"
 
 if grep -q '^FAIL image' "$DEPLOY_RESULTS"; then
   echo "--- proxy logs"; docker logs "$RUN-proxy" 2>&1 | tail -40 | sed 's/^/    /'

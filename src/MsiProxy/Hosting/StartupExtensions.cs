@@ -21,6 +21,8 @@ internal static class StartupExtensions
         try
         {
             app = builder.Build();
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MsiProxy.Hosting");
+            app.Lifetime.ApplicationStarted.Register(() => StartupLog.Write(logger));
             app.MapMsiProxy();
             configure?.Invoke(app);
             await app.RunAsync();

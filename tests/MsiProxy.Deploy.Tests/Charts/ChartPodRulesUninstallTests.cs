@@ -25,7 +25,7 @@ public sealed class ChartPodRulesUninstallTests
         var init = (IDictionary<string, object?>)Assert.Single((List<object?>)spec["initContainers"]!)!;
         Assert.Equal("uninstall-pod-rules", init["name"]);
         Assert.Equal("msi-proxy:0.1.0", init["image"]);
-        Assert.False(init.ContainsKey("command"), "the image's entrypoint (dotnet /app/MsiProxy.dll) runs the subcommand");
+        Assert.False(init.ContainsKey("command"), "the image's entrypoint (/app/MsiProxy) runs the subcommand");
         Assert.Equal(["uninstall-pod-rules", "--MsiProxy:Kubernetes:Dnat:Command=iptables-nft"], Strings(init["args"]));
         Assert.Equal(0L, YamlValues.At(init, "securityContext.runAsUser"));
         Assert.Equal(["NET_ADMIN", "NET_RAW"], Strings(YamlValues.At(init, "securityContext.capabilities.add")));
