@@ -77,14 +77,23 @@ rss_mb() { # pid… → summed VmRSS in MB
 nginx_pids() { pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | tr '\n' ' '; cat "$WORK/nginx/nginx.pid"; }
 
 # ---------------------------------------------------------------- build
-if [[ "${BENCH_SKIP_PUBLISH:-0}" != 1 || ! -f "$WORK/jit/MsiProxy.dll" ]]; then
-  log "publishing (Release): MsiProxy JIT and ReadyToRun, emulator, benchmark tools"
+if [[ "${BENCH_SKIP_PUBLISH:-0}" != 1 || ! -f "$WORK/jit/MsiProxy.dll" || ! -x "$WORK/aot/MsiProxy" ]]; then
+  log "publishing (Release): MsiProxy JIT, ReadyToRun and Native AOT (the Linux image's build), emulator, benchmark tools"
   dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -o "$WORK/jit" -v q -nologo >&2
-  dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -r linux-x64 --self-contained false \
-    -p:PublishReadyToRun=true -o "$WORK/r2r" -v q -nologo >&2
+  # The two image builds, from docker/publish.props: Native AOT (Linux) and ReadyToRun (Windows; Linux with PublishAot=false).
+  dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -r linux-x64 -p:CustomBeforeMicrosoftCommonProps="$ROOT/docker/publish.props" \
+    -p:PublishAot=false -o "$WORK/r2r" -v q -nologo >&2
+  dotnet publish "$ROOT/src/MsiProxy/MsiProxy.csproj" -c Release -r linux-x64 -p:CustomBeforeMicrosoftCommonProps="$ROOT/docker/publish.props" \
+    -o "$WORK/aot" -v q -nologo >&2
   dotnet publish "$ROOT/src/MsiProxy.ImdsEmulator/MsiProxy.ImdsEmulator.csproj" -c Release -o "$WORK/emulator" -v q -nologo >&2
   dotnet publish "$ROOT/tools/benchmarks/MsiProxy.Benchmarks.csproj" -c Release -o "$WORK/bench" -v q -nologo >&2
 fi
+# MsiProxy as the Linux image ships it (Native AOT) in every scenario but start-up, which compares the builds.
+# BENCH_BUILD=jit or r2r measures another build instead.
+SHIPPED="${BENCH_BUILD:-aot}"
+msiproxy() { # build → the command that runs it
+  if [[ -f "$WORK/$1/MsiProxy.dll" ]]; then echo dotnet "$WORK/$1/MsiProxy.dll"; else echo "$WORK/$1/MsiProxy"; fi
+}
 BENCH=(dotnet "$WORK/bench/MsiProxy.Benchmarks.dll")
 
 # ---------------------------------------------------------------- emulator (limits off: we measure the proxies, not IMDS's 20/s)
@@ -111,7 +120,7 @@ client_args() { # first-index count first-last-octet  → 127.0.0.x clients with
   done
 }
 # shellcheck disable=SC2046
-dotnet "$WORK/jit/MsiProxy.dll" $(proxy_args $PROXY $PROXY_MGMT) $(client_args 0 64 1) > "$WORK/msiproxy.log" 2>&1 &
+$(msiproxy "$SHIPPED") $(proxy_args $PROXY $PROXY_MGMT) $(client_args 0 64 1) > "$WORK/msiproxy.log" 2>&1 &
 MSIPROXY_PID=$!; PIDS+=($MSIPROXY_PID)
 
 # ---------------------------------------------------------------- bare Kestrel: the same token bytes, nothing else
@@ -133,7 +142,7 @@ dotnet "$WORK/emulator/MsiProxy.ImdsEmulator.dll" --urls "http://127.0.0.1:$LIMI
   --Logging:LogLevel:Default=Warning > "$WORK/emulator-limited.log" 2>&1 &
 LIMITED_PID=$!; PIDS+=($LIMITED_PID)
 # shellcheck disable=SC2046
-dotnet "$WORK/jit/MsiProxy.dll" --urls "http://127.0.0.1:$VICTIM_PROXY" --MsiProxy:Management:Urls="http://127.0.0.1:$VICTIM_MGMT" \
+$(msiproxy "$SHIPPED") --urls "http://127.0.0.1:$VICTIM_PROXY" --MsiProxy:Management:Urls="http://127.0.0.1:$VICTIM_MGMT" \
   --MsiProxy:Upstreams:0="http://127.0.0.1:$LIMITED_EMU" --MsiProxy:Shutdown:ReadinessDelay=00:00:00 \
   --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning \
   $(client_args 0 64 1) > "$WORK/msiproxy-victim.log" 2>&1 &
@@ -186,7 +195,7 @@ done
 # access_log on (its default combined format, to a file). Issue 17: MsiProxy ≥ 1.0× nginx. Raw lines: "hits_logged".
 LOGGED_PROXY=$((BASE + 110)); LOGGED_MGMT=$((BASE + 111)); LOGGED_NGINX=$((BASE + 210))
 # shellcheck disable=SC2046
-dotnet "$WORK/jit/MsiProxy.dll" $(proxy_args $LOGGED_PROXY $LOGGED_MGMT | sed 's/--Serilog:[^ ]*//g') $(client_args 0 64 1) \
+$(msiproxy "$SHIPPED") $(proxy_args $LOGGED_PROXY $LOGGED_MGMT | sed 's/--Serilog:[^ ]*//g') $(client_args 0 64 1) \
   > "$WORK/msiproxy-logged.log" 2>&1 &
 LOGGED_PID=$!; PIDS+=($LOGGED_PID)
 mkdir -p "$WORK/nginx-logged/cache" "$WORK/nginx-logged/tmp"
@@ -276,7 +285,7 @@ awk -v n="$POPULATE_CLIENTS" 'BEGIN {
 }' > "$WORK/populated/appsettings.json"
 # shellcheck disable=SC2046
 POP_STARTED=$(date +%s.%N)
-dotnet "$WORK/jit/MsiProxy.dll" --contentRoot "$WORK/populated" $(proxy_args $POP_PROXY $POP_MGMT) > "$WORK/populated.log" 2>&1 &
+$(msiproxy "$SHIPPED") --contentRoot "$WORK/populated" $(proxy_args $POP_PROXY $POP_MGMT) > "$WORK/populated.log" 2>&1 &
 POP_PID=$!; PIDS+=($POP_PID)
 wait_for "http://127.0.0.1:$POP_PROXY$TOKEN_PATH" "Metadata: true" 3000
 POP_START_S=$(awk -v a="$POP_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -287,13 +296,13 @@ record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"populated\"
 log "  populated: first token after ${POP_START_S}s; $(cat "$WORK/populate.json") rss $(rss_mb $POP_PID) MB"
 kill $POP_PID; wait $POP_PID 2>/dev/null || true
 
-# ---------------------------------------------------------------- scenario 5: start-up, JIT vs ReadyToRun
-log "scenario 5: process start → first token, JIT vs ReadyToRun"
+# ---------------------------------------------------------------- scenario 5: start-up, JIT vs ReadyToRun vs Native AOT
+log "scenario 5: process start → first token, JIT vs ReadyToRun vs Native AOT"
 for ((round = 1; round <= ROUNDS; round++)); do
-  for system in $(rotate "$round" jit r2r); do
+  for system in $(rotate "$round" jit r2r aot); do
     # shellcheck disable=SC2046
     result=$("${BENCH[@]}" startup --url "http://127.0.0.1:$START_PROXY/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://startup-$round-$system.example" \
-      -- dotnet "$WORK/$system/MsiProxy.dll" $(proxy_args $START_PROXY $START_MGMT) $(client_args 0 1 1))
+      -- $(msiproxy "$system") $(proxy_args $START_PROXY $START_MGMT) $(client_args 0 1 1))
     record "{\"scenario\":\"startup\",\"system\":\"$system\",\"round\":$round,${result#\{}"
     log "  round $round $system $result"
   done
@@ -305,7 +314,7 @@ done
 log "scale: configured clients and admin registrations"
 SCALE_SIZES="${SCALE_SIZES:-$([[ $SMOKE == 1 ]] && echo 1000 || echo "1000 10000 50000")}" SCALE_ROUNDS="${SCALE_ROUNDS:-$([[ $SMOKE == 1 ]] && echo 1 || echo 3)}" \
   SCALE_RAW="$RAW" SCALE_BENCH="$WORK/bench" SCALE_EMULATOR="$WORK/emulator" BENCH_WORK="$WORK" BENCH_PORT_BASE="$BASE" \
-  bash "$HERE/scale.sh" msiproxy="$WORK/jit"
+  bash "$HERE/scale.sh" msiproxy="$WORK/$SHIPPED"
 
 # ---------------------------------------------------------------- scenario 6: micro-benchmarks
 MICRO_DIR="$WORK/micro"
@@ -321,6 +330,7 @@ fi
 # ---------------------------------------------------------------- environment and report
 cat > "$WORK/environment.json" <<EOF
 {"mode":"$MODE","rounds":$ROUNDS,"duration_s":$DURATION,"connections":$CONNECTIONS,"miss_connections":$MISS_CONNECTIONS,
+ "msiproxy_build":"$SHIPPED",
  "request_logging":"off in scenarios 1 to 7 (nginx access_log off; MsiProxy.Requests and MsiProxy.Audit at Warning), on in 1b",
  "nproc":$(nproc),"cpu_model":"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)",
  "memory":"$(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo)",

@@ -5,7 +5,8 @@
 #   scale-admin   SIZE clients registered through the admin API, ms per 1,000 (flat = linear)
 #
 #   bash tools/benchmarks/scale.sh LABEL=PUBLISH_DIR [LABEL=PUBLISH_DIR…]
-#       e.g. main=/tmp/main-publish branch=/tmp/branch-publish (each a `dotnet publish -c Release` of src/MsiProxy)
+#       e.g. main=/tmp/main-publish branch=/tmp/branch-publish (each a `dotnet publish -c Release` of src/MsiProxy:
+#       MsiProxy.dll, or a Native AOT MsiProxy executable)
 #
 # Loopback only: the emulator on 127.0.0.1 is every proxy's upstream; registered addresses are 10.x entries nobody
 # calls from. Environment: SCALE_SIZES ("1000 10000 50000"), SCALE_ROUNDS (3), SCALE_TIMEOUT (s per measurement, 300),
@@ -32,6 +33,9 @@ log() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 declare -a PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
+msiproxy() { # publish dir → the command that runs it
+  if [[ -f "$1/MsiProxy.dll" ]]; then echo dotnet "$1/MsiProxy.dll"; else echo "$1/MsiProxy"; fi
+}
 
 BENCH_DIR="${SCALE_BENCH:-$WORK/bench}"; EMU_DIR="${SCALE_EMULATOR:-$WORK/emulator}"
 [[ -f "$BENCH_DIR/MsiProxy.Benchmarks.dll" ]] || dotnet publish "$ROOT/tools/benchmarks/MsiProxy.Benchmarks.csproj" -c Release -o "$BENCH_DIR" -v q -nologo >&2
@@ -79,7 +83,7 @@ for size in $SIZES; do
       port_free "$PROXY" && port_free "$MGMT" || { echo "scale.sh: 127.0.0.1:$PROXY or :$MGMT is in use" >&2; exit 1; }
       # shellcheck disable=SC2046
       if result=$("${BENCH[@]}" startup --timeout "$TIMEOUT" --url "http://127.0.0.1:$PROXY$TOKEN_PATH" \
-          -- dotnet "${DIR[$system]}/MsiProxy.dll" --contentRoot "$config" $(proxy_args)); then
+          -- $(msiproxy "${DIR[$system]}") --contentRoot "$config" $(proxy_args)); then
         echo "{\"scenario\":\"scale-config\",\"system\":\"$system\",\"clients\":$size,\"round\":$round,${result#\{}" >> "$RAW"
       else
         result="timed out after ${TIMEOUT}s"
@@ -92,7 +96,7 @@ for size in $SIZES; do
         rm -f "$WORK/state.json" "$WORK/state.json.journal"; state=(--MsiProxy:StateFile="$WORK/state.json") # and its journal (issue 17)
       fi
       # shellcheck disable=SC2046
-      dotnet "${DIR[$system]}/MsiProxy.dll" --contentRoot "$WORK" $(proxy_args) "${state[@]}" > "$WORK/proxy.log" 2>&1 &
+      $(msiproxy "${DIR[$system]}") --contentRoot "$WORK" $(proxy_args) "${state[@]}" > "$WORK/proxy.log" 2>&1 &
       proxy=$!; PIDS+=($proxy)
       for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$MGMT/healthz" 2>/dev/null && break; sleep 0.1; done
       if result=$(timeout "$TIMEOUT" "${BENCH[@]}" scale-admin --admin "http://127.0.0.1:$MGMT" --key "$KEY" --count "$size" \
