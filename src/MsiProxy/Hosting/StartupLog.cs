@@ -14,7 +14,7 @@ internal static partial class StartupLog
     public static void Write(ILogger logger) => Started(
         logger,
         typeof(StartupLog).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
-        RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "Native AOT",
+        RuntimeFeature.IsDynamicCodeSupported ? "JIT or ReadyToRun" : "Native AOT",
         Environment.Version.ToString(),
         GCSettings.IsServerGC ? "server" : "workstation",
         // Batch is the latency mode of a GC with background collection off (System.GC.Concurrent=false).
