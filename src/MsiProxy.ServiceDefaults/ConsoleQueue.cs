@@ -66,11 +66,15 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     /// <summary>Events dropped because the queue was full (always 0 when it blocks instead).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    public void Emit(LogEvent logEvent)
+    public void Emit(LogEvent logEvent) => Emit(new SerilogLine(logEvent));
+
+    /// <summary>Queues a line, or drops it (counted) or waits for room when the queue is full; formats it only if it is kept.</summary>
+    internal void Emit<TLine>(TLine line)
+        where TLine : IConsoleLine, allows ref struct
     {
         if (_stopping)
         {
-            _output.Write(Format(logEvent));
+            _output.Write(Format(line));
             return;
         }
 
@@ -87,12 +91,12 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
             WaitForRoom();
             if (_stopping)
             {
-                _output.Write(Format(logEvent));
+                _output.Write(Format(line));
                 return;
             }
         }
 
-        _lines.Enqueue(Format(logEvent)); // its room is taken: a line dropped for want of room is never formatted
+        _lines.Enqueue(Format(line)); // its room is taken: a line dropped for want of room is never formatted
         if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
         {
             _wake.Set();
@@ -227,19 +231,20 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>The event's line, newline included, formatted with the calling thread's own writer.</summary>
-    private static byte[] Format(LogEvent logEvent)
+    /// <summary>The line, newline included, formatted with the calling thread's own writer.</summary>
+    private static byte[] Format<TLine>(TLine line)
+        where TLine : IConsoleLine, allows ref struct
     {
         var writer = t_lineWriter ??= new LineWriter();
         writer.Line.SetLength(0);
-        writer.Lines.Write(logEvent, writer.Line);
-        var line = writer.Line.ToArray();
+        line.WriteTo(writer.Lines, writer.Line);
+        var bytes = writer.Line.ToArray();
         if (writer.Line.Capacity > MaxKeptLineBytes)
         {
             t_lineWriter = null; // a long line (an exception's stack) must not stay allocated on every thread that logged one
         }
 
-        return line;
+        return bytes;
     }
 
     /// <summary>A thread's <see cref="JsonLines"/> (which is not thread-safe) and the buffer it formats into.</summary>
@@ -249,6 +254,18 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         public MemoryStream Line { get; } = new();
     }
+}
+
+/// <summary>What a <see cref="ConsoleQueue"/> carries: something that writes itself as one JSON line.</summary>
+internal interface IConsoleLine
+{
+    void WriteTo(JsonLines lines, MemoryStream output);
+}
+
+/// <summary>A Serilog event's line.</summary>
+internal readonly struct SerilogLine(LogEvent logEvent) : IConsoleLine
+{
+    public void WriteTo(JsonLines lines, MemoryStream output) => lines.Write(logEvent, output);
 }
 
 /// <summary>Standard output, shared by the queues: one write per batch under a lock, so lines from two queues never interleave.</summary>

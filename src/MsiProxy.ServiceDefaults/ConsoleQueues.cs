@@ -1,5 +1,6 @@
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Filters;
 
 namespace MsiProxy.ServiceDefaults;
 
@@ -9,9 +10,15 @@ namespace MsiProxy.ServiceDefaults;
 /// (<c>WriteTo.Logger</c>, a filter each): a sub-logger copies every event it is given, properties and all, before its
 /// filter looks at it — two copies per event on the request thread, for queues that only read the event.
 /// </summary>
-internal sealed class ConsoleQueues(Func<LogEvent, bool> isAudit, ConsoleQueue audit, ConsoleQueue logs) : ILogEventSink, IDisposable
+internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, ConsoleQueue logs) : ILogEventSink, IDisposable
 {
-    public void Emit(LogEvent logEvent) => (isAudit(logEvent) ? audit : logs).Emit(logEvent);
+    private readonly Func<LogEvent, bool> _isAudit = Matching.FromSource(auditCategory);
+
+    public void Emit(LogEvent logEvent) => (_isAudit(logEvent) ? audit : logs).Emit(logEvent);
+
+    /// <summary>The queue of a category's events (<see cref="ShapedLogs"/>), matched as <see cref="Matching.FromSource(string)"/> matches.</summary>
+    public ConsoleQueue QueueOf(string category) =>
+        category == auditCategory || (category.StartsWith(auditCategory, StringComparison.Ordinal) && category[auditCategory.Length] == '.') ? audit : logs;
 
     /// <summary>Writes out both queues: the audit trail first, as it is the one that must not be lost.</summary>
     public void Dispose()

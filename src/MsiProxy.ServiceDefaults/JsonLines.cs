@@ -53,6 +53,93 @@ internal sealed class JsonLines : IDisposable
         }
     }
 
+    /// <summary>
+    /// Appends a <see cref="ShapedLog"/> event's line: the document Serilog's bridge and <see cref="Write(LogEvent, MemoryStream)"/>
+    /// would write for the same event (its holes, <c>EventId</c>, <c>SourceContext</c>, ASP.NET Core's request scope and
+    /// the configured properties), from typed values rather than a <see cref="LogEvent"/>.
+    /// </summary>
+    internal void Write(in ShapedLine line, MemoryStream output)
+    {
+        var start = output.Length;
+        try
+        {
+            WriteJson(line, output, wellFormed: false);
+        }
+        catch (ArgumentException)
+        {
+            // A string with a lone surrogate, which UTF-8 cannot carry: written again with each replaced by U+FFFD.
+            _json = null;
+            output.SetLength(start);
+            WriteJson(line, output, wellFormed: true);
+        }
+
+        output.Write(NewLine);
+    }
+
+    private void WriteJson(in ShapedLine line, MemoryStream output, bool wellFormed)
+    {
+        var json = _json ??= new Utf8JsonWriter(output, Options);
+        json.Reset(output);
+        json.WriteStartObject();
+
+        Span<byte> timestamp = stackalloc byte[40];
+        line.Timestamp.TryFormat(timestamp, out var length, "O");
+        json.WriteString("@t"u8, timestamp[..length]);
+
+        var shape = line.Shape;
+        var message = new ValueStringBuilder(stackalloc char[512]);
+        shape.Render(line.Values, ref message);
+        if (wellFormed)
+        {
+            json.WriteString("@m"u8, WellFormed(message.ToString(), wellFormed));
+        }
+        else
+        {
+            json.WriteString("@m"u8, message.Written);
+        }
+
+        message.Dispose();
+        json.WriteString("@i"u8, shape.TemplateHash);
+        if (System.Diagnostics.Activity.Current is { } activity)
+        {
+            // The activity keeps its ids' hex strings: nothing is allocated here.
+            json.WriteString("@tr"u8, activity.TraceId.ToHexString());
+            json.WriteString("@sp"u8, activity.SpanId.ToHexString());
+        }
+
+        for (var i = 0; i < shape.Holes.Count; i++)
+        {
+            json.WritePropertyName(shape.Holes[i].EncodedName);
+            line.Values[i].WriteTo(json, wellFormed);
+        }
+
+        json.WriteStartObject("EventId"u8);
+        json.WriteNumber("Id"u8, shape.EventId.Id);
+        json.WriteString("Name"u8, shape.EncodedEventName);
+        json.WriteEndObject();
+        json.WriteString("SourceContext"u8, shape.EncodedCategory);
+        if (line.Context is { } context)
+        {
+            // ASP.NET Core's request scope, as Serilog's bridge adds it to every event logged during a request.
+            json.WriteString("RequestId"u8, WellFormed(context.TraceIdentifier, wellFormed));
+            var request = context.Request;
+            json.WriteString("RequestPath"u8, WellFormed(request.PathBase.HasValue ? (request.PathBase + request.Path).Value : request.Path.Value, wellFormed));
+            json.WriteString("ConnectionId"u8, WellFormed(context.Connection.Id, wellFormed));
+        }
+
+        foreach (var (name, value) in line.Properties)
+        {
+            json.WriteString(name, value);
+        }
+
+        json.WriteEndObject();
+        json.Flush();
+    }
+
+    /// <summary>The text as UTF-8 can carry it: a lone surrogate becomes U+FFFD (only on the second attempt at a line).</summary>
+    internal static string? WellFormed(string? text, bool wellFormed) =>
+        wellFormed && text is not null ? Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text)) : text;
+
     /// <summary>Whatever this writer could not write, Serilog's formatter writes as it always did.</summary>
     private void WriteWhole(LogEvent logEvent, MemoryStream output, Exception why)
     {

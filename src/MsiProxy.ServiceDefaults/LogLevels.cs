@@ -42,16 +42,18 @@ internal static class LogLevels
             }
         }
 
-        foreach (var property in configuration.GetSection(Section + ":Properties").GetChildren())
+        foreach (var (name, value) in Properties(configuration))
         {
-            if (property.Value is not null)
-            {
-                logger.Enrich.WithProperty(property.Key, property.Value);
-            }
+            logger.Enrich.WithProperty(name, value);
         }
 
         return logger;
     }
+
+    /// <summary>The properties added to every event (<c>Serilog:Properties:&lt;name&gt;</c>), read once at start-up.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> Properties(IConfiguration configuration) =>
+        [.. configuration.GetSection(Section + ":Properties").GetChildren()
+            .Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string>(p.Key, p.Value!))];
 
     /// <summary>
     /// <c>Serilog:MinimumLevel</c> or <c>Serilog:MinimumLevel:Default</c>, whichever the latest source that sets either

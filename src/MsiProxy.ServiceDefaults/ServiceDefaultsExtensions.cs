@@ -11,7 +11,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Serilog;
 using Serilog.Events;
-using Serilog.Filters;
 
 namespace MsiProxy.ServiceDefaults;
 
@@ -50,7 +49,11 @@ public static class ServiceDefaultsExtensions
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
-        builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, telemetry), preserveStaticLogger: true, writeToProviders: true);
+        builder.Services.AddSingleton(_ => ConsoleQueuesOf(builder.Configuration, telemetry));
+        builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, services.GetRequiredService<ConsoleQueues>()),
+            preserveStaticLogger: true, writeToProviders: true);
+        builder.Services.AddSingleton(services => new ShapedLogs(services.GetRequiredService<ConsoleQueues>(),
+            LogLevels.Properties(builder.Configuration), services.GetServices<ILoggerProvider>()));
 
         var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var otel = builder.Services.AddOpenTelemetry()
@@ -81,13 +84,24 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// The logger: levels, then two bounded queues to one console, off the request thread, each written in batches
-    /// (<see cref="ConsoleQueue"/>; one lock on standard output keeps lines whole). Request lines and every other event may be dropped (counted) when their queue is full; audit
-    /// events apply backpressure instead. Runs while the host is built, so a bad capacity or level stops start-up with exit 2.
+    /// Two bounded queues to one console, off the request thread, each written in batches (<see cref="ConsoleQueue"/>;
+    /// one lock on standard output keeps lines whole), shared by Serilog and <see cref="ShapedLogs"/>. Request lines and
+    /// every other event may be dropped (counted) when their queue is full; audit events apply backpressure instead.
     /// </summary>
-    private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ServiceTelemetry telemetry)
+    private static ConsoleQueues ConsoleQueuesOf(IConfiguration configuration, ServiceTelemetry telemetry)
     {
         var capacity = LogQueues.Capacity(configuration);
+        return new ConsoleQueues(telemetry.AuditCategory,
+            audit: new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput),
+            logs: new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput));
+    }
+
+    /// <summary>
+    /// The logger: levels, then the console's queues. Runs while the host is built, so a bad capacity or level stops
+    /// start-up with exit 2.
+    /// </summary>
+    private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ConsoleQueues console)
+    {
         return logger
             .MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
@@ -101,9 +115,7 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
             .WithConfiguredLevels(configuration)
             .Enrich.FromLogContext()
-            .WriteTo.Sink(new ConsoleQueues(Matching.FromSource(telemetry.AuditCategory),
-                audit: new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput),
-                logs: new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput)));
+            .WriteTo.Sink(console);
     }
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MsiProxy.Responses;
+using MsiProxy.ServiceDefaults;
 
 namespace MsiProxy.Telemetry;
 
@@ -7,13 +8,24 @@ namespace MsiProxy.Telemetry;
 /// Records one client request from its <see cref="Decision"/>, in one place: the metrics, the decision's tags on the
 /// server span, one request-log line (<c>MsiProxy.Requests</c>) and one audit event (<c>MsiProxy.Audit</c>: who asked
 /// for what, and what the proxy did — a token decision, a forwarded request, a refusal). Never a token, a secret or a body.
+/// Both events are written as <see cref="ShapedLogs"/> (their cost per request is why); the categories' loggers decide
+/// whether they are written, as the configured levels say.
 /// </summary>
-internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactory loggerFactory)
+internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactory loggerFactory, ShapedLogs shapedLogs)
 {
     public const string RequestCategory = "MsiProxy.Requests";
 
+    internal static readonly LogShape CompletedShape = new(RequestCategory, new EventId(1, "RequestCompleted"),
+        "{Caller} ({ClientName}) {Method} {Path} → {StatusCode} {Outcome} via {Upstream} [{ClientRequestId}] in {DurationMs:0.0} ms");
+
+    // Every field is in the template: a field missing from it would not be a property of the event.
+    internal static readonly LogShape DecisionShape = new(MsiProxyTelemetry.AuditCategory, new EventId(100, "Decision"),
+        "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms");
+
     private readonly ILogger _requests = loggerFactory.CreateLogger(RequestCategory);
     private readonly ILogger _audit = loggerFactory.CreateLogger(MsiProxyTelemetry.AuditCategory);
+    private readonly ShapedLog _completed = shapedLogs.For(CompletedShape);
+    private readonly ShapedLog _decided = shapedLogs.For(DecisionShape);
 
     public void Record(HttpContext context, Decision decision, TimeSpan elapsed)
     {
@@ -51,14 +63,34 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
         var milliseconds = elapsed.TotalMilliseconds;
         if (_requests.IsEnabled(LogLevel.Information))
         {
-            Completed(_requests, caller, decision.Client?.Name, context.Request.Method, path, status, outcome, decision.Upstream,
-                context.Request.Headers["x-ms-client-request-id"].ToString() is { Length: > 0 } id ? id : null, milliseconds);
+            var values = new LogValues();
+            values[0] = caller;
+            values[1] = decision.Client?.Name;
+            values[2] = context.Request.Method;
+            values[3] = path;
+            values[4] = status;
+            values[5] = outcome;
+            values[6] = decision.Upstream;
+            values[7] = context.Request.Headers["x-ms-client-request-id"].ToString() is { Length: > 0 } id ? id : null;
+            values[8] = milliseconds;
+            _completed.Write(values, context);
         }
 
         if (_audit.IsEnabled(LogLevel.Information))
         {
-            Audited(_audit, AuditDecision(decision), route, decision.Client?.Name, decision.Client?.WorkloadId, caller,
-                decision.Identity?.ToString(), decision.Resource, path, status, decision.Upstream, milliseconds);
+            var values = new LogValues();
+            values[0] = AuditDecision(decision);
+            values[1] = route;
+            values[2] = decision.Client?.Name;
+            values[3] = decision.Client?.WorkloadId;
+            values[4] = caller;
+            values[5] = decision.Identity?.ToString();
+            values[6] = decision.Resource;
+            values[7] = path;
+            values[8] = status;
+            values[9] = decision.Upstream;
+            values[10] = milliseconds;
+            _decided.Write(values, context);
         }
     }
 
@@ -97,15 +129,4 @@ internal sealed partial class RequestRecorder(MsiProxyTelemetry telemetry, ILogg
         RequestOutcome.UpstreamError => "upstream_error",
         _ => "error",
     };
-
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, EventName = "RequestCompleted",
-        Message = "{Caller} ({ClientName}) {Method} {Path} → {StatusCode} {Outcome} via {Upstream} [{ClientRequestId}] in {DurationMs:0.0} ms")]
-    private static partial void Completed(ILogger logger, string? caller, string? clientName, string method, string? path, int statusCode,
-        string outcome, string? upstream, string? clientRequestId, double durationMs);
-
-    // Every field is in the template: a parameter missing from it was dropped on the way through Serilog (the workload id was).
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, EventName = "Decision",
-        Message = "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms")]
-    private static partial void Audited(ILogger logger, string decision, string endpoint, string? clientName, string? workloadId, string? caller,
-        string? identity, string? resource, string? path, int status, string? upstream, double durationMs);
 }

@@ -24,7 +24,7 @@ public sealed class LogCapture : ILoggerProvider
         var text = new StringBuilder();
         foreach (var e in _events)
         {
-            text.Append(e.Category).Append(' ').Append(e.Message).Append(' ');
+            text.Append(e.Category).Append(' ').Append(e.EventId.Name).Append(' ').Append(e.Message).Append(' ');
             foreach (var (key, value) in e.State)
             {
                 text.Append(key).Append('=').Append(value).Append(' ');

@@ -79,7 +79,7 @@ public sealed class NoTokensInTelemetryTests
         // The scan must be looking at real telemetry: spans, metrics and logs of this scenario are all there.
         Assert.Contains(TraceSpans.UpstreamAttempt, exported, StringComparison.Ordinal);
         Assert.Contains("msiproxy.cache.hits", exported, StringComparison.Ordinal);
-        Assert.Contains("\"Decision\"", exported, StringComparison.Ordinal);
+        Assert.Contains(MsiProxyTelemetry.AuditCategory + " Decision ", exported, StringComparison.Ordinal);
         Assert.Contains("app2", logged, StringComparison.Ordinal);
         Assert.Contains("msiproxy_requests_total", scrape, StringComparison.Ordinal);
         foreach (var token in tokens)

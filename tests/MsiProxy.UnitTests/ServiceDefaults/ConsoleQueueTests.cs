@@ -127,10 +127,12 @@ public sealed class ConsoleQueueTests
         var auditOutput = new RecordingStream();
         var logsOutput = new RecordingStream();
         string?[] sources = ["MsiProxy.Audit", "MsiProxy.Audit.Admin", "MsiProxy.Auditor", "MsiProxy.Requests", null];
-        using (var queues = new ConsoleQueues(Serilog.Filters.Matching.FromSource("MsiProxy.Audit"),
-            audit: new ConsoleQueue(new LogQueues.Monitor("audit"), 16, blockWhenFull: true, new ConsoleOutput(auditOutput)),
+        using var audit = new ConsoleQueue(new LogQueues.Monitor("audit"), 16, blockWhenFull: true, new ConsoleOutput(auditOutput));
+        using (var queues = new ConsoleQueues("MsiProxy.Audit", audit,
             logs: new ConsoleQueue(new LogQueues.Monitor("logs"), 16, blockWhenFull: false, new ConsoleOutput(logsOutput))))
         {
+            // A shaped event's category is routed as a Serilog event's source is.
+            Assert.Equal([true, true, false, false], sources[..4].Select(s => ReferenceEquals(queues.QueueOf(s!), audit)));
             for (var i = 0; i < sources.Length; i++)
             {
                 var properties = new List<LogEventProperty> { new("N", new ScalarValue(i)), new("Producer", new ScalarValue(0)) };
