@@ -38,8 +38,9 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private readonly int _capacity;
     private readonly bool _blockWhenFull;
     private readonly MemoryStream _batch = new();
-    private readonly ManualResetEventSlim _wake = new();
-    private readonly ManualResetEventSlim _hurry = new();
+    // No spinning before a wait: the writer's waits are a gather time or an idle park, never a moment's pause.
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+    private readonly ManualResetEventSlim _hurry = new(false, spinCount: 0);
     private readonly object _room = new();
     private readonly Thread _writer;
     private int _count;

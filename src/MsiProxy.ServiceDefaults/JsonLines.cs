@@ -26,13 +26,14 @@ internal sealed class JsonLines : IDisposable
 {
     private const int MaxCachedTemplates = 1024;
 
-    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
+    internal static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
     private static readonly JsonValueFormatter Values = new(typeTagName: "$type");
     private static readonly RenderedCompactJsonFormatter Whole = new();
     private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
 
     private readonly StringWriter _text = new();
     private readonly Dictionary<MessageTemplate, string> _eventIds = new(ReferenceEqualityComparer.Instance);
+    private readonly JsonMessage _message = new();
     private char[] _chars = new char[1024];
     private Utf8JsonWriter? _json;
 
@@ -86,19 +87,13 @@ internal sealed class JsonLines : IDisposable
         line.Timestamp.TryFormat(timestamp, out var length, "O");
         json.WriteString("@t"u8, timestamp[..length]);
 
+        // @m rendered straight into its escaped form: as one string, Serilog's quotes around each value would send it
+        // all down the writer's slow escaping path.
         var shape = line.Shape;
-        var message = new ValueStringBuilder(stackalloc char[512]);
-        shape.Render(line.Values, ref message);
-        if (wellFormed)
-        {
-            json.WriteString("@m"u8, WellFormed(message.ToString(), wellFormed));
-        }
-        else
-        {
-            json.WriteString("@m"u8, message.Written);
-        }
-
-        message.Dispose();
+        _message.Start();
+        shape.RenderJson(line.Values, _message);
+        json.WritePropertyName("@m"u8);
+        json.WriteRawValue(_message.Finish(), skipInputValidation: true);
         json.WriteString("@i"u8, shape.TemplateHash);
         if (System.Diagnostics.Activity.Current is { } activity)
         {
@@ -291,5 +286,97 @@ internal sealed class JsonLines : IDisposable
         }
 
         return id;
+    }
+}
+
+/// <summary>
+/// A message being rendered as a JSON string, in UTF-8, escaped as it is written (by the writer's own encoder). Every
+/// string is transcoded first, so a lone surrogate becomes U+FFFD here, as on the second attempt at a line.
+/// </summary>
+internal sealed class JsonMessage
+{
+    private const int MaxKeptBytes = 16 * 1024;
+
+    private byte[] _bytes = new byte[1024];
+    private byte[] _utf8 = new byte[256];
+    private int _length;
+
+    public void Start()
+    {
+        if (_bytes.Length > MaxKeptBytes)
+        {
+            _bytes = new byte[1024]; // one long message must not stay allocated on every thread that logged one
+        }
+
+        _length = 0;
+        AppendRaw("\""u8);
+    }
+
+    public ReadOnlySpan<byte> Finish()
+    {
+        AppendRaw("\""u8);
+        return _bytes.AsSpan(0, _length);
+    }
+
+    public void AppendRaw(ReadOnlySpan<byte> bytes)
+    {
+        Reserve(bytes.Length);
+        bytes.CopyTo(_bytes.AsSpan(_length));
+        _length += bytes.Length;
+    }
+
+    /// <summary>A string as Serilog renders it in a message, <c>"</c> + the text with each <c>"</c> as <c>\"</c> + <c>"</c>, escaped for JSON.</summary>
+    public void AppendQuoted(string text)
+    {
+        AppendRaw("\\\""u8);
+        var rest = text.AsSpan();
+        for (var quote = rest.IndexOf('"'); quote >= 0; quote = rest.IndexOf('"'))
+        {
+            AppendEscaped(rest[..quote]);
+            AppendRaw("\\\\\\\""u8);
+            rest = rest[(quote + 1)..];
+        }
+
+        AppendEscaped(rest);
+        AppendRaw("\\\""u8);
+    }
+
+    public void AppendNumber<T>(T value, string? format)
+        where T : IUtf8SpanFormattable
+    {
+        int written;
+        while (!value.TryFormat(_bytes.AsSpan(_length), out written, format, System.Globalization.CultureInfo.InvariantCulture))
+        {
+            Reserve(_bytes.Length);
+        }
+
+        _length += written;
+    }
+
+    private void AppendEscaped(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty)
+        {
+            return;
+        }
+
+        var utf8Length = Encoding.UTF8.GetMaxByteCount(text.Length);
+        if (_utf8.Length < utf8Length)
+        {
+            _utf8 = new byte[Math.Max(utf8Length, 2 * _utf8.Length)];
+        }
+
+        var utf8 = _utf8.AsSpan(0, Encoding.UTF8.GetBytes(text, _utf8));
+        Reserve(6 * utf8.Length); // the longest escape, \uXXXX, of one byte
+        JsonLines.Options.Encoder!.EncodeUtf8(utf8, _bytes.AsSpan(_length), out _, out var written);
+        _length += written;
+    }
+
+    private void Reserve(int more)
+    {
+        if (_length + more > _bytes.Length)
+        {
+            Array.Resize(ref _bytes, Math.Max(_length + more, 2 * _bytes.Length));
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json;
 using Serilog.Formatting.Compact;
 
@@ -24,6 +25,7 @@ public sealed class LogShape
         EventId = eventId;
         Template = template;
         (Literals, Holes) = Parse(template);
+        EncodedLiterals = [.. Literals.Select(l => Encoding.UTF8.GetBytes(JsonLines.Options.Encoder!.Encode(l)))];
         EncodedCategory = JsonEncodedText.Encode(category);
         EncodedEventName = JsonEncodedText.Encode(eventId.Name);
         // Serilog's compact JSON identifies a template by this hash; the same template keeps the same @i here.
@@ -42,6 +44,9 @@ public sealed class LogShape
     /// <summary>The text before each hole, and after the last: one more than <see cref="Holes"/>.</summary>
     internal IReadOnlyList<string> Literals { get; }
 
+    /// <summary><see cref="Literals"/> as they appear inside a JSON string: escaped, in UTF-8.</summary>
+    internal IReadOnlyList<byte[]> EncodedLiterals { get; }
+
     internal JsonEncodedText EncodedCategory { get; }
 
     internal JsonEncodedText EncodedEventName { get; }
@@ -59,6 +64,18 @@ public sealed class LogShape
         }
 
         text.Append(Literals[^1]);
+    }
+
+    /// <summary>The message as <see cref="Render(in LogValues, ref ValueStringBuilder)"/> renders it, written as the inside of a JSON string.</summary>
+    internal void RenderJson(in LogValues values, JsonMessage message)
+    {
+        for (var i = 0; i < Holes.Count; i++)
+        {
+            message.AppendRaw(EncodedLiterals[i]);
+            values[i].RenderJson(Holes[i].Format, message);
+        }
+
+        message.AppendRaw(EncodedLiterals[^1]);
     }
 
     /// <summary>The message rendered to a string (for <see cref="ILoggerProvider"/>s that ask for it).</summary>
@@ -169,6 +186,25 @@ public readonly struct LogValue
                 break;
             default:
                 json.WriteNullValue();
+                break;
+        }
+    }
+
+    internal void RenderJson(string? format, JsonMessage message)
+    {
+        switch (_kind)
+        {
+            case Kind.Text:
+                message.AppendQuoted(_text!);
+                break;
+            case Kind.Integer:
+                message.AppendNumber((int)_number, format);
+                break;
+            case Kind.Number:
+                message.AppendNumber(_number, format);
+                break;
+            default:
+                message.AppendRaw("null"u8);
                 break;
         }
     }
