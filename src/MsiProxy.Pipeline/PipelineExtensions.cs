@@ -128,8 +128,8 @@ public static class PipelineExtensions
     /// endpoint the management listener has (~60 ms of a ~450 ms start to first token). Data protection, for the
     /// session-affinity cookie, loaded a key ring at every start (~20 ms, System.Private.Xml mapped) and on the first
     /// wrote an unencrypted key to <c>$HOME/.aspnet</c>: its hosted service goes, and the affinity policies (which YARP's
-    /// configuration validator builds, and nothing calls) get keys that live in memory only. The authorization policy
-    /// provider stays for the same validator.
+    /// configuration validator builds, and nothing calls) get keys that live in memory only, made on first use
+    /// (<see cref="DeferredDataProtection"/>). The authorization policy provider stays for the same validator.
     /// </summary>
     private static void WithoutRouteServices(IServiceCollection services)
     {
@@ -137,7 +137,8 @@ public static class PipelineExtensions
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationService>();
         services.RemoveAll<Microsoft.AspNetCore.Authorization.Policy.IPolicyEvaluator>();
-        services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
+        services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(new DeferredDataProtection(
+            () => new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider().CreateProtector("MsiProxy")));
         for (var i = services.Count - 1; i >= 0; i--)
         {
             if (services[i] is { ServiceType: var type, IsKeyedService: false } hosted && type == typeof(IHostedService)
@@ -166,4 +167,22 @@ public static class PipelineExtensions
         app.MapReverseProxy();
         return app.MapAdminApi();
     }
+}
+
+/// <summary>
+/// Data protection whose key is made when something first protects or unprotects: YARP's affinity policies take their
+/// protectors when they are built and, with no routes, never use them. A key made at start-up loaded OpenSSL for its
+/// random bytes (libssl and libcrypto, ~3.5 MB resident) into a process that otherwise may never need it.
+/// </summary>
+internal sealed class DeferredDataProtection(Func<Microsoft.AspNetCore.DataProtection.IDataProtector> create)
+    : Microsoft.AspNetCore.DataProtection.IDataProtector
+{
+    private readonly Lazy<Microsoft.AspNetCore.DataProtection.IDataProtector> _protector = new(create);
+
+    public Microsoft.AspNetCore.DataProtection.IDataProtector CreateProtector(string purpose) =>
+        new DeferredDataProtection(() => _protector.Value.CreateProtector(purpose));
+
+    public byte[] Protect(byte[] plaintext) => _protector.Value.Protect(plaintext);
+
+    public byte[] Unprotect(byte[] protectedData) => _protector.Value.Unprotect(protectedData);
 }

@@ -15,13 +15,16 @@ internal sealed class CachedToken
     private readonly int _expiresInStart;
     private readonly int _expiresInLength;
 
-    private readonly byte[] _accessTokenSha256;
+    private readonly int _accessTokenStart;
+    private readonly int _accessTokenLength;
+    private byte[]? _accessTokenSha256;
 
     private CachedToken(byte[] body, int expiresInStart, int expiresInLength, bool expiresInQuoted,
-        DateTimeOffset expiresOn, DateTimeOffset fetchedAt, DateTimeOffset refreshAt, byte[] accessTokenSha256)
+        DateTimeOffset expiresOn, DateTimeOffset fetchedAt, DateTimeOffset refreshAt, int accessTokenStart, int accessTokenLength)
     {
         _body = body;
-        _accessTokenSha256 = accessTokenSha256;
+        _accessTokenStart = accessTokenStart;
+        _accessTokenLength = accessTokenLength;
         _expiresInStart = expiresInStart;
         _expiresInLength = expiresInLength;
         ExpiresInQuoted = expiresInQuoted;
@@ -72,7 +75,18 @@ internal sealed class CachedToken
     /// True when <paramref name="sha256"/> is the SHA-256 of this access token — MSAL's <c>token_sha256_to_refresh</c>:
     /// the client says the token it holds was revoked.
     /// </summary>
-    public bool HasSha256(ReadOnlySpan<byte> sha256) => CryptographicOperations.FixedTimeEquals(_accessTokenSha256, sha256);
+    public bool HasSha256(ReadOnlySpan<byte> sha256) => CryptographicOperations.FixedTimeEquals(_accessTokenSha256 ??= AccessTokenSha256(), sha256);
+
+    /// <summary>
+    /// Hashed when a client first asks, not when the token is cached: most tokens are never revoked, and the first
+    /// SHA-256 loads OpenSSL (libssl and libcrypto, ~3.5 MB resident) into a process that may otherwise never need it.
+    /// </summary>
+    private byte[] AccessTokenSha256()
+    {
+        var reader = new Utf8JsonReader(_body.AsSpan(_accessTokenStart, _accessTokenLength));
+        reader.Read();
+        return reader.ValueIsEscaped ? SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(reader.GetString()!)) : SHA256.HashData(reader.ValueSpan);
+    }
 
     private byte[]? _appServiceBody;
 
@@ -135,7 +149,7 @@ internal sealed class CachedToken
         long? expiresIn = null;
         int expiresInStart = -1, expiresInLength = 0;
         var quoted = false;
-        byte[]? accessTokenSha256 = null;
+        int accessTokenStart = -1, accessTokenLength = 0;
         try
         {
             var reader = new Utf8JsonReader(body);
@@ -152,9 +166,9 @@ internal sealed class CachedToken
                 switch (name)
                 {
                     case "access_token" when reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0:
-                        accessTokenSha256 = reader.ValueIsEscaped
-                            ? SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(reader.GetString()!))
-                            : SHA256.HashData(reader.ValueSpan);
+                        // The string token, quotes included: AccessTokenSha256 reads it again if a client asks.
+                        accessTokenStart = (int)reader.TokenStartIndex;
+                        accessTokenLength = reader.ValueSpan.Length + 2;
                         break;
                     case "expires_on":
                         expiresOn = ReadSeconds(ref reader);
@@ -183,7 +197,7 @@ internal sealed class CachedToken
             return false;
         }
 
-        if (accessTokenSha256 is null)
+        if (accessTokenStart < 0)
         {
             error = "no access_token";
             return false;
@@ -199,7 +213,7 @@ internal sealed class CachedToken
         }
 
         var refreshAt = now + ((expires - now) * Math.Clamp(refreshAfter, 0, 1));
-        token = new CachedToken(body, expiresIn is null ? -1 : expiresInStart, expiresInLength, quoted, expires, now, refreshAt, accessTokenSha256);
+        token = new CachedToken(body, expiresIn is null ? -1 : expiresInStart, expiresInLength, quoted, expires, now, refreshAt, accessTokenStart, accessTokenLength);
         return true;
     }
 

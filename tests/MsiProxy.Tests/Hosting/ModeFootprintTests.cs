@@ -77,6 +77,28 @@ public sealed partial class ModeFootprintTests
     }
 
     /// <summary>
+    /// OpenSSL (libssl and libcrypto, ~3.5 MB resident) is loaded by the first cryptographic call. Serving tokens over
+    /// plain HTTP needs none: YARP's unused data protection makes its key on first use, and a cached token is hashed
+    /// when a client first names a revoked one (<c>token_sha256_to_refresh</c>) — which then loads it.
+    /// </summary>
+    [SkippableFact]
+    public async Task OpenSSL_is_not_loaded_until_a_client_names_a_revoked_token()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "reads /proc/PID/maps");
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartProgramAsync(emulator, home: null);
+        Assert.Empty(await OpenSslLibrariesAsync(proxy.Program.Id));
+
+        using var app = LoopbackCaller.Create("127.0.0.2", proxy.Client);
+        var revoked = await TokenAsync(app, extraQuery: "token_sha256_to_refresh=" + new string('0', 64));
+        Assert.Equal(HttpStatusCode.OK, revoked.Status);
+        Assert.Contains(await OpenSslLibrariesAsync(proxy.Program.Id), name => name.StartsWith("libcrypto", StringComparison.Ordinal));
+    }
+
+    private static async Task<List<string>> OpenSslLibrariesAsync(int processId) =>
+        [.. OpenSslLibrary().Matches(await File.ReadAllTextAsync($"/proc/{processId}/maps")).Select(m => m.Groups[1].Value).Distinct()];
+
+    /// <summary>
     /// In Development the host validates at build time that every registered service can be constructed: what is
     /// removed of YARP's authorization must not leave a service behind that needs it.
     /// </summary>
@@ -113,7 +135,7 @@ public sealed partial class ModeFootprintTests
             using var app = LoopbackCaller.Create("127.0.0.2", client);
             var answer = await program.FirstAnswerAsync(() => TokenAsync(app), Generous);
             Assert.True(answer.Status == HttpStatusCode.OK, $"{answer.Status} {answer.Body}\nstdout: {program.StandardOutput}");
-            return new RunningProgram(program, management);
+            return new RunningProgram(program, client, management);
         }
         catch
         {
@@ -122,7 +144,7 @@ public sealed partial class ModeFootprintTests
         }
     }
 
-    private sealed record RunningProgram(ChildProcess Program, Uri Management) : IAsyncDisposable
+    private sealed record RunningProgram(ChildProcess Program, Uri Client, Uri Management) : IAsyncDisposable
     {
         public ValueTask DisposeAsync() => Program.DisposeAsync();
     }
@@ -132,5 +154,8 @@ public sealed partial class ModeFootprintTests
 
     [GeneratedRegex(@"/([^/\s]+\.dll)\s*$", RegexOptions.Multiline)]
     private static partial Regex DllName();
+
+    [GeneratedRegex(@"/((?:libssl|libcrypto)\.so[^/\s]*)\s*$", RegexOptions.Multiline)]
+    private static partial Regex OpenSslLibrary();
 
 }
