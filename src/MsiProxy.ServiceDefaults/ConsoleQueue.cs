@@ -6,9 +6,11 @@ namespace MsiProxy.ServiceDefaults;
 
 /// <summary>
 /// A bounded queue of log lines to standard output, written by one thread of its own in batches. The caller formats
-/// its event as one JSON line (<see cref="JsonLines"/>) and enqueues the bytes; the writer wakes at most once per
-/// <see cref="GatherTime"/> under load and writes what has gathered with one <c>write(2)</c>. Why not a queue that
-/// wakes its reader per event (Serilog.Sinks.Async): on the cached-hit path that wake-up and the write per event were
+/// its event as one JSON line (<see cref="JsonLines"/>) into a buffer of its thread's and appends the bytes to the
+/// queue's pending buffer; the writer wakes at most once per <see cref="GatherTime"/> under load, swaps the pending
+/// buffer for its own and writes what has gathered with one <c>write(2)</c>. No line is an allocation of its own: an
+/// array per line, and the concurrent queue that carried it, were 5 % of the process's samples with logging on.
+/// Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the cached-hit path that wake-up and the write per event were
 /// the cost of logging — 28 % of the process's CPU in the kernel under the sink threads, mostly context switches.
 /// Why format on the caller's thread: the event's ~15 properties are objects the caller has just made, in its own
 /// cache; read by the writer on another core they were cache misses, and formatting there cost ~3.5× as much
@@ -25,24 +27,27 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     /// <summary>How long the writer lets events gather after the first one wakes it: the longest a line waits.</summary>
     internal static readonly TimeSpan GatherTime = TimeSpan.FromMilliseconds(10);
 
-    private const int FlushBytes = 64 * 1024;
-
     private const int MaxKeptLineBytes = 16 * 1024;
+
+    private const int MaxKeptBatchBytes = 1024 * 1024;
 
     [ThreadStatic]
     private static LineWriter? t_lineWriter;
 
-    private readonly System.Collections.Concurrent.ConcurrentQueue<byte[]> _lines = new();
+    private readonly Lock _pendingLock = new();
+    private readonly Lock _writeLock = new();
     private readonly ConsoleOutput _output;
     private readonly LogQueues.Monitor _monitor;
     private readonly int _capacity;
     private readonly bool _blockWhenFull;
-    private readonly MemoryStream _batch = new();
     // No spinning before a wait: the writer's waits are a gather time or an idle park, never a moment's pause.
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
     private readonly ManualResetEventSlim _hurry = new(false, spinCount: 0);
     private readonly object _room = new();
     private readonly Thread _writer;
+    private MemoryStream _pending = new();
+    private MemoryStream _writing = new();
+    private int _pendingLines;
     private int _count;
     private int _parked;
     private int _roomWaiters;
@@ -97,7 +102,15 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
             }
         }
 
-        _lines.Enqueue(Format(line)); // its room is taken: a line dropped for want of room is never formatted
+        var bytes = Format(line); // its room is taken: a line dropped for want of room is never formatted
+        lock (_pendingLock)
+        {
+            _pending.Write(bytes);
+            _pendingLines++;
+        }
+
+        // A full fence between the line and the flag: either the writer sees the line before it parks, or we see it parked.
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
         {
             _wake.Set();
@@ -106,7 +119,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         if (_stopping)
         {
             // Disposal began between the check above and the enqueue: the writer may be gone, so write it out here.
-            DrainNow();
+            WriteQueued();
         }
     }
 
@@ -128,7 +141,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
 
         _writer.Join();
-        DrainNow();
+        WriteQueued();
         _monitor.StopMonitoring(this);
     }
 
@@ -171,21 +184,35 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Writes what is queued, in writes of up to <see cref="FlushBytes"/>; frees its room.</summary>
+    /// <summary>Writes what is queued with one write, and frees its room. Producers append to the other buffer meanwhile.</summary>
     private int WriteQueued()
     {
-        var written = 0;
-        while (_lines.TryDequeue(out var line))
+        int written;
+        lock (_writeLock)
         {
-            _batch.Write(line);
-            written++;
-            if (_batch.Length >= FlushBytes)
+            lock (_pendingLock)
             {
-                Flush();
+                (_pending, _writing) = (_writing, _pending);
+                written = _pendingLines;
+                _pendingLines = 0;
+            }
+
+            if (_writing.Length > 0)
+            {
+                _output.Write(_writing.GetBuffer().AsSpan(0, (int)_writing.Length));
+            }
+
+            // A burst's buffer is not kept for good.
+            if (_writing.Capacity > MaxKeptBatchBytes)
+            {
+                _writing = new MemoryStream();
+            }
+            else
+            {
+                _writing.SetLength(0);
             }
         }
 
-        Flush();
         if (written > 0)
         {
             Interlocked.Add(ref _count, -written);
@@ -207,7 +234,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         _wake.Reset();
         // A full fence before the queue is read: either the producer sees the flag, or we see its event.
         Interlocked.Exchange(ref _parked, 1);
-        if (_lines.IsEmpty && !_stopping)
+        if (Volatile.Read(ref _pendingLines) == 0 && !_stopping)
         {
             _wake.Wait();
         }
@@ -215,37 +242,20 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         Interlocked.Exchange(ref _parked, 0);
     }
 
-    private void Flush()
-    {
-        if (_batch.Length > 0)
-        {
-            _output.Write(_batch.GetBuffer().AsSpan(0, (int)_batch.Length));
-            _batch.SetLength(0);
-        }
-    }
-
-    private void DrainNow()
-    {
-        while (_lines.TryDequeue(out var line))
-        {
-            _output.Write(line);
-        }
-    }
-
-    /// <summary>The line, newline included, formatted with the calling thread's own writer.</summary>
-    private static byte[] Format<TLine>(TLine line)
+    /// <summary>The line, newline included, formatted into the calling thread's own buffer (valid until its next line).</summary>
+    private static ReadOnlySpan<byte> Format<TLine>(TLine line)
         where TLine : IConsoleLine, allows ref struct
     {
-        var writer = t_lineWriter ??= new LineWriter();
-        writer.Line.SetLength(0);
-        line.WriteTo(writer.Lines, writer.Line);
-        var bytes = writer.Line.ToArray();
-        if (writer.Line.Capacity > MaxKeptLineBytes)
+        var writer = t_lineWriter;
+        if (writer is null || writer.Line.Capacity > MaxKeptLineBytes)
         {
-            t_lineWriter = null; // a long line (an exception's stack) must not stay allocated on every thread that logged one
+            // A long line (an exception's stack) must not stay allocated on every thread that logged one.
+            writer = t_lineWriter = new LineWriter();
         }
 
-        return bytes;
+        writer.Line.SetLength(0);
+        line.WriteTo(writer.Lines, writer.Line);
+        return writer.Line.GetBuffer().AsSpan(0, (int)writer.Line.Length);
     }
 
     /// <summary>A thread's <see cref="JsonLines"/> (which is not thread-safe) and the buffer it formats into.</summary>
