@@ -19,7 +19,9 @@ namespace MsiProxy.ServiceDefaults;
 /// </summary>
 /// <remarks>
 /// When full, a queue either drops the new event and counts it (<c>blockWhenFull: false</c>) or makes the caller wait
-/// for room (backpressure: nothing is dropped). A full queue hurries the writer rather than waiting out the gather time.
+/// for room (backpressure: nothing is dropped). Full is a number of lines, or the pending bytes' bound, whichever comes
+/// first. A full queue hurries the writer rather than waiting out the gather time. A line that cannot be formatted is
+/// not written (Serilog's SelfLog says why) and gives its room back.
 /// Disposal writes out everything queued; an event that arrives after it is written at once, on the caller's thread.
 /// </remarks>
 internal sealed class ConsoleQueue : ILogEventSink, IDisposable
@@ -47,7 +49,9 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private readonly Thread _writer;
     private MemoryStream _pending = new();
     private MemoryStream _writing = new();
+    private readonly long _maxPendingBytes;
     private int _pendingLines;
+    private long _pendingBytes;
     private int _count;
     private int _parked;
     private int _roomWaiters;
@@ -58,6 +62,9 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _capacity = capacity;
+        // Lines are bounded in number and, as a caller can make one long (a path, a header), in bytes: 2 KB a line on
+        // average (~3 times a request line), from 1 MB to 256 MB.
+        _maxPendingBytes = Math.Clamp(capacity * 2048L, 1L << 20, 256L << 20);
         _blockWhenFull = blockWhenFull;
         _output = output;
         _monitor = monitor;
@@ -80,7 +87,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     {
         if (_stopping)
         {
-            _output.Write(Format(line));
+            WriteNow(line);
             return;
         }
 
@@ -97,18 +104,43 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
             WaitForRoom();
             if (_stopping)
             {
-                _output.Write(Format(line));
+                WriteNow(line);
                 return;
             }
         }
 
-        var bytes = Format(line); // its room is taken: a line dropped for want of room is never formatted
-        lock (_pendingLock)
+        // Its room is taken: a line dropped for want of room is never formatted, and one that cannot be gives it back.
+        if (!TryFormat(line, out var bytes))
         {
-            _pending.Write(bytes);
-            _pendingLines++;
+            FreeRoom(1);
+            return;
         }
 
+        while (!TryAppend(bytes))
+        {
+            // The pending bytes are at their bound (lines made long by what a caller sent): hurried, the writer makes
+            // room, and until then this line waits or is dropped as it would be in a full queue.
+            _hurry.Set();
+            if (!_blockWhenFull || _stopping)
+            {
+                FreeRoom(1);
+                if (_stopping)
+                {
+                    _output.Write(bytes);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _dropped);
+                }
+
+                ReleaseLongLine();
+                return;
+            }
+
+            WaitForBytes(bytes.Length);
+        }
+
+        ReleaseLongLine();
         // A full fence between the line and the flag: either the writer sees the line before it parks, or we see it parked.
         Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
@@ -118,7 +150,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         if (_stopping)
         {
-            // Disposal began between the check above and the enqueue: the writer may be gone, so write it out here.
+            // Disposal began between the check above and the append: the writer may be gone, so write it out here.
             WriteQueued();
         }
     }
@@ -160,6 +192,50 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
+    private void WaitForBytes(int length)
+    {
+        lock (_room)
+        {
+            Interlocked.Increment(ref _roomWaiters);
+            while (Volatile.Read(ref _pendingBytes) is > 0 and var pending && pending + length > _maxPendingBytes && !_stopping)
+            {
+                Monitor.Wait(_room);
+            }
+
+            Interlocked.Decrement(ref _roomWaiters);
+        }
+    }
+
+    /// <summary>Appends a formatted line unless the pending bytes would pass their bound (a line alone always fits).</summary>
+    private bool TryAppend(ReadOnlySpan<byte> bytes)
+    {
+        lock (_pendingLock)
+        {
+            if (_pending.Length > 0 && _pending.Length + bytes.Length > _maxPendingBytes)
+            {
+                return false;
+            }
+
+            _pending.Write(bytes);
+            _pendingLines++;
+            Volatile.Write(ref _pendingBytes, _pending.Length);
+            return true;
+        }
+    }
+
+    /// <summary>Gives back the room of lines written (or not written after all), waking whoever waits for it.</summary>
+    private void FreeRoom(int lines)
+    {
+        Interlocked.Add(ref _count, -lines);
+        if (Volatile.Read(ref _roomWaiters) > 0)
+        {
+            lock (_room)
+            {
+                Monitor.PulseAll(_room);
+            }
+        }
+    }
+
     private void WriteLoop()
     {
         while (true)
@@ -195,6 +271,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
                 (_pending, _writing) = (_writing, _pending);
                 written = _pendingLines;
                 _pendingLines = 0;
+                Volatile.Write(ref _pendingBytes, 0);
             }
 
             if (_writing.Length > 0)
@@ -215,14 +292,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         if (written > 0)
         {
-            Interlocked.Add(ref _count, -written);
-            if (Volatile.Read(ref _roomWaiters) > 0)
-            {
-                lock (_room)
-                {
-                    Monitor.PulseAll(_room);
-                }
-            }
+            FreeRoom(written);
         }
 
         return written;
@@ -242,20 +312,49 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         Interlocked.Exchange(ref _parked, 0);
     }
 
-    /// <summary>The line, newline included, formatted into the calling thread's own buffer (valid until its next line).</summary>
-    private static ReadOnlySpan<byte> Format<TLine>(TLine line)
+    /// <summary>Writes a line at once, on the caller's thread (after disposal).</summary>
+    private void WriteNow<TLine>(TLine line)
         where TLine : IConsoleLine, allows ref struct
     {
-        var writer = t_lineWriter;
-        if (writer is null || writer.Line.Capacity > MaxKeptLineBytes)
+        if (TryFormat(line, out var bytes))
         {
-            // A long line (an exception's stack) must not stay allocated on every thread that logged one.
-            writer = t_lineWriter = new LineWriter();
+            _output.Write(bytes);
         }
 
+        ReleaseLongLine();
+    }
+
+    /// <summary>
+    /// The line, newline included, formatted into the calling thread's own buffer (valid until its next line); false,
+    /// and nothing to write, when it could not be formatted.
+    /// </summary>
+    private static bool TryFormat<TLine>(TLine line, out ReadOnlySpan<byte> bytes)
+        where TLine : IConsoleLine, allows ref struct
+    {
+        var writer = t_lineWriter ??= new LineWriter();
         writer.Line.SetLength(0);
-        line.WriteTo(writer.Lines, writer.Line);
-        return writer.Line.GetBuffer().AsSpan(0, (int)writer.Line.Length);
+        try
+        {
+            line.WriteTo(writer.Lines, writer.Line);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A logging call must never fail the request that made it.
+            SelfLog.WriteLine("ConsoleQueue could not format a line: {0}", ex);
+            writer.Line.SetLength(0);
+        }
+
+        bytes = writer.Line.GetBuffer().AsSpan(0, (int)writer.Line.Length);
+        return bytes.Length > 0;
+    }
+
+    /// <summary>A long line (an exception's stack) must not stay allocated on every thread that logged one.</summary>
+    private static void ReleaseLongLine()
+    {
+        if (t_lineWriter is { Line.Capacity: > MaxKeptLineBytes })
+        {
+            t_lineWriter = null;
+        }
     }
 
     /// <summary>A thread's <see cref="JsonLines"/> (which is not thread-safe) and the buffer it formats into.</summary>

@@ -73,6 +73,12 @@ internal sealed class JsonLines : IDisposable
             output.SetLength(start);
             WriteJson(line, output, wellFormed: true);
         }
+        catch
+        {
+            _json = null;
+            output.SetLength(start);
+            throw;
+        }
 
         output.Write(NewLine);
     }
@@ -117,14 +123,13 @@ internal sealed class JsonLines : IDisposable
         {
             // ASP.NET Core's request scope, as Serilog's bridge adds it to every event logged during a request.
             json.WriteString("RequestId"u8, WellFormed(context.TraceIdentifier, wellFormed));
-            var request = context.Request;
-            json.WriteString("RequestPath"u8, WellFormed(request.PathBase.HasValue ? (request.PathBase + request.Path).Value : request.Path.Value, wellFormed));
+            json.WriteString("RequestPath"u8, WellFormed(ShapedLine.RequestPath(context), wellFormed));
             json.WriteString("ConnectionId"u8, WellFormed(context.Connection.Id, wellFormed));
         }
 
-        foreach (var (name, value) in line.Properties)
+        foreach (var property in line.Properties)
         {
-            json.WriteString(name, value);
+            json.WriteString(property.EncodedName, property.Value);
         }
 
         json.WriteEndObject();
@@ -368,7 +373,11 @@ internal sealed class JsonMessage
 
         var utf8 = _utf8.AsSpan(0, Encoding.UTF8.GetBytes(text, _utf8));
         Reserve(6 * utf8.Length); // the longest escape, \uXXXX, of one byte
-        JsonLines.Options.Encoder!.EncodeUtf8(utf8, _bytes.AsSpan(_length), out _, out var written);
+        if (JsonLines.Options.Encoder!.EncodeUtf8(utf8, _bytes.AsSpan(_length), out _, out var written) != System.Buffers.OperationStatus.Done)
+        {
+            throw new InvalidOperationException("a message value could not be escaped for JSON");
+        }
+
         _length += written;
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Serilog.Formatting.Compact;
@@ -88,6 +87,14 @@ public sealed class LogShape
         return message;
     }
 
+    /// <summary>
+    /// A custom number format of digits' placeholders (<c>0.0</c>, <c>#,##0</c>) or a standard one (<c>F1</c>, <c>x8</c>):
+    /// what renders a number as Serilog would, and never a character JSON would have to escape.
+    /// </summary>
+    private static bool IsNumberFormat(string format) =>
+        (format.Length > 0 && format.All(c => c is '0' or '#' or '.' or ','))
+        || (format.Length is >= 1 and <= 3 && "CDEFGNPRXcdefgnprx".Contains(format[0]) && format[1..].All(char.IsAsciiDigit));
+
     private static (string[] Literals, LogHole[] Holes) Parse(string template)
     {
         var literals = new List<string>();
@@ -106,13 +113,14 @@ public sealed class LogShape
             var hole = close < 0 ? "" : template[(open + 1)..close];
             var colon = hole.IndexOf(':');
             var name = colon < 0 ? hole : hole[..colon];
-            if (name.Length == 0 || !char.IsAsciiLetter(name[0]) || !name.All(char.IsAsciiLetterOrDigit))
+            var format = colon < 0 ? null : hole[(colon + 1)..];
+            if (name.Length == 0 || !char.IsAsciiLetter(name[0]) || !name.All(char.IsAsciiLetterOrDigit) || (format is not null && !IsNumberFormat(format)))
             {
-                throw new ArgumentException($"'{template}' has a hole at {open} that is not {{Name}} or {{Name:format}}", nameof(template));
+                throw new ArgumentException($"'{template}' has a hole at {open} that is not {{Name}} or {{Name:number format}}", nameof(template));
             }
 
             literals.Add(template[start..open]);
-            holes.Add(new LogHole(name, colon < 0 ? null : hole[(colon + 1)..]));
+            holes.Add(new LogHole(name, format));
             start = close + 1;
         }
 
@@ -133,186 +141,4 @@ public sealed class LogHole(string name, string? format)
     public string? Format { get; } = format;
 
     internal JsonEncodedText EncodedName { get; } = JsonEncodedText.Encode(name);
-}
-
-/// <summary>The value of one hole: a string (or null), a whole number or a number.</summary>
-public readonly struct LogValue
-{
-    private readonly string? _text;
-    private readonly double _number;
-    private readonly Kind _kind;
-
-    private LogValue(string? text, double number, Kind kind) => (_text, _number, _kind) = (text, number, kind);
-
-    private enum Kind : byte
-    {
-        Null,
-        Text,
-        Integer,
-        Number,
-    }
-
-    public static implicit operator LogValue(string? text) => new(text, 0, text is null ? Kind.Null : Kind.Text);
-
-    public static implicit operator LogValue(int number) => new(null, number, Kind.Integer);
-
-    public static implicit operator LogValue(double number) => new(null, number, Kind.Number);
-
-    /// <summary>The value as an object, as <see cref="ILoggerProvider"/>s receive structured state.</summary>
-    public object? Boxed => _kind switch
-    {
-        Kind.Text => _text,
-        Kind.Integer => (int)_number,
-        Kind.Number => _number,
-        _ => null,
-    };
-
-    internal void WriteTo(Utf8JsonWriter json, bool wellFormed)
-    {
-        switch (_kind)
-        {
-            case Kind.Text:
-                json.WriteStringValue(JsonLines.WellFormed(_text, wellFormed));
-                break;
-            case Kind.Integer:
-                json.WriteNumberValue((int)_number);
-                break;
-            case Kind.Number when double.IsFinite(_number):
-                json.WriteNumberValue(_number);
-                break;
-            case Kind.Number:
-                // As Serilog's JSON writes a number JSON cannot hold: its text, in a string.
-                json.WriteStringValue(_number.ToString(CultureInfo.InvariantCulture));
-                break;
-            default:
-                json.WriteNullValue();
-                break;
-        }
-    }
-
-    internal void RenderJson(string? format, JsonMessage message)
-    {
-        switch (_kind)
-        {
-            case Kind.Text:
-                message.AppendQuoted(_text!);
-                break;
-            case Kind.Integer:
-                message.AppendNumber((int)_number, format);
-                break;
-            case Kind.Number:
-                message.AppendNumber(_number, format);
-                break;
-            default:
-                message.AppendRaw("null"u8);
-                break;
-        }
-    }
-
-    internal void Render(string? format, ref ValueStringBuilder text)
-    {
-        switch (_kind)
-        {
-            case Kind.Text:
-                text.Append('"');
-                text.AppendEscapingQuotes(_text!);
-                text.Append('"');
-                break;
-            case Kind.Integer:
-                text.AppendFormatted((int)_number, format);
-                break;
-            case Kind.Number:
-                text.AppendFormatted(_number, format);
-                break;
-            default:
-                text.Append("null");
-                break;
-        }
-    }
-}
-
-/// <summary>The values of a <see cref="LogShape"/>'s holes, in template order, held inline (no allocation).</summary>
-[InlineArray(Length)]
-public struct LogValues
-{
-    internal const int Length = 12;
-
-    private LogValue _first;
-}
-
-/// <summary>A stack-first character buffer for rendering a message, growing into pooled arrays only for a long one.</summary>
-internal ref struct ValueStringBuilder(Span<char> initial)
-{
-    private char[]? _rented;
-    private Span<char> _chars = initial;
-    private int _length;
-
-    public readonly ReadOnlySpan<char> Written => _chars[.._length];
-
-    public void Append(char c)
-    {
-        if (_length == _chars.Length)
-        {
-            Grow(1);
-        }
-
-        _chars[_length++] = c;
-    }
-
-    public void Append(ReadOnlySpan<char> text)
-    {
-        if (_length + text.Length > _chars.Length)
-        {
-            Grow(text.Length);
-        }
-
-        text.CopyTo(_chars[_length..]);
-        _length += text.Length;
-    }
-
-    /// <summary>Serilog's rendering of a string inside quotes: each <c>"</c> becomes <c>\"</c>.</summary>
-    public void AppendEscapingQuotes(string text)
-    {
-        var rest = text.AsSpan();
-        for (var quote = rest.IndexOf('"'); quote >= 0; quote = rest.IndexOf('"'))
-        {
-            Append(rest[..quote]);
-            Append("\\\"");
-            rest = rest[(quote + 1)..];
-        }
-
-        Append(rest);
-    }
-
-    public void AppendFormatted<T>(T value, string? format)
-        where T : ISpanFormattable
-    {
-        int written;
-        while (!value.TryFormat(_chars[_length..], out written, format, CultureInfo.InvariantCulture))
-        {
-            Grow(64);
-        }
-
-        _length += written;
-    }
-
-    public override readonly string ToString() => new(Written);
-
-    public void Dispose()
-    {
-        if (_rented is { } rented)
-        {
-            _rented = null;
-            System.Buffers.ArrayPool<char>.Shared.Return(rented);
-        }
-    }
-
-    private void Grow(int needed)
-    {
-        var bigger = System.Buffers.ArrayPool<char>.Shared.Rent(Math.Max(_chars.Length * 2, _length + needed));
-        _chars[.._length].CopyTo(bigger);
-        Dispose();
-        _rented = bigger;
-        _chars = bigger;
-    }
 }

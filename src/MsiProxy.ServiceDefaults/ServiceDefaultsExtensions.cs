@@ -52,7 +52,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddSingleton(_ => ConsoleQueuesOf(builder.Configuration, telemetry));
         builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, services.GetRequiredService<ConsoleQueues>()),
             preserveStaticLogger: true, writeToProviders: true);
-        builder.Services.AddSingleton(services => new ShapedLogs(services.GetRequiredService<ConsoleQueues>(),
+        builder.Services.AddSingleton(services => new ShapedLogs(services.GetRequiredService<ConsoleQueues>(), services.GetRequiredService<ILoggerFactory>(),
             LogLevels.Properties(builder.Configuration), services.GetServices<ILoggerProvider>()));
 
         var exporting = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);

@@ -8,10 +8,9 @@ namespace MsiProxy.Telemetry;
 /// Records one client request from its <see cref="Decision"/>, in one place: the metrics, the decision's tags on the
 /// server span, one request-log line (<c>MsiProxy.Requests</c>) and one audit event (<c>MsiProxy.Audit</c>: who asked
 /// for what, and what the proxy did — a token decision, a forwarded request, a refusal). Never a token, a secret or a body.
-/// Both events are written as <see cref="ShapedLogs"/> (their cost per request is why); the categories' loggers decide
-/// whether they are written, as the configured levels say.
+/// Both events are written as <see cref="ShapedLogs"/> (their cost per request is why), at the configured levels.
 /// </summary>
-internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactory loggerFactory, ShapedLogs shapedLogs)
+internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ShapedLogs shapedLogs)
 {
     public const string RequestCategory = "MsiProxy.Requests";
 
@@ -22,8 +21,6 @@ internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactor
     internal static readonly LogShape DecisionShape = new(MsiProxyTelemetry.AuditCategory, new EventId(100, "Decision"),
         "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms");
 
-    private readonly ILogger _requests = loggerFactory.CreateLogger(RequestCategory);
-    private readonly ILogger _audit = loggerFactory.CreateLogger(MsiProxyTelemetry.AuditCategory);
     private readonly ShapedLog _completed = shapedLogs.For(CompletedShape);
     private readonly ShapedLog _decided = shapedLogs.For(DecisionShape);
 
@@ -61,7 +58,7 @@ internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactor
         // A refused target is recorded as it was sent: Kestrel's decoded path drops the dot segments of a traversal attempt.
         var path = decision.Path ?? RawPath(context);
         var milliseconds = elapsed.TotalMilliseconds;
-        if (_requests.IsEnabled(LogLevel.Information))
+        if (_completed.IsEnabled)
         {
             var values = new LogValues();
             values[0] = caller;
@@ -76,7 +73,7 @@ internal sealed class RequestRecorder(MsiProxyTelemetry telemetry, ILoggerFactor
             _completed.Write(values, context);
         }
 
-        if (_audit.IsEnabled(LogLevel.Information))
+        if (_decided.IsEnabled)
         {
             var values = new LogValues();
             values[0] = AuditDecision(decision);

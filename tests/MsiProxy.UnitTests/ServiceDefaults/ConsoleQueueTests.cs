@@ -150,6 +150,70 @@ public sealed class ConsoleQueueTests
         Assert.Equal([2, 3, 4], logsOutput.Lines().Select(l => l.N));
     }
 
+    [Fact]
+    public async Task A_line_that_cannot_be_formatted_is_not_written_and_gives_its_room_back()
+    {
+        var output = new RecordingStream();
+        using (var queue = new ConsoleQueue(new LogQueues.Monitor("audit"), capacity: 1, blockWhenFull: true, new ConsoleOutput(output)))
+        {
+            // A blocking queue of one whose room a failure kept would wait here for good: the wait times out instead.
+            await Task.Run(() =>
+            {
+                for (var i = 0; i < 5; i++)
+                {
+                    queue.Emit(new Unformattable());
+                }
+
+                queue.Emit(Event(0, 7));
+            }).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal([(0, 7)], output.Lines());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Pending_bytes_are_bounded_a_dropping_queue_drops_a_line_past_the_bound_and_a_blocking_one_waits(bool blockWhenFull)
+    {
+        // Capacity 10: 10 lines, or 1 MB pending (the bound's floor), whichever comes first.
+        using var gate = new ManualResetEventSlim();
+        var output = new RecordingStream { Gate = gate };
+        var monitor = new LogQueues.Monitor(blockWhenFull ? "audit" : "logs");
+        var big = Task.CompletedTask;
+        using (var queue = new ConsoleQueue(monitor, capacity: 10, blockWhenFull, new ConsoleOutput(output)))
+        {
+            try
+            {
+                queue.Emit(Event(0, 0));
+                Assert.True(output.Entered.Wait(TimeSpan.FromSeconds(10)), "the writer never wrote");
+                // The writer is stuck in its write; four lines of ~300 KB: three fit in 1 MB, the fourth does not.
+                big = Task.Run(() =>
+                {
+                    for (var n = 1; n <= 4; n++)
+                    {
+                        queue.Emit(Event(0, n, new string('x', 300_000)));
+                    }
+                });
+                if (!blockWhenFull)
+                {
+                    await big.WaitAsync(TimeSpan.FromSeconds(10)); // a dropping queue does not wait for the stalled writer
+                    Assert.Equal(1, monitor.Dropped().Value);
+                }
+            }
+            finally
+            {
+                gate.Set(); // whatever was asserted, the writer must not stay stuck, or disposal would wait for it
+            }
+
+            await big.WaitAsync(TimeSpan.FromSeconds(10)); // a blocking queue goes on once the writer has made room
+        }
+
+        int[] written = blockWhenFull ? [0, 1, 2, 3, 4] : [0, 1, 2, 3];
+        Assert.Equal(written, output.Lines().Select(l => l.N));
+        Assert.Equal(blockWhenFull ? 0 : 1, monitor.Dropped().Value);
+    }
+
     private static void Produce(ConsoleQueue queue, int producers, int each) =>
         Parallel.For(0, producers, new ParallelOptions { MaxDegreeOfParallelism = producers }, p =>
         {
@@ -159,9 +223,19 @@ public sealed class ConsoleQueueTests
             }
         });
 
-    private static LogEvent Event(int producer, int n) =>
+    private static LogEvent Event(int producer, int n, string padding = "") =>
         new(DateTimeOffset.UnixEpoch, LogEventLevel.Information, null, Template,
-            [new LogEventProperty("N", new ScalarValue(n)), new LogEventProperty("Producer", new ScalarValue(producer))]);
+            [new LogEventProperty("N", new ScalarValue(n)), new LogEventProperty("Producer", new ScalarValue(producer)), new LogEventProperty("Padding", new ScalarValue(padding))]);
+
+    /// <summary>A line whose formatting fails half-way.</summary>
+    private readonly struct Unformattable : IConsoleLine
+    {
+        public void WriteTo(JsonLines lines, MemoryStream output)
+        {
+            output.Write("{\"half\":"u8);
+            throw new InvalidOperationException("cannot be formatted");
+        }
+    }
 
     /// <summary>Standard output's stand-in: records the bytes and how many writes brought them.</summary>
     private sealed class RecordingStream : Stream
@@ -170,6 +244,12 @@ public sealed class ConsoleQueueTests
         private int _writes;
 
         public TimeSpan Delay { get; init; }
+
+        /// <summary>When set, each write waits for it (a stalled reader of standard output).</summary>
+        public ManualResetEventSlim? Gate { get; init; }
+
+        /// <summary>Set once a write has begun.</summary>
+        public ManualResetEventSlim Entered { get; } = new();
 
         public int Writes => Volatile.Read(ref _writes);
 
@@ -195,6 +275,9 @@ public sealed class ConsoleQueueTests
             {
                 Thread.Sleep(Delay); // a slow reader of standard output, so that a small queue overflows
             }
+
+            Entered.Set();
+            Gate?.Wait();
 
             lock (_bytes)
             {

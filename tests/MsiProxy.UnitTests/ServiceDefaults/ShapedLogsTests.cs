@@ -80,7 +80,8 @@ public sealed class ShapedLogsTests
             var context = c.InRequest ? Request(c) : null;
             using var activity = c.Traced ? new Activity("request").Start() : null;
             var before = DateTime.UtcNow;
-            var ours = Written(c.Properties, [], logs => logs.For(shape).Write(values, context));
+            var provider = new CapturingProvider();
+            var ours = Written(c.Properties, [provider], logs => logs.For(shape).Write(values, context));
             var after = DateTime.UtcNow;
             using var oursJson = JsonDocument.Parse(ours);
             // The event is stamped when it is written: Serilog's event gets the same instant to compare the rest.
@@ -93,6 +94,12 @@ public sealed class ShapedLogsTests
             using var theirsJson = JsonDocument.Parse(theirs);
             Assert.Equal(Names(theirsJson.RootElement), Names(oursJson.RootElement));
             Assert.True(JsonElement.DeepEquals(theirsJson.RootElement, oursJson.RootElement), $"template {c.Template}\n ours:    {ours}\n Serilog: {theirs}");
+
+            // A provider (OpenTelemetry's) gets what Serilog passed on: the same message, the same properties.
+            var captured = Assert.Single(provider.Events);
+            Assert.Equal(oursJson.RootElement.GetProperty("@m").GetString(), JsonLines.WellFormed(captured.Message, wellFormed: true));
+            Assert.Equal([.. Names(theirsJson.RootElement).Where(n => n is not ("@t" or "@m" or "@i" or "@tr" or "@sp" or "EventId" or "SourceContext")), "{OriginalFormat}"],
+                captured.State.Select(p => p.Key.StartsWith('@') ? "@" + p.Key : p.Key));
         }, iter: 1_000, threads: 1);
     }
 
@@ -119,6 +126,23 @@ public sealed class ShapedLogsTests
         Assert.Equal(captured.Message, json.RootElement.GetProperty("@m").GetString());
     }
 
+    [Fact]
+    public void An_event_below_its_categorys_level_is_written_nowhere()
+    {
+        var shape = new LogShape("MsiProxy.Requests", new EventId(1, "RequestCompleted"), "{Caller} asked");
+        var provider = new CapturingProvider();
+        using var levels = LoggerFactory.Create(logging => logging.SetMinimumLevel(LogLevel.Warning).AddProvider(new CapturingProvider()));
+        var values = new LogValues();
+        values[0] = "127.0.0.2";
+
+        ShapedLog? log = null;
+        var line = Written([], [provider], logs => (log = logs.For(shape)).Write(values, null), levels);
+
+        Assert.False(log!.IsEnabled);
+        Assert.Equal("", line);
+        Assert.Empty(provider.Events);
+    }
+
     [Theory]
     [InlineData("{}")]
     [InlineData("{0} positional")]
@@ -128,6 +152,10 @@ public sealed class ShapedLogsTests
     [InlineData("{@Destructured}")]
     [InlineData("{Twice} and {Twice}")]
     [InlineData("{A}{B}{C}{D}{E}{F}{G}{H}{I}{J}{K}{L}{M}")]
+    [InlineData("{Name:l}")]
+    [InlineData("{Amount:0\"}")]
+    [InlineData("{Amount:0\\}")]
+    [InlineData("{Amount:}")]
     public void A_template_a_shaped_event_cannot_render_as_Serilog_does_is_refused(string template)
     {
         Assert.Throws<ArgumentException>(() => new LogShape("MsiProxy.Requests", new EventId(1, "E"), template));
@@ -156,7 +184,8 @@ public sealed class ShapedLogsTests
         if (c.InRequest)
         {
             properties.Add(new("RequestId", new ScalarValue(c.RequestId)));
-            properties.Add(new("RequestPath", new ScalarValue(c.PathBase + c.Path)));
+            // As ASP.NET Core's HostingLogScope has it: base and path, escaped.
+            properties.Add(new("RequestPath", new ScalarValue((c.PathBase.Length > 0 ? new PathString(c.PathBase) + new PathString(c.Path) : new PathString(c.Path)).ToString())));
             properties.Add(new("ConnectionId", new ScalarValue(c.ConnectionId)));
         }
 
@@ -173,7 +202,7 @@ public sealed class ShapedLogsTests
     }
 
     /// <summary>What the console got from <paramref name="log"/>, through a real pair of queues.</summary>
-    private static string Written(KeyValuePair<string, string>[] properties, ILoggerProvider[] providers, Action<ShapedLogs> log)
+    private static string Written(KeyValuePair<string, string>[] properties, ILoggerProvider[] providers, Action<ShapedLogs> log, ILoggerFactory? levels = null)
     {
         var output = new MemoryStream();
         var console = new ConsoleOutput(output);
@@ -181,11 +210,14 @@ public sealed class ShapedLogsTests
             audit: new ConsoleQueue(new LogQueues.Monitor("audit"), 16, blockWhenFull: true, console),
             logs: new ConsoleQueue(new LogQueues.Monitor("logs"), 16, blockWhenFull: false, console)))
         {
-            log(new ShapedLogs(queues, properties, providers));
+            log(new ShapedLogs(queues, levels ?? Enabled, properties, providers));
         }
 
         return Encoding.UTF8.GetString(output.ToArray());
     }
+
+    /// <summary>Levels that let every Information event through.</summary>
+    private static readonly ILoggerFactory Enabled = LoggerFactory.Create(logging => logging.AddProvider(new CapturingProvider()));
 
     private static string SerilogLine(LogEvent logEvent)
     {
