@@ -95,7 +95,10 @@ public static class PipelineExtensions
                 http.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns every timeout
                 http.MaxResponseContentBufferSize = UpstreamClient.MaxResponseBytes;
             })
-            .ConfigurePrimaryHttpMessageHandler(UpstreamHttp.Create);
+            .ConfigurePrimaryHttpMessageHandler(UpstreamHttp.Create)
+            // IHttpClientFactory's two logging handlers log at Information, under the Warning their category runs at,
+            // yet open a logging scope on every call: the upstream attempt's span and the proxy's own events say more.
+            .RemoveAllLoggers();
         services.AddSingleton<UpstreamClient>();
         services.AddSingleton<UpstreamSetAccessor>();
         services.AddSingleton(sp =>
