@@ -53,19 +53,7 @@ public sealed class LogShape
     /// <summary>The event's <c>@i</c>.</summary>
     internal string TemplateHash { get; }
 
-    /// <summary>The message as Serilog renders it: strings in double quotes (inner quotes escaped), null as <c>null</c>.</summary>
-    internal void Render(in LogValues values, ref ValueStringBuilder text)
-    {
-        for (var i = 0; i < Holes.Count; i++)
-        {
-            text.Append(Literals[i]);
-            values[i].Render(Holes[i].Format, ref text);
-        }
-
-        text.Append(Literals[^1]);
-    }
-
-    /// <summary>The message as <see cref="Render(in LogValues, ref ValueStringBuilder)"/> renders it, written as the inside of a JSON string.</summary>
+    /// <summary>The message as <see cref="Render(in LogValues)"/> renders it, written as the inside of a JSON string (the console's <c>@m</c>).</summary>
     internal void RenderJson(in LogValues values, JsonMessage message)
     {
         for (var i = 0; i < Holes.Count; i++)
@@ -77,14 +65,20 @@ public sealed class LogShape
         message.AppendRaw(EncodedLiterals[^1]);
     }
 
-    /// <summary>The message rendered to a string (for <see cref="ILoggerProvider"/>s that ask for it).</summary>
+    /// <summary>
+    /// The message as Serilog renders it — strings in double quotes (inner quotes escaped), null as <c>null</c> — for the
+    /// <see cref="ILoggerProvider"/>s that ask for it; the console's line is rendered by <see cref="RenderJson"/>.
+    /// </summary>
     internal string Render(in LogValues values)
     {
-        var text = new ValueStringBuilder(stackalloc char[256]);
-        Render(values, ref text);
-        var message = text.ToString();
-        text.Dispose();
-        return message;
+        var text = new StringBuilder();
+        for (var i = 0; i < Holes.Count; i++)
+        {
+            text.Append(Literals[i]);
+            values[i].Render(Holes[i].Format, text);
+        }
+
+        return text.Append(Literals[^1]).ToString();
     }
 
     /// <summary>

@@ -78,25 +78,15 @@ public readonly struct LogValue
         }
     }
 
-    internal void Render(string? format, ref ValueStringBuilder text)
+    internal void Render(string? format, System.Text.StringBuilder text)
     {
-        switch (_kind)
+        _ = _kind switch
         {
-            case Kind.Text:
-                text.Append('"');
-                text.AppendEscapingQuotes(_text!);
-                text.Append('"');
-                break;
-            case Kind.Integer:
-                text.AppendFormatted((int)_number, format);
-                break;
-            case Kind.Number:
-                text.AppendFormatted(_number, format);
-                break;
-            default:
-                text.Append("null");
-                break;
-        }
+            Kind.Text => text.Append('"').Append(_text!.Replace("\"", "\\\"", StringComparison.Ordinal)).Append('"'),
+            Kind.Integer => text.Append(((int)_number).ToString(format, CultureInfo.InvariantCulture)),
+            Kind.Number => text.Append(_number.ToString(format, CultureInfo.InvariantCulture)),
+            _ => text.Append("null"),
+        };
     }
 }
 

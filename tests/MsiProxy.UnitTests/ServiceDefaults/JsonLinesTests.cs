@@ -24,7 +24,8 @@ public sealed class JsonLinesTests
         Gen.Char['a', 'z'], Gen.Char[' ', '~'], Gen.Char['\0', '\u001f'],
         Gen.OneOf('"', '\\', '{', '}', '@', '\u007f', 'é', '→', '\u2028', '\ud800', '\udc00', '\ud83d', '\ude00', '\ufffd'));
 
-    private static readonly Gen<string> Text = Gen.String[Chars, 0, 24];
+    /// <summary>Strings of those characters (ShapedLogsTests uses them too).</summary>
+    internal static readonly Gen<string> Text = Gen.String[Chars, 0, 24];
 
     private static readonly Gen<string> TemplateName = Gen.Select(Gen.Char['A', 'Z'], Gen.String[Gen.Char.AlphaNumeric, 0, 6], (first, rest) => first + rest);
 
@@ -143,7 +144,7 @@ public sealed class JsonLinesTests
     }
 
     /// <summary>Serilog's line as the console got it before: its text, encoded as UTF-8.</summary>
-    private static string SerilogLine(LogEvent logEvent)
+    internal static string SerilogLine(LogEvent logEvent)
     {
         var text = new StringWriter();
         Serilog.Format(logEvent, text);
@@ -162,7 +163,7 @@ public sealed class JsonLinesTests
         }
     }
 
-    private static List<string> Names(JsonElement element) => [.. element.EnumerateObject().Select(p => p.Name)];
+    internal static List<string> Names(JsonElement element) => [.. element.EnumerateObject().Select(p => p.Name)];
 
     private sealed class Unprintable
     {

@@ -18,17 +18,10 @@ namespace MsiProxy.UnitTests.ServiceDefaults;
 /// </summary>
 public sealed class ShapedLogsTests
 {
-    private static readonly RenderedCompactJsonFormatter Serilog = new();
     private static readonly MessageTemplateParser Parser = new();
 
-    // As JsonLinesTests: characters the two writers might escape differently, lone surrogates included.
-    private static readonly Gen<char> Chars = Gen.OneOf(
-        Gen.Char['a', 'z'], Gen.Char[' ', '~'], Gen.Char['\0', '\u001f'],
-        Gen.OneOf('"', '\\', '@', '\u007f', 'é', '→', '\u2028', '\ud800', '\udc00', '\ud83d', '\ude00', '\ufffd'));
-
-    private static readonly Gen<string> Text = Gen.String[Chars, 0, 24];
-
-    private static readonly Gen<string> Literal = Text.Select(t => t.Replace("{", "", StringComparison.Ordinal).Replace("}", "", StringComparison.Ordinal));
+    // JsonLinesTests' strings (what the two writers might escape differently, lone surrogates included), without braces.
+    private static readonly Gen<string> Literal = JsonLinesTests.Text.Select(t => t.Replace("{", "", StringComparison.Ordinal).Replace("}", "", StringComparison.Ordinal));
 
     private static readonly Gen<string> HoleName = Gen.Select(Gen.Char['A', 'Z'], Gen.String[Gen.Char.AlphaNumeric, 0, 6], (first, rest) => first + rest);
 
@@ -36,7 +29,7 @@ public sealed class ShapedLogsTests
     private sealed record Hole(LogValue Value, object? Boxed, string Format);
 
     private static readonly Gen<Hole> Holes = Gen.OneOf(
-        Text.Select(t => new Hole(t, t, "")),
+        JsonLinesTests.Text.Select(t => new Hole(t, t, "")),
         Gen.Const(new Hole((string?)null, null, "")),
         Gen.Select(Gen.Int, Gen.OneOf("", ":0.0", ":x8"), (n, format) => new Hole(n, n, format)),
         Gen.Select(Gen.OneOf(Gen.Double, Gen.Double[0, 10_000], Gen.OneOf(double.NaN, double.PositiveInfinity, -0.0, 5e-324)), Gen.OneOf("", ":0.0"),
@@ -48,8 +41,8 @@ public sealed class ShapedLogsTests
     private static readonly Gen<Case> Cases = Gen.Select(
             Gen.Dictionary(HoleName, Holes)[0, LogShape.MaxHoles],
             Literal.Array[LogShape.MaxHoles + 1],
-            Gen.Dictionary(Gen.OneOf(HoleName, Gen.OneOf("SourceContext", "RequestId", "EventId", "@x", "Node")), Text)[0, 3],
-            Gen.Select(Gen.Bool, Text, Gen.OneOf("", "/base"), Text, Text, (inRequest, id, pathBase, path, connection) => (inRequest, id, pathBase, path, connection)),
+            Gen.Dictionary(Gen.OneOf(HoleName, Gen.OneOf("SourceContext", "RequestId", "EventId", "@x", "Node")), JsonLinesTests.Text)[0, 3],
+            Gen.Select(Gen.Bool, JsonLinesTests.Text, Gen.OneOf("", "/base"), JsonLinesTests.Text, JsonLinesTests.Text, (inRequest, id, pathBase, path, connection) => (inRequest, id, pathBase, path, connection)),
             Gen.Bool,
             Gen.OneOf("MsiProxy.Requests", "MsiProxy.Audit"),
             (holes, literals, properties, request, traced, category) =>
@@ -87,18 +80,18 @@ public sealed class ShapedLogsTests
             // The event is stamped when it is written: Serilog's event gets the same instant to compare the rest.
             var timestamp = oursJson.RootElement.GetProperty("@t").GetDateTime().ToUniversalTime();
             Assert.InRange(timestamp, before, after);
-            var theirs = SerilogLine(Expected(c, shape, activity, timestamp));
+            var theirs = JsonLinesTests.SerilogLine(Expected(c, shape, activity, timestamp));
 
             Assert.EndsWith("\n", ours, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', ours.TrimEnd('\n', '\r'));
             using var theirsJson = JsonDocument.Parse(theirs);
-            Assert.Equal(Names(theirsJson.RootElement), Names(oursJson.RootElement));
+            Assert.Equal(JsonLinesTests.Names(theirsJson.RootElement), JsonLinesTests.Names(oursJson.RootElement));
             Assert.True(JsonElement.DeepEquals(theirsJson.RootElement, oursJson.RootElement), $"template {c.Template}\n ours:    {ours}\n Serilog: {theirs}");
 
             // A provider (OpenTelemetry's) gets what Serilog passed on: the same message, the same properties.
             var captured = Assert.Single(provider.Events);
             Assert.Equal(oursJson.RootElement.GetProperty("@m").GetString(), JsonLines.WellFormed(captured.Message, wellFormed: true));
-            Assert.Equal([.. Names(theirsJson.RootElement).Where(n => n is not ("@t" or "@m" or "@i" or "@tr" or "@sp" or "EventId" or "SourceContext")), "{OriginalFormat}"],
+            Assert.Equal([.. JsonLinesTests.Names(theirsJson.RootElement).Where(n => n is not ("@t" or "@m" or "@i" or "@tr" or "@sp" or "EventId" or "SourceContext")), "{OriginalFormat}"],
                 captured.State.Select(p => p.Key.StartsWith('@') ? "@" + p.Key : p.Key));
         }, iter: 1_000, threads: 1);
     }
@@ -218,15 +211,6 @@ public sealed class ShapedLogsTests
 
     /// <summary>Levels that let every Information event through.</summary>
     private static readonly ILoggerFactory Enabled = LoggerFactory.Create(logging => logging.AddProvider(new CapturingProvider()));
-
-    private static string SerilogLine(LogEvent logEvent)
-    {
-        var text = new StringWriter();
-        Serilog.Format(logEvent, text);
-        return Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text.ToString()));
-    }
-
-    private static List<string> Names(JsonElement element) => [.. element.EnumerateObject().Select(p => p.Name)];
 
     private sealed record Captured(string Category, LogLevel Level, EventId Id, List<KeyValuePair<string, object?>> State, string Message);
 
