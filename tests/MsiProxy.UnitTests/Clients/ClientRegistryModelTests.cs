@@ -108,11 +108,14 @@ public sealed class ClientRegistryModelTests
         registry.Register(At("a", "10.0.0.5"));
         var done = 0;
         var reads = 0L;
+        // The writer starts once both readers are reading: on a loaded machine it could otherwise finish before either ran.
+        using var readersStarted = new CountdownEvent(2);
 
         // The writer moves two names across two addresses: every write displaces someone, so a torn write would show
         // one address with two holders, or with none.
         var writer = Task.Run(() =>
         {
+            readersStarted.Wait();
             for (var i = 0; i < 20_000; i++)
             {
                 registry.Register(At(i % 2 == 0 ? "b" : "a", "10.0.0.5"));
@@ -123,6 +126,7 @@ public sealed class ClientRegistryModelTests
         });
         var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
         {
+            readersStarted.Signal();
             while (Volatile.Read(ref done) == 0)
             {
                 var holder = registry.Find(shared);
