@@ -37,6 +37,13 @@ public static class ServiceDefaultsExtensions
     /// <summary>Probes are reads: any other method gets 405, as it did when these were <c>MapGet</c> routes.</summary>
     private static readonly HttpMethodMetadata ReadOnly = new([HttpMethods.Get, HttpMethods.Head]);
 
+    /// <summary>
+    /// Kestrel's memory-pool meter records on every buffer rented and returned — 3.8 % of a cached hit's CPU when it is
+    /// listened to — and says nothing an operator of this service acts on; the process's memory is in the runtime meter.
+    /// A dropped view leaves the instruments without a listener, so Kestrel skips recording.
+    /// </summary>
+    private const string UnexportedMeter = "Microsoft.AspNetCore.MemoryPool";
+
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder, ServiceTelemetry telemetry)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -72,6 +79,7 @@ public static class ServiceDefaultsExtensions
             .WithMetrics(metrics => metrics
                 .AddMeter([.. telemetry.Meters, LogQueues.MeterName])
                 .AddAspNetCoreInstrumentation()
+                .AddView(instrument => instrument.Meter.Name == UnexportedMeter ? MetricStreamConfiguration.Drop : null)
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddPrometheusExporter());

@@ -69,6 +69,9 @@ public sealed partial class PrometheusEndpointTests
         // The built-in meters are there too.
         Assert.NotNull(metrics.Value("http_server_request_duration_seconds_count"));
         Assert.NotNull(metrics.Value("resilience_polly_strategy_events_total"));
+        Assert.NotNull(metrics.Value("kestrel_active_connections"));
+        // …but not Kestrel's memory pool, which records on every buffer and is dropped by the service defaults.
+        Assert.DoesNotContain(metrics.Names, name => name.StartsWith("aspnetcore_memory_pool_", StringComparison.Ordinal));
 
         // Every MsiProxy series on the endpoint is documented for operators.
         var documented = DocumentedSeries().Matches(await File.ReadAllTextAsync(RepositoryPaths.Combine("docs", "observability.md")))
