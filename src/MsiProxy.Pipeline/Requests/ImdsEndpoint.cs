@@ -32,11 +32,12 @@ internal sealed record ImdsEndpoint(
     /// <summary>The parameter as the table spells it, or null when this endpoint takes no such parameter.</summary>
     public string? CanonicalParameter(string name)
     {
-        foreach (var parameter in Parameters)
+        // Indexed: every query parameter of every request comes here, and an interface's enumerator is an allocation.
+        for (var i = 0; i < Parameters.Count; i++)
         {
-            if (parameter.Equals(name, StringComparison.OrdinalIgnoreCase))
+            if (Parameters[i].Equals(name, StringComparison.OrdinalIgnoreCase))
             {
-                return parameter;
+                return Parameters[i];
             }
         }
 

@@ -190,11 +190,12 @@ internal sealed class RequestGate(ClientRegistry clients, EndpointAccess access,
 
     private static string? UnsupportedParameter(ImdsEndpoint endpoint, QueryParameters query)
     {
-        foreach (var (name, _) in query.Pairs)
+        var pairs = query.Pairs;
+        for (var i = 0; i < pairs.Count; i++)
         {
-            if (endpoint.CanonicalParameter(name) is null)
+            if (endpoint.CanonicalParameter(pairs[i].Key) is null)
             {
-                return $"Unsupported query parameter '{name}'";
+                return $"Unsupported query parameter '{pairs[i].Key}'";
             }
         }
 

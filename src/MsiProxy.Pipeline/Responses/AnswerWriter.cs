@@ -73,9 +73,34 @@ internal static class AnswerWriter
         _ => answer,
     };
 
-    /// <summary>A trace id in IMDS's request-id form (a GUID); a fresh one when the request has no trace.</summary>
-    private static string RequestId(Activity? activity) =>
-        activity is null ? Guid.NewGuid().ToString() : Guid.ParseExact(activity.TraceId.ToHexString(), "N").ToString();
+    /// <summary>
+    /// A trace id in IMDS's request-id form (a GUID); a fresh one when the request has no trace. The GUID's "D" form is
+    /// the trace id's 32 lower-case hex digits with dashes after the 8th, 12th, 16th and 20th, so it is written as that
+    /// rather than parsed into a <see cref="Guid"/> and formatted back.
+    /// </summary>
+    internal static string RequestId(Activity? activity)
+    {
+        if (activity is null)
+        {
+            return Guid.NewGuid().ToString();
+        }
+
+        Span<byte> id = stackalloc byte[16];
+        activity.TraceId.CopyTo(id);
+        Span<char> hex = stackalloc char[32];
+        Convert.TryToHexStringLower(id, hex, out _);
+        Span<char> text = stackalloc char[36];
+        hex[..8].CopyTo(text);
+        text[8] = '-';
+        hex[8..12].CopyTo(text[9..]);
+        text[13] = '-';
+        hex[12..16].CopyTo(text[14..]);
+        text[18] = '-';
+        hex[16..20].CopyTo(text[19..]);
+        text[23] = '-';
+        hex[20..].CopyTo(text[24..]);
+        return new string(text);
+    }
 
     /// <summary>Retry-After in whole seconds, at least 1 (the SDKs read the delta form).</summary>
     public static string RetryAfterSeconds(TimeSpan delay) =>

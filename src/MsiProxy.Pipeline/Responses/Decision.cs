@@ -68,6 +68,8 @@ internal sealed record Decision(RequestOutcome Outcome, Answer Answer)
 
     public static Decision Refused(RequestOutcome outcome, string reason, Answer answer) => new(outcome, answer) { Reason = reason };
 
-    public static Decision Failed() =>
-        new(RequestOutcome.Failed, BodyAnswer.Error(StatusCodes.Status500InternalServerError, "server_error", "The proxy failed to handle the request"));
+    public static Decision Failed() => new(RequestOutcome.Failed, FailedAnswer);
+
+    private static readonly BodyAnswer FailedAnswer =
+        BodyAnswer.Error(StatusCodes.Status500InternalServerError, "server_error", "The proxy failed to handle the request");
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using MsiProxy.Caching;
+using MsiProxy.Clients;
 using MsiProxy.Configuration;
 using MsiProxy.Requests;
 using MsiProxy.Responses;
@@ -17,19 +18,14 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
     public async ValueTask<Decision> DecideAsync(ImdsRequest request, CancellationToken aborted)
     {
         var client = request.Client;
-        var decided = new Decision(RequestOutcome.Failed, Decision.Failed().Answer) { Client = client, Endpoint = request.Endpoint, Path = request.Path };
         if (!TokenRequest.TryParse(request.Endpoint.Dialect, request.Query, out var token, out var error))
         {
-            return decided with
-            {
-                Outcome = RequestOutcome.Invalid, Reason = "query", Answer = BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", error),
-            };
+            return Decided(request, RequestOutcome.Invalid, BodyAnswer.Error(StatusCodes.Status400BadRequest, "invalid_request", error), reason: "query");
         }
 
-        decided = decided with { Resource = token.Resource, Identity = token.Identity };
         if (client.Resolve(token.Identity) is not { } identity)
         {
-            return decided with { Outcome = RequestOutcome.Denied, Reason = "identity", Answer = UnboundIdentity(client.Name, token) };
+            return Decided(request, RequestOutcome.Denied, UnboundIdentity(client.Name, token), token, token.Identity, reason: "identity");
         }
 
         var key = new TokenCacheKey(identity, token.Resource, TokenCacheKey.FamilyOf(token.ApiVersion), token.Authority, token.ClientCapabilities);
@@ -39,7 +35,6 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
                 : UpstreamRequest.InBackground(token.UpstreamTarget(identity, bypass), client.Name), CancellationToken.None),
             aborted).ConfigureAwait(false);
 
-        decided = decided with { Identity = identity, Upstream = result.Upstream };
         var outcome = result.Outcome switch
         {
             CacheOutcome.Hit => RequestOutcome.Hit,
@@ -49,18 +44,27 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
         };
         if (result.HasToken)
         {
-            return decided with { Outcome = outcome, Answer = new TokenAnswer(result.Token) };
+            return Decided(request, outcome, new TokenAnswer(result.Token), token, identity, result.Upstream);
         }
 
         var response = result.PassThrough;
-        return decided with
-        {
-            Outcome = response.IsSuccess ? outcome : response.ProxyError is "queue_full" or "over_budget" or "expired" ? RequestOutcome.Throttled : RequestOutcome.UpstreamError,
-            Reason = response.ProxyError,
-            Upstream = response.Upstream,
-            Answer = BodyAnswer.From(response),
-        };
+        var failed = response.IsSuccess ? outcome
+            : response.ProxyError is "queue_full" or "over_budget" or "expired" ? RequestOutcome.Throttled : RequestOutcome.UpstreamError;
+        return Decided(request, failed, BodyAnswer.From(response), token, identity, response.Upstream, response.ProxyError);
     }
+
+    /// <summary>One decision per request, built once: this runs for every token request, cache hits included.</summary>
+    private static Decision Decided(ImdsRequest request, RequestOutcome outcome, Answer answer, TokenRequest? token = null,
+        IdentitySelector? identity = null, string? upstream = null, string? reason = null) => new(outcome, answer)
+    {
+        Client = request.Client,
+        Endpoint = request.Endpoint,
+        Path = request.Path,
+        Resource = token?.Resource,
+        Identity = identity,
+        Upstream = upstream,
+        Reason = reason,
+    };
 
     /// <summary>Name the client and what it asked for in a 403 — never what it (or anyone else) is bound to.</summary>
     private BodyAnswer UnboundIdentity(string client, TokenRequest token) => options.CurrentValue.UnboundIdentity == UnboundIdentityAnswer.Forbidden
