@@ -85,21 +85,19 @@ internal static class AnswerWriter
             return Guid.NewGuid().ToString();
         }
 
-        Span<byte> id = stackalloc byte[16];
-        activity.TraceId.CopyTo(id);
-        Span<char> hex = stackalloc char[32];
-        Convert.TryToHexStringLower(id, hex, out _);
-        Span<char> text = stackalloc char[36];
-        hex[..8].CopyTo(text);
-        text[8] = '-';
-        hex[8..12].CopyTo(text[9..]);
-        text[13] = '-';
-        hex[12..16].CopyTo(text[14..]);
-        text[18] = '-';
-        hex[16..20].CopyTo(text[19..]);
-        text[23] = '-';
-        hex[20..].CopyTo(text[24..]);
-        return new string(text);
+        // ActivityTraceId holds its hex string: ToHexString() neither allocates nor converts.
+        return string.Create(36, activity.TraceId.ToHexString(), static (text, hex) =>
+        {
+            hex.AsSpan(0, 8).CopyTo(text);
+            text[8] = '-';
+            hex.AsSpan(8, 4).CopyTo(text[9..]);
+            text[13] = '-';
+            hex.AsSpan(12, 4).CopyTo(text[14..]);
+            text[18] = '-';
+            hex.AsSpan(16, 4).CopyTo(text[19..]);
+            text[23] = '-';
+            hex.AsSpan(20).CopyTo(text[24..]);
+        });
     }
 
     /// <summary>Retry-After in whole seconds, at least 1 (the SDKs read the delta form).</summary>
