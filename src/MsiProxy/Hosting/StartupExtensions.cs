@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using MsiProxy.Configuration;
 
@@ -7,7 +9,8 @@ internal static class StartupExtensions
 {
     /// <summary>
     /// Builds, maps and runs the proxy; a configuration error (options validation, or a <see cref="ConfigurationException"/>)
-    /// ends the process with exit code 2 and a message naming key and value. Any other exception is not a configuration
+    /// ends the process with exit code 2 and a message naming key and value; a listener that cannot bind, with exit code 3 and a
+    /// message naming the address. Any other exception is not a configuration
     /// error and propagates: an <see cref="InvalidOperationException"/> from a library or an iptables failure must not be
     /// reported as "the configuration is invalid". Building and mapping are inside the guard because that is where most such errors surface:
     /// Kestrel's listeners are parsed by <c>Build()</c>, and the options are first read (and validated) when
@@ -18,9 +21,11 @@ internal static class StartupExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         WebApplication? app = null;
+        Routing.Listeners? listeners = null;
         try
         {
             app = builder.Build();
+            listeners = app.Services.GetRequiredService<Routing.Listeners>(); // the host disposes its services if start-up fails
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MsiProxy.Hosting");
             app.Lifetime.ApplicationStarted.Register(() => StartupLog.Write(logger));
             app.MapMsiProxy();
@@ -39,6 +44,13 @@ internal static class StartupExtensions
 
             return 2;
         }
+        catch (Exception ex) when (listeners is not null && ListenerBindFailure(ex) is { } reason)
+        {
+            // Kestrel names the address only for a port in use; the listeners as configured name it in every case.
+            await Console.Error.WriteLineAsync($"MsiProxy cannot start: a listener cannot bind, {reason} "
+                + $"(urls = '{string.Join(';', listeners.ClientUrls)}', MsiProxy:Management:Urls = '{string.Join(';', listeners.ManagementUrls)}'): {ex.Message}");
+            return 3;
+        }
         finally
         {
             if (app is not null)
@@ -46,5 +58,30 @@ internal static class StartupExtensions
                 await app.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// Why a listener could not bind, when that is the failure: a port another process holds, an address this machine
+    /// does not have (yet — e.g. the IMDS address before interception added it), or a port below 1024 without the right.
+    /// These are the operator's to fix, like a configuration error, so they get a line and exit code 3, not a stack trace.
+    /// </summary>
+    private static string? ListenerBindFailure(Exception failure)
+    {
+        for (Exception? cause = failure; cause is not null; cause = cause.InnerException)
+        {
+            var reason = cause switch
+            {
+                AddressInUseException or SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } => "the address is in use by another process",
+                SocketException { SocketErrorCode: SocketError.AddressNotAvailable } => "this machine has no such address",
+                SocketException { SocketErrorCode: SocketError.AccessDenied } => "this process may not listen there",
+                _ => null,
+            };
+            if (reason is not null)
+            {
+                return reason;
+            }
+        }
+
+        return null;
     }
 }
