@@ -9,9 +9,11 @@ using Serilog.Formatting.Compact;
 namespace MsiProxy.Benchmarks.Micro;
 
 /// <summary>
-/// One audit event, the way a request records it: through Microsoft.Extensions.Logging into Serilog inside a request's
-/// log scope (the request thread's share), then formatted as a console line (the writer thread's share), by
-/// <see cref="JsonLines"/> and by Serilog's own <see cref="RenderedCompactJsonFormatter"/> as the peer.
+/// One audit event, the two ways it can be made. As the proxy does: a <see cref="ShapedLine"/> (the template parsed
+/// once, typed values inline, the request scope from the HttpContext) formatted straight into its console line on the
+/// request thread. As the peer: through Microsoft.Extensions.Logging into Serilog inside a request's log scope (the
+/// bridge), then formatted by <see cref="JsonLines"/> or Serilog's own <see cref="RenderedCompactJsonFormatter"/>.
+/// The lines are the same bytes (ShapedLogsTests); these measure what each costs.
 /// </summary>
 public partial class LogLineBenchmarks
 {
@@ -23,6 +25,9 @@ public partial class LogLineBenchmarks
     private SerilogLoggerFactory _factory = null!;
     private Microsoft.Extensions.Logging.ILogger _audit = null!;
     private LogEvent _event = null!;
+    private readonly LogShape _shape = new("MsiProxy.Audit", new Microsoft.Extensions.Logging.EventId(100, "Decision"),
+        "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms");
+    private readonly DefaultHttpContext _request = new() { TraceIdentifier = "0HNH6RF2JQ1N5:00000001" };
 
     [GlobalSetup]
     public void Setup()
@@ -36,6 +41,8 @@ public partial class LogLineBenchmarks
         _audit = _factory.CreateLogger("MsiProxy.Audit");
         Log_through_the_bridge();
         _event = _capture.Last!;
+        _request.Connection.Id = "0HNH6RF2JQ1N5";
+        _request.Request.Path = "/metadata/identity/oauth2/token";
     }
 
     [GlobalCleanup]
@@ -54,6 +61,26 @@ public partial class LogLineBenchmarks
         });
         Audited(_audit, "cache", "token", "bench", "c0ffee1234", "127.0.0.1", "system", "https://management.azure.com/",
             "/metadata/identity/oauth2/token", 200, "http://127.0.0.1:17280", 0.0412);
+    }
+
+    [Benchmark]
+    public long Shaped_line()
+    {
+        var values = new LogValues();
+        values[0] = "cache";
+        values[1] = "token";
+        values[2] = "bench";
+        values[3] = "c0ffee1234";
+        values[4] = "127.0.0.1";
+        values[5] = "system";
+        values[6] = "https://management.azure.com/";
+        values[7] = "/metadata/identity/oauth2/token";
+        values[8] = 200;
+        values[9] = "http://127.0.0.1:17280";
+        values[10] = 0.0412;
+        _line.SetLength(0);
+        _lines.Write(new ShapedLine(_shape, in values, _request, DateTime.UtcNow, []), _line);
+        return _line.Length;
     }
 
     [Benchmark]
