@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -13,6 +15,10 @@ namespace MsiProxy.Kubernetes.Api;
 internal sealed class KubernetesApi : IDisposable
 {
     private const int MaxSecretBytes = 4 * 1024 * 1024; // the API server's limit is 1 MiB of data, as base64 in JSON
+
+    // etcd stores objects of up to 1.5 MiB; a watch line is one of them in JSON. A line longer than this is not an
+    // event, and reading on for its newline would hold everything the server sends in memory.
+    private const int MaxWatchLineBytes = 8 * 1024 * 1024;
 
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(100); // a list or a get; a watch ends when the server ends it
 
@@ -43,35 +49,81 @@ internal sealed class KubernetesApi : IDisposable
     /// ends the stream (after <paramref name="timeoutSeconds"/>, or sooner).
     /// </summary>
     /// <exception cref="KubernetesApiException">The server refused the watch (410 when the version is too old).</exception>
-    /// <exception cref="FormatException">A line is not a watch event.</exception>
+    /// <exception cref="FormatException">A line is not a watch event, or is longer than any event.</exception>
     public async IAsyncEnumerable<ApiWatchLine> WatchPodsAsync(string fieldSelector, string resourceVersion, int timeoutSeconds,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var query = string.Create(CultureInfo.InvariantCulture,
             $"api/v1/pods?watch=true&allowWatchBookmarks=true&fieldSelector={Uri.EscapeDataString(fieldSelector)}&resourceVersion={Uri.EscapeDataString(resourceVersion)}&timeoutSeconds={timeoutSeconds}");
         using var response = await SendAsync(query, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-        using var lines = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
-        while (await lines.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        var lines = PipeReader.Create(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        try
         {
-            if (line.Length == 0)
+            while (true)
             {
-                continue;
-            }
+                var read = await lines.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)'\n') is { } end)
+                {
+                    var line = buffer.Slice(0, end);
+                    buffer = buffer.Slice(buffer.GetPosition(1, end));
+                    if (WatchLine(line) is { } parsed)
+                    {
+                        yield return parsed;
+                    }
+                }
 
-            ApiWatchLine? parsed;
-            try
-            {
-                parsed = JsonSerializer.Deserialize(line, KubernetesJson.Default.ApiWatchLine);
-            }
-            catch (JsonException ex)
-            {
-                throw new FormatException($"A watch line is not JSON: {ex.Message}", ex);
-            }
+                if (buffer.Length > MaxWatchLineBytes)
+                {
+                    throw new FormatException($"A watch line is over {MaxWatchLineBytes} bytes, more than any object the API server stores");
+                }
 
-            yield return parsed is { Type: not null, Object.ValueKind: JsonValueKind.Object }
-                ? parsed
-                : throw new FormatException("A watch line has no type or no object");
+                if (read.IsCompleted)
+                {
+                    if (WatchLine(buffer) is { } last)
+                    {
+                        yield return last; // a final line without its newline
+                    }
+
+                    yield break;
+                }
+
+                lines.AdvanceTo(buffer.Start, buffer.End);
+            }
         }
+        finally
+        {
+            await lines.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One line of a watch (null when blank), parsed from its UTF-8 bytes.</summary>
+    private static ApiWatchLine? WatchLine(ReadOnlySequence<byte> line)
+    {
+        if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')
+        {
+            line = line.Slice(0, line.Length - 1);
+        }
+
+        if (line.IsEmpty)
+        {
+            return null;
+        }
+
+        ApiWatchLine? parsed;
+        try
+        {
+            var reader = new Utf8JsonReader(line);
+            parsed = JsonSerializer.Deserialize(ref reader, KubernetesJson.Default.ApiWatchLine);
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException($"A watch line is not JSON: {ex.Message}", ex);
+        }
+
+        return parsed is { Type: not null, Object.ValueKind: JsonValueKind.Object }
+            ? parsed
+            : throw new FormatException("A watch line has no type or no object");
     }
 
     /// <summary>
