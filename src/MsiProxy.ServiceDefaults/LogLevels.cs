@@ -16,29 +16,34 @@ namespace MsiProxy.ServiceDefaults;
 /// <remarks>
 /// As with Serilog's reader, a level that is present at start-up follows a configuration reload (a level switch per
 /// setting); an override added later takes effect at the next start. A bad level stops start-up (exit 2); a bad level
-/// in a reload keeps the level in force.
+/// in a reload keeps the level in force, and says so in a warning naming the key and the value.
 /// </remarks>
 internal static class LogLevels
 {
     public const string Section = "Serilog";
 
+    /// <summary>The category of what the logging set-up itself has to say (a reloaded level refused).</summary>
+    public const string Category = "MsiProxy.Logging";
+
     private const string MinimumLevel = Section + ":MinimumLevel";
 
     /// <summary>The configured levels and properties, over the levels set before this.</summary>
+    /// <param name="refusedReload">Told of a reloaded level that is not one (the key, the value, the level kept).</param>
     /// <exception cref="OptionsValidationException">A level is not one of Serilog's level names.</exception>
-    public static LoggerConfiguration WithConfiguredLevels(this LoggerConfiguration logger, IConfiguration configuration)
+    public static LoggerConfiguration WithConfiguredLevels(this LoggerConfiguration logger, IConfiguration configuration,
+        Action<string, string?, LogEventLevel> refusedReload)
     {
         var minimum = configuration.GetSection(MinimumLevel);
         if (DefaultLevel(configuration, minimum) is { } fallback)
         {
-            logger.MinimumLevel.ControlledBy(Switch(fallback));
+            logger.MinimumLevel.ControlledBy(Switch(fallback, refusedReload));
         }
 
         foreach (var category in minimum.GetSection("Override").GetChildren())
         {
             if (category.Value is not null)
             {
-                logger.MinimumLevel.Override(category.Key, Switch(category));
+                logger.MinimumLevel.Override(category.Key, Switch(category, refusedReload));
             }
         }
 
@@ -83,7 +88,7 @@ internal static class LogLevels
     }
 
     /// <summary>A switch at the setting's level that follows it through reloads.</summary>
-    private static LoggingLevelSwitch Switch(IConfigurationSection setting)
+    private static LoggingLevelSwitch Switch(IConfigurationSection setting, Action<string, string?, LogEventLevel> refusedReload)
     {
         var level = Parse(setting.Value) ?? throw new OptionsValidationException(setting.Path, typeof(LogLevels),
             [$"{setting.Path} = '{setting.Value}' must be one of {string.Join(", ", Enum.GetNames<LogEventLevel>())}"]);
@@ -93,6 +98,10 @@ internal static class LogLevels
             if (Parse(setting.Value) is { } reloaded)
             {
                 levelSwitch.MinimumLevel = reloaded;
+            }
+            else
+            {
+                refusedReload(setting.Path, setting.Value, levelSwitch.MinimumLevel);
             }
         });
         return levelSwitch;

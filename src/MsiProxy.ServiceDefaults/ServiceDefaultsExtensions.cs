@@ -29,7 +29,7 @@ public sealed record ServiceTelemetry(string ServiceName, IReadOnlyList<string> 
 /// Prometheus exporter, and ASP.NET Core health checks behind <c>/healthz</c> (alive) and <c>/readyz</c> (every check
 /// tagged <see cref="ReadyTag"/>).
 /// </summary>
-public static class ServiceDefaultsExtensions
+public static partial class ServiceDefaultsExtensions
 {
     /// <summary>The tag of the health checks <c>/readyz</c> waits for.</summary>
     public const string ReadyTag = "ready";
@@ -57,7 +57,8 @@ public static class ServiceDefaultsExtensions
             logging.IncludeScopes = true;
         });
         builder.Services.AddSingleton(_ => ConsoleQueuesOf(builder.Configuration, telemetry));
-        builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, services.GetRequiredService<ConsoleQueues>()),
+        builder.Services.AddSerilog((services, logger) => Configure(logger, builder.Configuration, services.GetRequiredService<ConsoleQueues>(),
+                (key, value, kept) => LevelNotReloaded(services.GetRequiredService<ILoggerFactory>().CreateLogger(LogLevels.Category), key, value ?? "", kept)),
             preserveStaticLogger: true, writeToProviders: true);
         builder.Services.AddSingleton(services => new ShapedLogs(services.GetRequiredService<ConsoleQueues>(), services.GetRequiredService<ILoggerFactory>(),
             LogLevels.Properties(builder.Configuration), services.GetServices<ILoggerProvider>()));
@@ -108,7 +109,8 @@ public static class ServiceDefaultsExtensions
     /// The logger: levels, then the console's queues. Runs while the host is built, so a bad capacity or level stops
     /// start-up with exit 2.
     /// </summary>
-    private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ConsoleQueues console)
+    private static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, ConsoleQueues console,
+        Action<string, string?, LogEventLevel> refusedReload)
     {
         return logger
             .MinimumLevel.Information()
@@ -121,10 +123,14 @@ public static class ServiceDefaultsExtensions
             .MinimumLevel.Override("Polly", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
             .MinimumLevel.Override("Microsoft.AspNetCore.Server.Kestrel", LogEventLevel.Error)
-            .WithConfiguredLevels(configuration)
+            .WithConfiguredLevels(configuration, refusedReload)
             .Enrich.FromLogContext()
             .WriteTo.Sink(console);
     }
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, EventName = "LevelNotReloaded",
+        Message = "{Key} = {Value} after a configuration reload is not a level; {Level} stays in force")]
+    private static partial void LevelNotReloaded(Microsoft.Extensions.Logging.ILogger logger, string key, string value, LogEventLevel level);
 
     /// <summary><c>/healthz</c> (the process answers), <c>/readyz</c> (every ready check passes) and <c>/metrics</c>.</summary>
     public static IEndpointRouteBuilder MapDefaultEndpoints(this IEndpointRouteBuilder endpoints)

@@ -52,6 +52,27 @@ public sealed class ConfigurationReloadTests
         Assert.Equal(HttpStatusCode.Unauthorized, (await oldKey.GetAsync("/admin/clients")).Status);
     }
 
+    [Fact]
+    public async Task A_reloaded_level_that_is_not_one_is_refused_with_a_warning_and_the_level_in_force_stays()
+    {
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        var settings = Settings(emulator, ("app", "127.0.0.2", ["*"]));
+        settings["Serilog:MinimumLevel:Override:MsiProxy.Requests"] = "Information";
+        await using var proxy = await ProxyHost.StartAsync(settings);
+        using var app = proxy.CreateClient("127.0.0.2");
+
+        Reload(proxy, ("Serilog:MinimumLevel:Override:MsiProxy.Requests", "Loud"));
+
+        var refused = Assert.Single(await proxy.Logs.WaitForAsync("MsiProxy.Logging", 1));
+        Assert.Equal(LogLevel.Warning, refused.Level);
+        Assert.Equal("\"Serilog:MinimumLevel:Override:MsiProxy.Requests\" = \"Loud\" after a configuration reload is not a level; Information stays in force",
+            refused.Message);
+        Assert.Equal(("Serilog:MinimumLevel:Override:MsiProxy.Requests", "Loud", "Information"), (refused.Value("Key"), refused.Value("Value"), refused.Value("Level")));
+        // Still Information: the next request is logged.
+        Assert.Equal(HttpStatusCode.OK, (await TokenAsync(app)).Status);
+        Assert.Single(await proxy.Logs.WaitForAsync("MsiProxy.Requests", 1));
+    }
+
     /// <summary>
     /// The settings are bound once at start-up and shared: what reads them as fixed (<c>IOptions</c>) holds the very
     /// object the monitor started with, rather than a second binding of every configured client, and keeps it across a
