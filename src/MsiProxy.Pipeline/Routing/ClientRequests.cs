@@ -46,7 +46,7 @@ internal sealed partial class ClientRequests(RequestGate gate, TokenEndpoint tok
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            recorder.Record(context, Decision.Refused(RequestOutcome.Failed, "client_gone", Decision.Failed().Answer), Stopwatch.GetElapsedTime(started));
+            recorder.Record(context, Decision.Failed() with { Reason = "client_gone" }, Stopwatch.GetElapsedTime(started));
             return; // the client went away; nothing to answer
         }
         catch (Exception ex)

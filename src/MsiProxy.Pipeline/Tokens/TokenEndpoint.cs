@@ -48,9 +48,9 @@ internal sealed class TokenEndpoint(TokenCache cache, UpstreamClient upstream, I
         }
 
         var response = result.PassThrough;
-        var failed = response.IsSuccess ? outcome
+        var passedThrough = response.IsSuccess ? outcome
             : response.ProxyError is "queue_full" or "over_budget" or "expired" ? RequestOutcome.Throttled : RequestOutcome.UpstreamError;
-        return Decided(request, failed, BodyAnswer.From(response), token, identity, response.Upstream, response.ProxyError);
+        return Decided(request, passedThrough, BodyAnswer.From(response), token, identity, response.Upstream, response.ProxyError);
     }
 
     /// <summary>One decision per request, built once: this runs for every token request, cache hits included.</summary>

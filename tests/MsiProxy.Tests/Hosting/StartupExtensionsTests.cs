@@ -12,7 +12,7 @@ namespace MsiProxy.Tests.Hosting;
 /// Exit code 2 means "your configuration is wrong" and nothing else: the proxy's own configuration errors get it with
 /// their message, any other failure keeps its exception — an iptables error or a library's InvalidOperationException
 /// reported as "the configuration is invalid" would send the operator looking in the wrong place. A listener that cannot
-/// bind is the operator's to fix too, so it gets exit code 3 and the address, not a stack trace.
+/// bind is the operator's to fix too, so it gets exit code 5 and the address, not a stack trace.
 /// </summary>
 [Collection(Serial.Name)] // Console.Error is the process's
 public sealed class StartupExtensionsTests
@@ -64,7 +64,7 @@ public sealed class StartupExtensionsTests
     [Theory]
     [InlineData("client")]
     [InlineData("management")]
-    public async Task A_port_another_process_holds_exits_3_naming_the_address(string listener)
+    public async Task A_port_another_process_holds_exits_5_naming_the_address(string listener)
     {
         using var holder = new TcpListener(IPAddress.Loopback, 0);
         holder.Start();
@@ -72,19 +72,19 @@ public sealed class StartupExtensionsTests
 
         var (exit, stderr) = await RunAsync(Builder(listener == "client" ? taken : null, listener == "management" ? taken : null));
 
-        Assert.Equal(3, exit);
+        Assert.Equal(5, exit);
         Assert.Contains(taken, stderr, StringComparison.Ordinal);
         Assert.Contains("in use by another process", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task An_address_this_machine_does_not_have_exits_3_saying_so()
+    public async Task An_address_this_machine_does_not_have_exits_5_saying_so()
     {
         // Binding sends nothing; 192.0.2.0/24 is reserved for documentation, so no machine running the tests holds it.
         var (exit, stderr) = await RunAsync(Builder("http://192.0.2.1:8080", null));
 
-        Assert.Equal(3, exit);
+        Assert.Equal(5, exit);
         Assert.Contains("http://192.0.2.1:8080", stderr, StringComparison.Ordinal);
         Assert.Contains("no such address", stderr, StringComparison.Ordinal);
     }
@@ -96,7 +96,8 @@ public sealed class StartupExtensionsTests
         Console.SetError(stderr);
         try
         {
-            return (await builder.RunMsiProxyAsync(), stderr.ToString());
+            // Bounded: were the bind to succeed (a machine that does hold the address), the proxy would run on.
+            return (await builder.RunMsiProxyAsync().WaitAsync(TimeSpan.FromSeconds(60)), stderr.ToString());
         }
         finally
         {

@@ -13,7 +13,7 @@ namespace MsiProxy.Benchmarks.Micro;
 /// once, typed values inline, the request scope from the HttpContext) formatted straight into its console line on the
 /// request thread. As the peer: through Microsoft.Extensions.Logging into Serilog inside a request's log scope (the
 /// bridge), then formatted by <see cref="JsonLines"/> or Serilog's own <see cref="RenderedCompactJsonFormatter"/>.
-/// The lines are the same bytes (ShapedLogsTests); these measure what each costs.
+/// The lines are the same document, properties aside in order (ShapedLogsTests); these measure what each costs.
 /// </summary>
 public partial class LogLineBenchmarks
 {
