@@ -150,6 +150,10 @@ for line in (pester, deploy, fuzz):
     if not m or (line.startswith("exit ") and int(m.group(2)) == 0):
         print(f"a suite failed without counting a failure: {line!r}", file=sys.stderr)
         failed += 1
+if status and not failed:
+    # e.g. a test project that does not compile: its tests never ran, so no result file counts them.
+    print("the .NET build or test run failed without a failing test result: see its errors above", file=sys.stderr)
+    failed += 1
 for line in failures:
     print(line, file=sys.stderr)
 print(f"{passed} passed, {failed} failed, {skipped} skipped")

@@ -69,7 +69,8 @@ public sealed class LogLevelsTests
         var events = new List<LogEvent>();
         var source = new Dictionary<string, string?> { ["Serilog:MinimumLevel:Override:MsiProxy.Requests"] = "Warning" };
         var configuration = (IConfigurationRoot)new ConfigurationBuilder().AddInMemoryCollection(source).Build();
-        using var logger = Logger(events, configuration);
+        var refused = new List<(string, string?, LogEventLevel)>();
+        using var logger = Logger(events, configuration, (key, value, kept) => refused.Add((key, value, kept)));
         var requests = logger.ForContext(Constants.SourceContextPropertyName, "MsiProxy.Requests");
 
         requests.Information("one");
@@ -81,6 +82,7 @@ public sealed class LogLevelsTests
         requests.Information("three");
 
         Assert.Equal(["two", "three"], events.Select(e => e.MessageTemplate.Text));
+        Assert.Equal([("Serilog:MinimumLevel:Override:MsiProxy.Requests", "Loud", LogEventLevel.Information)], refused);
     }
 
     [Theory]
@@ -110,11 +112,11 @@ public sealed class LogLevelsTests
     private static Logger Logger(List<LogEvent> events, Dictionary<string, string?> settings) =>
         Logger(events, new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
 
-    private static Logger Logger(List<LogEvent> events, IConfiguration configuration) =>
+    private static Logger Logger(List<LogEvent> events, IConfiguration configuration, Action<string, string?, LogEventLevel>? refusedReload = null) =>
         new LoggerConfiguration()
             .MinimumLevel.Information()
             .MinimumLevel.Override("Yarp", LogEventLevel.Warning)
-            .WithConfiguredLevels(configuration)
+            .WithConfiguredLevels(configuration, refusedReload ?? ((_, _, _) => { }))
             .WriteTo.Sink(new Collect(events))
             .CreateLogger();
 
