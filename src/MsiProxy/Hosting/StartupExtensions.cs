@@ -8,13 +8,14 @@ namespace MsiProxy.Hosting;
 internal static class StartupExtensions
 {
     /// <summary>
-    /// Builds, maps and runs the proxy; a configuration error (options validation, or a <see cref="ConfigurationException"/>)
-    /// ends the process with exit code 2 and a message naming key and value; a listener that cannot bind, with exit code 5 and a
-    /// message naming the address — only before the host has started, so that nothing failing later is taken for one. Any other exception is not a configuration
-    /// error and propagates: an <see cref="InvalidOperationException"/> from a library or an iptables failure must not be
-    /// reported as "the configuration is invalid". Building and mapping are inside the guard because that is where most such errors surface:
-    /// Kestrel's listeners are parsed by <c>Build()</c>, and the options are first read (and validated) when
-    /// <c>MapMsiProxy</c> creates YARP's configuration — long before <c>RunAsync</c>.
+    /// Builds, maps and runs the proxy. A configuration error (options validation, or a <see cref="ConfigurationException"/>)
+    /// ends the process with exit code 2 and a message naming key and value; a listener that cannot bind, before the host
+    /// has started (so that nothing failing later is taken for one), with exit code 5 and a message naming the listeners.
+    /// Any other exception is not a configuration error and propagates: an <see cref="InvalidOperationException"/> from a
+    /// library or an iptables failure must not be reported as "the configuration is invalid". Building and mapping are
+    /// inside the guard because that is where most such errors surface: Kestrel's listeners are parsed by <c>Build()</c>,
+    /// and the options are first read (and validated) when <c>MapMsiProxy</c> creates YARP's configuration — long before
+    /// <c>RunAsync</c>.
     /// </summary>
     /// <param name="configure">Runs after the routing table is mapped (e.g. the demo's start-up instructions).</param>
     public static async Task<int> RunMsiProxyAsync(this WebApplicationBuilder builder, Action<WebApplication>? configure = null)
@@ -64,10 +65,10 @@ internal static class StartupExtensions
 
     /// <summary>
     /// Why a listener could not bind, when that is the failure: a port another process holds, an address this machine
-    /// does not have (yet — e.g. the IMDS address before interception added it) or an address family it lacks (<c>[::]</c> with
-    /// IPv6 off), or a port below 1024 without the right.
-    /// These are the operator's to fix, like a configuration error, so they get a line on stderr and exit code 5 (3 and 4
-    /// are Start-MsiServiceClient.ps1's, which passes the proxy's code on), not a stack trace.
+    /// does not have (yet — e.g. the IMDS address before interception added it) or an address family it lacks (<c>[::]</c>
+    /// with IPv6 off), or a port below 1024 without the right. These are the operator's to fix, like a configuration
+    /// error, so they get a line on stderr and exit code 5 (3 and 4 are Start-MsiServiceClient.ps1's, which passes the
+    /// proxy's code on), not a stack trace.
     /// </summary>
     private static string? ListenerBindFailure(Exception failure)
     {

@@ -99,19 +99,8 @@ public sealed class KubernetesApiTests : IDisposable
     [InlineData("{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"message\":\"too old\"}}", typeof(WatchExpiredException))]
     public async Task A_watch_line_that_is_not_a_pod_event_ends_the_watch_after_the_events_before_it(string line, Type expected)
     {
-        const string Good = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"uid\":\"u-1\",\"namespace\":\"a\",\"name\":\"p\",\"resourceVersion\":\"43\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.0.5\"}}}";
         await using var server = await TlsApiServer.StartAsync(Issue(ClusterCa, "127.0.0.1"), Good + "\n" + line + "\n");
-        using var api = new KubernetesApi(KubernetesConnection.InCluster("127.0.0.1", server.Port.ToString(), _serviceAccount.FullName));
-        var source = new KubernetesPodSource(api, "node-1", TimeSpan.FromMinutes(5));
-        var events = new List<PodEvent>();
-
-        var ended = await Record.ExceptionAsync(async () =>
-        {
-            await foreach (var e in source.WatchAsync("42", CancellationToken.None))
-            {
-                events.Add(e);
-            }
-        });
+        var (events, ended) = await WatchToTheEndAsync(server);
 
         Assert.IsType(expected, ended);
         var upserted = Assert.Single(events);
@@ -124,13 +113,26 @@ public sealed class KubernetesApiTests : IDisposable
     [Fact]
     public async Task A_watch_line_longer_than_any_object_ends_the_watch_without_waiting_for_its_newline()
     {
-        const string Good = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"uid\":\"u-1\",\"namespace\":\"a\",\"name\":\"p\",\"resourceVersion\":\"43\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.0.5\"}}}";
         // A server (or something in its place) that sends one event, then 9 MiB of a line that does not end.
         await using var server = await TlsApiServer.StartAsync(Issue(ClusterCa, "127.0.0.1"), Good + "\r\n", unendedLine: 9 * 1024 * 1024);
+        var (events, ended) = await WatchToTheEndAsync(server);
+
+        var refused = Assert.IsType<KubernetesWatchException>(ended);
+        Assert.Contains("over 8388608 bytes", refused.Message, StringComparison.Ordinal);
+        Assert.Equal("43", Assert.Single(events).ResourceVersion); // the event before it, its CR LF ending included
+        // The client gave up on the line by itself and closed the exchange, rather than waiting for its newline.
+        Assert.True(await server.ClientLeft.Task.WaitAsync(TimeSpan.FromMinutes(2)), "the client waited for the line to end");
+    }
+
+    /// <summary>One pod event, as the API server sends it.</summary>
+    private const string Good = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"uid\":\"u-1\",\"namespace\":\"a\",\"name\":\"p\",\"resourceVersion\":\"43\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.0.5\"}}}";
+
+    /// <summary>A watch from resourceVersion 42 against <paramref name="server"/>: the events it yielded, and how it ended.</summary>
+    private async Task<(List<PodEvent> Events, Exception? Ended)> WatchToTheEndAsync(TlsApiServer server)
+    {
         using var api = new KubernetesApi(KubernetesConnection.InCluster("127.0.0.1", server.Port.ToString(), _serviceAccount.FullName));
         var source = new KubernetesPodSource(api, "node-1", TimeSpan.FromMinutes(5));
         var events = new List<PodEvent>();
-
         var ended = await Record.ExceptionAsync(async () =>
         {
             await foreach (var e in source.WatchAsync("42", CancellationToken.None))
@@ -138,12 +140,7 @@ public sealed class KubernetesApiTests : IDisposable
                 events.Add(e);
             }
         });
-
-        var refused = Assert.IsType<KubernetesWatchException>(ended);
-        Assert.Contains("over 8388608 bytes", refused.Message, StringComparison.Ordinal);
-        Assert.Equal("43", Assert.Single(events).ResourceVersion); // the event before it, its CR LF ending included
-        // The client gave up on the line by itself and closed the exchange, rather than waiting for its newline.
-        Assert.True(await server.ClientLeft.Task.WaitAsync(TimeSpan.FromMinutes(2)), "the client waited for the line to end");
+        return (events, ended);
     }
 
     private const string PodListBody = """{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"42"},"items":[]}""";
