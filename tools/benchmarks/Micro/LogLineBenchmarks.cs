@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using MsiProxy.ServiceDefaults;
+using MsiProxy.Telemetry;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
@@ -25,8 +26,6 @@ public partial class LogLineBenchmarks
     private SerilogLoggerFactory _factory = null!;
     private Microsoft.Extensions.Logging.ILogger _audit = null!;
     private LogEvent _event = null!;
-    private readonly LogShape _shape = new("MsiProxy.Audit", new Microsoft.Extensions.Logging.EventId(100, "Decision"),
-        "{Decision} {Endpoint} for {ClientName} (workload {WorkloadId}, {Caller}) identity {Identity} resource {Resource} path {Path}: {Status} via {Upstream} in {DurationMs:0.0} ms");
     private readonly DefaultHttpContext _request = new() { TraceIdentifier = "0HNH6RF2JQ1N5:00000001" };
 
     [GlobalSetup]
@@ -79,7 +78,7 @@ public partial class LogLineBenchmarks
         values[9] = "http://127.0.0.1:17280";
         values[10] = 0.0412;
         _line.SetLength(0);
-        _lines.Write(new ShapedLine(_shape, in values, _request, DateTime.UtcNow, []), _line);
+        _lines.Write(new ShapedLine(RequestRecorder.DecisionShape, in values, _request, DateTime.UtcNow, []), _line);
         return _line.Length;
     }
 
