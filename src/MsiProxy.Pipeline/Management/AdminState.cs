@@ -6,6 +6,12 @@ using MsiProxy.Upstreams;
 namespace MsiProxy.Management;
 
 /// <summary>
+/// Appends lines to the journal and flushes them to disk; returns its new length. <see cref="StateFile.Append"/> unless
+/// a test registers its own, to hold one append in flight and see that the changes made meanwhile share the next.
+/// </summary>
+internal delegate long JournalAppender(string path, IReadOnlyList<JournalEntry> entries, bool created);
+
+/// <summary>
 /// Keeps what the admin API changed — its client registrations (source <c>admin</c>) and the upstream list it set —
 /// in the state file, so a restart (an update, a crash, a node reboot) does not leave those clients with 403 until
 /// someone registers them again. Loaded at start-up, after the configured clients and before the listeners open (hosted
@@ -26,13 +32,15 @@ namespace MsiProxy.Management;
 /// follows at least as many changes as there are clients, so the total work stays linear in the number of changes.
 /// </para>
 /// </summary>
-internal sealed partial class AdminState(ClientRegistry registry, UpstreamSet upstreams, IOptions<MsiProxyOptions> options, ILogger<AdminState> logger)
+internal sealed partial class AdminState(ClientRegistry registry, UpstreamSet upstreams, IOptions<MsiProxyOptions> options, ILogger<AdminState> logger,
+    JournalAppender? appendJournal = null)
     : IHostedService, IDisposable
 {
     private const int MinimumCompactionLines = 1024;
 
     private readonly string? _path = string.IsNullOrWhiteSpace(options.Value.StateFile) ? null : options.Value.StateFile;
     private readonly IReadOnlyList<string> _configuredUpstreams = options.Value.EffectiveUpstreams;
+    private readonly JournalAppender _appendJournal = appendJournal ?? StateFile.Append;
     private readonly SemaphoreSlim _write = new(1, 1);
     private readonly Lock _upstreamsGate = new();
     private readonly Lock _dirtyGate = new();
@@ -193,7 +201,7 @@ internal sealed partial class AdminState(ClientRegistry registry, UpstreamSet up
             return;
         }
 
-        _journalLength = StateFile.Append(_path!, entries, created: !_journalExists);
+        _journalLength = _appendJournal(_path!, entries, created: !_journalExists);
         _journalExists = true;
         _journalLines += entries.Count;
         Interlocked.Increment(ref _appends);

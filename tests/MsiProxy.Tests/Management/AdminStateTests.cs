@@ -26,13 +26,14 @@ public sealed class AdminStateTests : IDisposable
 
     public void Dispose() => _directory.Delete(recursive: true);
 
-    private Task<ProxyHost> StartAsync(ImdsEmulatorServer emulator, Action<Dictionary<string, string?>>? configure = null)
+    private Task<ProxyHost> StartAsync(ImdsEmulatorServer emulator, Action<Dictionary<string, string?>>? configure = null,
+        Action<IServiceCollection>? services = null)
     {
         var settings = Settings(emulator, ("static", "127.0.0.2", ["*"]));
         settings["MsiProxy:Management:ApiKey"] = Key;
         settings["MsiProxy:StateFile"] = StatePath;
         configure?.Invoke(settings);
-        return ProxyHost.StartAsync(settings);
+        return ProxyHost.StartAsync(settings, services);
     }
 
     private string JournalPath => StateFile.JournalPath(StatePath);
@@ -270,22 +271,63 @@ public sealed class AdminStateTests : IDisposable
         Assert.Null(restarted.Get<ClientRegistry>().Get("n000"));
     }
 
-    /// <summary>Group commit: callers that arrive while an append is being flushed share the next one.</summary>
+    /// <summary>
+    /// Group commit: the changes made while an append is being flushed share the next one. The test holds the first
+    /// append until 63 more changes are in, so what it sees does not depend on how the scheduler interleaves the calls.
+    /// </summary>
     [Fact]
-    public async Task Concurrent_admin_calls_share_journal_appends()
+    public async Task Changes_made_while_an_append_is_flushed_share_the_next_one()
     {
+        using var entered = new SemaphoreSlim(0);
+        using var release = new ManualResetEventSlim();
+        var appends = 0;
+        long HoldFirstAppend(string path, IReadOnlyList<JournalEntry> entries, bool created)
+        {
+            if (Interlocked.Increment(ref appends) == 1)
+            {
+                entered.Release();
+                if (!release.Wait(TimeSpan.FromSeconds(30)))
+                {
+                    throw new IOException("the test never released the first append");
+                }
+            }
+
+            return StateFile.Append(path, entries, created);
+        }
+
         await using var emulator = await ImdsEmulatorServer.StartAsync();
-        await using var proxy = await StartAsync(emulator);
+        await using var proxy = await StartAsync(emulator, services: s => s.AddSingleton<JournalAppender>(HoldFirstAppend));
         using var admin = new AdminClient(proxy, Key);
-        await PutAllAsync(admin, [("first", "10.5.1.1")]); // the snapshot
+        await PutAllAsync(admin, [("first", "10.5.1.1")]); // the snapshot, not an append
         var state = proxy.Get<AdminState>();
+        var changes = 0;
+        // Subscribed after the state's own handler, so a change counted here is already marked for the next save. The
+        // held change is counted only once its append is released: the state's handler is the one holding it.
+        proxy.Get<ClientRegistry>().Registered += r =>
+        {
+            if (r.Name.StartsWith('g'))
+            {
+                Interlocked.Increment(ref changes);
+            }
+        };
 
-        // 64 callers at a time: with 16, a loaded 2-core run once had every call's save finish before the next call
-        // arrived (400 appends), so there was nothing to share; the assertion stays as strict.
-        await PutAllAsync(admin, Enumerable.Range(0, 400).Select(i => ($"g{i:D3}", $"10.5.{2 + i / 256}.{i % 256}")), concurrency: 64);
+        var held = admin.PutAsync("/admin/clients/g000", new { address = "10.5.2.0" });
+        Assert.True(await entered.WaitAsync(TimeSpan.FromSeconds(30)), "the first change's append never started");
+        var behind = PutAllAsync(admin, Enumerable.Range(1, 63).Select(i => ($"g{i:D3}", $"10.5.2.{i}")), concurrency: 63);
+        await Eventually(() => Volatile.Read(ref changes) == 63, TimeSpan.FromSeconds(30), "63 changes behind the held append",
+            () => $"{Volatile.Read(ref changes)} changes");
+        Assert.False(held.IsCompleted); // an admin call answers only once its change is on disk
+        Assert.False(behind.IsCompleted);
+        Assert.Equal(0, state.JournalAppends);
 
-        Assert.Equal(400, JournalLines()); // every change is on disk, one line each...
-        Assert.True(state.JournalAppends < 400, $"...in fewer appends (fsyncs) than changes: {state.JournalAppends}");
+        release.Set();
+        Assert.Equal(HttpStatusCode.Created, (await held).Status);
+        await behind;
+        Assert.Equal(64, JournalLines()); // every change is on disk, one line each...
+        Assert.Equal(2, state.JournalAppends); // ...in the held append and one more for all 63 that waited behind it
+        Assert.Equal(2, appends);
+        Assert.Equal(64, changes);
+        Assert.Equal(65, ReadState().Clients.Count);
     }
 
     [Fact]
