@@ -56,7 +56,9 @@ install_prerequisites() {
 prefetch_packages() {
   log "restoring packages the tests publish or download"
   for rid in linux-x64 win-x64; do
-    dotnet restore src/MsiProxy/MsiProxy.csproj -r "$rid" -p:CustomBeforeMicrosoftCommonProps="$repo/docker/publish.props" >&2 || true
+    # -p:RuntimeIdentifier as `dotnet publish -r` sets it: `dotnet restore -r` sets RuntimeIdentifiers instead, so
+    # publish.props saw no runtime, chose ReadyToRun over Native AOT and the ILCompiler packages were never fetched.
+    dotnet restore src/MsiProxy/MsiProxy.csproj -p:RuntimeIdentifier="$rid" -p:CustomBeforeMicrosoftCommonProps="$repo/docker/publish.props" >&2 || true
   done
   dotnet restore src/MsiProxy/MsiProxy.csproj >&2 || true # put the plain restore back for the build below
   local scratch
