@@ -301,6 +301,10 @@ internal sealed class JsonLines : IDisposable
 internal sealed class JsonMessage
 {
     private const int MaxKeptBytes = 16 * 1024;
+    private const int MaxFixedDecimals = 6;
+    private const double MaxFixedScaled = 8_589_934_592; // 2^33
+
+    private static readonly double[] PowersOfTen = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
 
     private byte[] _bytes = new byte[1024];
     private byte[] _utf8 = new byte[256];
@@ -346,6 +350,21 @@ internal sealed class JsonMessage
         AppendRaw("\\\""u8);
     }
 
+    /// <summary>
+    /// A number as <c>value.ToString(format, InvariantCulture)</c> writes it. A duration in a <c>0.0</c> hole (both events
+    /// of every request have one) takes <see cref="TryAppendFixed"/>'s shortcut: .NET's custom-format path was 1.7 % of
+    /// the process's samples as shipped.
+    /// </summary>
+    public void AppendNumber(double value, string? format)
+    {
+        if (FixedDecimals(format) is > 0 and var decimals && TryAppendFixed(value, decimals))
+        {
+            return;
+        }
+
+        AppendNumber<double>(value, format);
+    }
+
     public void AppendNumber<T>(T value, string? format)
         where T : IUtf8SpanFormattable
     {
@@ -356,6 +375,51 @@ internal sealed class JsonMessage
         }
 
         _length += written;
+    }
+
+    /// <summary>How many decimals a format of the form <c>0.0</c>, <c>0.00</c>… (up to six) asks for; 0 for any other.</summary>
+    internal static int FixedDecimals(string? format) =>
+        format.AsSpan() is ['0', '.', .. var zeros] && zeros.Length <= MaxFixedDecimals && !zeros.ContainsAnyExcept('0') ? zeros.Length : 0;
+
+    /// <summary>
+    /// Writes a non-negative number with <paramref name="decimals"/> decimals, as .NET's custom format does, unless the
+    /// scaled number is near a tie or too large, where it leaves the number to .NET (false). .NET rounds the value's first
+    /// 15 significant digits half away from zero; below 2^33 after scaling, those digits and the scaled double are within
+    /// 10^-4 of the exact value, so away from a tie by 0.01 both round to the same whole number.
+    /// </summary>
+    private bool TryAppendFixed(double value, int decimals)
+    {
+        if (!(value >= 0) || double.IsNegative(value))
+        {
+            return false; // NaN, negative numbers and -0 keep .NET's own rendering (a sign, "NaN")
+        }
+
+        var scaled = value * PowersOfTen[decimals];
+        if (scaled >= MaxFixedScaled)
+        {
+            return false;
+        }
+
+        var whole = Math.Floor(scaled);
+        var fraction = scaled - whole;
+        if (Math.Abs(fraction - 0.5) < 0.01)
+        {
+            return false;
+        }
+
+        var digits = (long)whole + (fraction > 0.5 ? 1 : 0);
+        var unit = (long)PowersOfTen[decimals];
+        AppendNumber(digits / unit, null);
+        Reserve(1 + decimals);
+        _bytes[_length++] = (byte)'.';
+        var rest = digits % unit;
+        for (var i = _length + decimals - 1; i >= _length; i--, rest /= 10)
+        {
+            _bytes[i] = (byte)('0' + (rest % 10));
+        }
+
+        _length += decimals;
+        return true;
     }
 
     private void AppendEscaped(ReadOnlySpan<char> text)
