@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -11,9 +12,10 @@ namespace MsiProxy.ServiceDefaults;
 /// <summary>
 /// One log event as one line of compact JSON (CLEF): the document Serilog's <see cref="RenderedCompactJsonFormatter"/>
 /// writes — <c>@t</c>, the rendered <c>@m</c>, <c>@i</c>, <c>@l</c>, <c>@x</c>, <c>@tr</c>, <c>@sp</c>, then the
-/// properties — written straight to UTF-8 by <see cref="Utf8JsonWriter"/>. Why not that formatter itself: through a
-/// <see cref="TextWriter"/> it escapes strings a character at a time and then encodes them again, and with the request
-/// line and the audit event on, that was most of the writer threads' CPU on the cached-hit path (docs/benchmarks.md).
+/// properties — written straight to UTF-8 by <see cref="Utf8JsonWriter"/> (a shaped event's by <see cref="JsonLineBuffer"/>).
+/// Why not that formatter itself: through a <see cref="TextWriter"/> it escapes strings a character at a time and then
+/// encodes them again, and with the request line and the audit event on, that was most of the writer threads' CPU on
+/// the cached-hit path (docs/benchmarks.md).
 /// </summary>
 /// <remarks>
 /// Strings, numbers, booleans, nulls and structures are written here; any other value (a date, a dictionary…) goes
@@ -33,7 +35,7 @@ internal sealed class JsonLines : IDisposable
 
     private readonly StringWriter _text = new();
     private readonly Dictionary<MessageTemplate, string> _eventIds = new(ReferenceEqualityComparer.Instance);
-    private readonly JsonMessage _message = new();
+    private readonly JsonLineBuffer _line = new();
     private char[] _chars = new char[1024];
     private Utf8JsonWriter? _json;
 
@@ -57,88 +59,61 @@ internal sealed class JsonLines : IDisposable
     /// <summary>
     /// Appends a <see cref="ShapedLog"/> event's line: the document Serilog's bridge and <see cref="Write(LogEvent, MemoryStream)"/>
     /// would write for the same event (its holes, <c>EventId</c>, <c>SourceContext</c>, ASP.NET Core's request scope and
-    /// the configured properties), from typed values rather than a <see cref="LogEvent"/>.
+    /// the configured properties), from typed values rather than a <see cref="LogEvent"/>. The shape's names and fixed
+    /// fields are UTF-8 made once (<see cref="LogShape"/>, <see cref="ConfiguredProperty"/>); only the values are written
+    /// per event. Why not <see cref="Utf8JsonWriter"/>, as before: through it the two lines of a request took 15.6 % of
+    /// the Native AOT build's samples as shipped, written this way 10.5 % (docs/benchmarks.md, "Logging off the request
+    /// thread").
     /// </summary>
     internal void Write(in ShapedLine line, MemoryStream output)
     {
-        var start = output.Length;
-        try
-        {
-            WriteJson(line, output, wellFormed: false);
-        }
-        catch (ArgumentException)
-        {
-            // A string with a lone surrogate, which UTF-8 cannot carry: written again with each replaced by U+FFFD.
-            _json = null;
-            output.SetLength(start);
-            WriteJson(line, output, wellFormed: true);
-        }
-        catch
-        {
-            _json = null;
-            output.SetLength(start);
-            throw;
-        }
-
-        output.Write(NewLine);
-    }
-
-    private void WriteJson(in ShapedLine line, MemoryStream output, bool wellFormed)
-    {
-        var json = _json ??= new Utf8JsonWriter(output, Options);
-        json.Reset(output);
-        json.WriteStartObject();
-
-        Span<byte> timestamp = stackalloc byte[40];
-        line.Timestamp.TryFormat(timestamp, out var length, "O");
-        json.WriteString("@t"u8, timestamp[..length]);
-
+        var json = _line;
+        json.Clear();
+        json.AppendRaw("{\"@t\":\""u8);
+        json.AppendTimestamp(line.Timestamp);
         // @m rendered straight into its escaped form: as one string, Serilog's quotes around each value would send it
-        // all down the writer's slow escaping path.
+        // all down the slow escaping path.
+        json.AppendRaw("\",\"@m\":\""u8);
         var shape = line.Shape;
-        _message.Start();
-        shape.RenderJson(line.Values, _message);
-        json.WritePropertyName("@m"u8);
-        json.WriteRawValue(_message.Finish(), skipInputValidation: true);
-        json.WriteString("@i"u8, shape.TemplateHash);
+        shape.RenderJson(line.Values, json);
+        json.AppendRaw("\""u8);
+        json.AppendRaw(shape.JsonTemplateHash);
         if (System.Diagnostics.Activity.Current is { } activity)
         {
             // The activity keeps its ids' hex strings: nothing is allocated here.
-            json.WriteString("@tr"u8, activity.TraceId.ToHexString());
-            json.WriteString("@sp"u8, activity.SpanId.ToHexString());
+            json.AppendRaw(",\"@tr\":\""u8);
+            json.AppendUnescaped(activity.TraceId.ToHexString());
+            json.AppendRaw("\",\"@sp\":\""u8);
+            json.AppendUnescaped(activity.SpanId.ToHexString());
+            json.AppendRaw("\""u8);
         }
 
-        for (var i = 0; i < shape.Holes.Count; i++)
-        {
-            json.WritePropertyName(shape.Holes[i].EncodedName);
-            line.Values[i].WriteTo(json, wellFormed);
-        }
-
-        json.WriteStartObject("EventId"u8);
-        json.WriteNumber("Id"u8, shape.EventId.Id);
-        json.WriteString("Name"u8, shape.EncodedEventName);
-        json.WriteEndObject();
-        json.WriteString("SourceContext"u8, shape.EncodedCategory);
+        shape.WriteProperties(line.Values, json);
+        json.AppendRaw(shape.JsonEventIdAndCategory);
         if (line.Context is { } context)
         {
             // ASP.NET Core's request scope, as Serilog's bridge adds it to every event logged during a request.
-            json.WriteString("RequestId"u8, WellFormed(context.TraceIdentifier, wellFormed));
-            json.WriteString("RequestPath"u8, WellFormed(ShapedLine.RequestPath(context), wellFormed));
-            json.WriteString("ConnectionId"u8, WellFormed(context.Connection.Id, wellFormed));
+            json.AppendRaw(",\"RequestId\":"u8);
+            json.AppendString(context.TraceIdentifier);
+            json.AppendRaw(",\"RequestPath\":"u8);
+            json.AppendString(ShapedLine.RequestPath(context));
+            json.AppendRaw(",\"ConnectionId\":"u8);
+            json.AppendString(context.Connection.Id);
         }
 
         foreach (var property in line.Properties)
         {
-            json.WriteString(property.EncodedName, property.Value);
+            json.AppendRaw(property.Json);
         }
 
-        json.WriteEndObject();
-        json.Flush();
+        json.AppendRaw("}"u8);
+        json.AppendRaw(NewLine);
+        output.Write(json.Written);
     }
 
-    /// <summary>The text as UTF-8 can carry it: a lone surrogate becomes U+FFFD (only on the second attempt at a line).</summary>
-    internal static string? WellFormed(string? text, bool wellFormed) =>
-        wellFormed && text is not null ? Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text)) : text;
+    /// <summary>The text as UTF-8 can carry it, and as the console writes it: a lone surrogate becomes U+FFFD.</summary>
+    internal static string? WellFormed(string? text) =>
+        text is null ? null : Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
 
     /// <summary>Whatever this writer could not write, Serilog's formatter writes as it always did.</summary>
     private void WriteWhole(LogEvent logEvent, MemoryStream output, Exception why)
@@ -295,10 +270,10 @@ internal sealed class JsonLines : IDisposable
 }
 
 /// <summary>
-/// A message being rendered as a JSON string, in UTF-8, escaped as it is written (by the writer's own encoder). Every
-/// string is transcoded first, so a lone surrogate becomes U+FFFD here, as on the second attempt at a line.
+/// A shaped event's line being written, in UTF-8: fixed parts copied, values escaped as they are written (by the
+/// writer's own encoder). Every string is transcoded first, so a lone surrogate becomes U+FFFD, which UTF-8 can carry.
 /// </summary>
-internal sealed class JsonMessage
+internal sealed class JsonLineBuffer
 {
     private const int MaxKeptBytes = 16 * 1024;
     private const int MaxFixedDecimals = 6;
@@ -306,25 +281,24 @@ internal sealed class JsonMessage
 
     private static readonly double[] PowersOfTen = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
 
+    private static readonly SearchValues<char> PlainJson = SearchValues.Create(
+        " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~");
+
     private byte[] _bytes = new byte[1024];
     private byte[] _utf8 = new byte[256];
     private int _length;
 
-    public void Start()
+    /// <summary>What has been written since <see cref="Clear"/>.</summary>
+    public ReadOnlySpan<byte> Written => _bytes.AsSpan(0, _length);
+
+    public void Clear()
     {
         if (_bytes.Length > MaxKeptBytes)
         {
-            _bytes = new byte[1024]; // one long message must not stay allocated on every thread that logged one
+            _bytes = new byte[1024]; // one long line must not stay allocated on every thread that logged one
         }
 
         _length = 0;
-        AppendRaw("\""u8);
-    }
-
-    public ReadOnlySpan<byte> Finish()
-    {
-        AppendRaw("\""u8);
-        return _bytes.AsSpan(0, _length);
     }
 
     public void AppendRaw(ReadOnlySpan<byte> bytes)
@@ -332,6 +306,35 @@ internal sealed class JsonMessage
         Reserve(bytes.Length);
         bytes.CopyTo(_bytes.AsSpan(_length));
         _length += bytes.Length;
+    }
+
+    /// <summary>A string as a JSON value: <c>"</c> + the text, escaped + <c>"</c>; null as <c>null</c>.</summary>
+    public void AppendString(string? text)
+    {
+        if (text is null)
+        {
+            AppendRaw("null"u8);
+            return;
+        }
+
+        AppendRaw("\""u8);
+        AppendEscaped(text);
+        AppendRaw("\""u8);
+    }
+
+    /// <summary>Text JSON never escapes (the hex of a trace id), transcoded as it is.</summary>
+    public void AppendUnescaped(string text)
+    {
+        Reserve(Encoding.UTF8.GetMaxByteCount(text.Length));
+        _length += Encoding.UTF8.GetBytes(text, _bytes.AsSpan(_length));
+    }
+
+    /// <summary>A time as the round-trip format writes it (<c>2026-12-07T01:24:24.8294023Z</c>).</summary>
+    public void AppendTimestamp(DateTime timestamp)
+    {
+        Reserve(64);
+        timestamp.TryFormat(_bytes.AsSpan(_length), out var written, "O", System.Globalization.CultureInfo.InvariantCulture);
+        _length += written;
     }
 
     /// <summary>A string as Serilog renders it in a message, <c>"</c> + the text with each <c>"</c> as <c>\"</c> + <c>"</c>, escaped for JSON.</summary>
@@ -351,13 +354,13 @@ internal sealed class JsonMessage
     }
 
     /// <summary>
-    /// A number as <c>value.ToString(format, InvariantCulture)</c> writes it. A duration in a <c>0.0</c> hole (both events
-    /// of every request have one) takes <see cref="TryAppendFixed"/>'s shortcut: .NET's custom-format path was 1.7 % of
-    /// the process's samples as shipped.
+    /// A number as <c>value.ToString(format, InvariantCulture)</c> writes it. Both events of every request carry a
+    /// duration twice, in a <c>0.0</c> hole and as a property, and .NET's formatting of the two was 3 % of the process's
+    /// samples as shipped: a duration takes <see cref="TryAppendFixed"/>'s or <see cref="TryAppendTenThousandths"/>'s shortcut.
     /// </summary>
     public void AppendNumber(double value, string? format)
     {
-        if (FixedDecimals(format) is > 0 and var decimals && TryAppendFixed(value, decimals))
+        if (format is null ? TryAppendTenThousandths(value) : FixedDecimals(format) is > 0 and var decimals && TryAppendFixed(value, decimals))
         {
             return;
         }
@@ -410,22 +413,68 @@ internal sealed class JsonMessage
         var digits = (long)whole + (fraction > 0.5 ? 1 : 0);
         var unit = (long)PowersOfTen[decimals];
         AppendNumber(digits / unit, null);
-        Reserve(1 + decimals);
-        _bytes[_length++] = (byte)'.';
-        var rest = digits % unit;
-        for (var i = _length + decimals - 1; i >= _length; i--, rest /= 10)
+        AppendDecimals(digits % unit, decimals);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes a number of milliseconds made of whole ticks (<see cref="TimeSpan.TotalMilliseconds"/>: n / 10^4) as the
+    /// shortest round-trip format does — its decimals, trailing zeros dropped — unless it is not one (false). Checked,
+    /// not assumed: n / 10^4 must be this very double, and below 10^11, where doubles lie closer together (under
+    /// 2.2·10^-5) than such numbers (10^-4), no shorter decimal reads back as the same double.
+    /// </summary>
+    private bool TryAppendTenThousandths(double value)
+    {
+        if (!(value >= 0) || double.IsNegative(value) || value >= 1e11)
         {
-            _bytes[i] = (byte)('0' + (rest % 10));
+            return false;
         }
 
-        _length += decimals;
+        var scaled = Math.Round(value * 10_000);
+        if (scaled / 10_000 != value)
+        {
+            return false;
+        }
+
+        var tenThousandths = (long)scaled;
+        AppendNumber(tenThousandths / 10_000, null);
+        var rest = tenThousandths % 10_000;
+        var decimals = 4;
+        for (; decimals > 0 && rest % 10 == 0; decimals--)
+        {
+            rest /= 10;
+        }
+
+        if (decimals > 0)
+        {
+            AppendDecimals(rest, decimals);
+        }
+
         return true;
+    }
+
+    /// <summary>A decimal point and <paramref name="count"/> digits of <paramref name="digits"/>, zeros in front as needed.</summary>
+    private void AppendDecimals(long digits, int count)
+    {
+        Reserve(1 + count);
+        _bytes[_length++] = (byte)'.';
+        for (var i = _length + count - 1; i >= _length; i--, digits /= 10)
+        {
+            _bytes[i] = (byte)('0' + (digits % 10));
+        }
+
+        _length += count;
     }
 
     private void AppendEscaped(ReadOnlySpan<char> text)
     {
-        if (text.IsEmpty)
+        if (!text.ContainsAnyExcept(PlainJson))
         {
+            // Printable ASCII without a quote or backslash (the addresses, names, paths and ids of nearly every line):
+            // JSON escapes none of it, so it is copied a byte a character, without transcoding and scanning it again.
+            Reserve(text.Length);
+            Ascii.FromUtf16(text, _bytes.AsSpan(_length), out var copied);
+            _length += copied;
             return;
         }
 

@@ -23,12 +23,14 @@ public sealed class LogShape
         Category = category;
         EventId = eventId;
         Template = template;
-        (Literals, Holes) = Parse(template);
-        EncodedLiterals = [.. Literals.Select(l => Encoding.UTF8.GetBytes(JsonLines.Options.Encoder!.Encode(l)))];
-        EncodedCategory = JsonEncodedText.Encode(category);
-        EncodedEventName = JsonEncodedText.Encode(eventId.Name);
+        (_literals, _holes) = Parse(template);
+        _encodedLiterals = [.. _literals.Select(l => Encoding.UTF8.GetBytes(JsonLines.Options.Encoder!.Encode(l)))];
         // Serilog's compact JSON identifies a template by this hash; the same template keeps the same @i here.
-        TemplateHash = EventIdHash.Compute(template).ToString("x8", CultureInfo.InvariantCulture);
+        var templateHash = EventIdHash.Compute(template).ToString("x8", CultureInfo.InvariantCulture);
+        JsonTemplateHash = Encoding.UTF8.GetBytes($",\"@i\":\"{templateHash}\"");
+        JsonEventIdAndCategory = Encoding.UTF8.GetBytes(
+            $",\"EventId\":{{\"Id\":{eventId.Id.ToString(CultureInfo.InvariantCulture)},\"Name\":\"{JsonLines.Options.Encoder!.Encode(eventId.Name)}\"}}" +
+            $",\"SourceContext\":\"{JsonLines.Options.Encoder!.Encode(category)}\"");
     }
 
     public string Category { get; }
@@ -37,32 +39,44 @@ public sealed class LogShape
 
     public string Template { get; }
 
-    /// <summary>The holes in template order, each with its property name already encoded for JSON.</summary>
-    public IReadOnlyList<LogHole> Holes { get; }
+    /// <summary>The holes in template order.</summary>
+    public IReadOnlyList<LogHole> Holes => _holes;
+
+    // Arrays, not the lists above: in the Native AOT build each access through an interface is a dispatch stub.
+    private readonly LogHole[] _holes;
 
     /// <summary>The text before each hole, and after the last: one more than <see cref="Holes"/>.</summary>
-    internal IReadOnlyList<string> Literals { get; }
+    private readonly string[] _literals;
 
-    /// <summary><see cref="Literals"/> as they appear inside a JSON string: escaped, in UTF-8.</summary>
-    internal IReadOnlyList<byte[]> EncodedLiterals { get; }
+    /// <summary>The literals as they appear inside a JSON string: escaped, in UTF-8.</summary>
+    private readonly byte[][] _encodedLiterals;
 
-    internal JsonEncodedText EncodedCategory { get; }
+    /// <summary>The event's <c>@i</c> field, comma first, in UTF-8.</summary>
+    internal byte[] JsonTemplateHash { get; }
 
-    internal JsonEncodedText EncodedEventName { get; }
-
-    /// <summary>The event's <c>@i</c>.</summary>
-    internal string TemplateHash { get; }
+    /// <summary>The event's <c>EventId</c> and <c>SourceContext</c> fields, comma first, in UTF-8: the same for every event.</summary>
+    internal byte[] JsonEventIdAndCategory { get; }
 
     /// <summary>The message as <see cref="Render(in LogValues)"/> renders it, written as the inside of a JSON string (the console's <c>@m</c>).</summary>
-    internal void RenderJson(in LogValues values, JsonMessage message)
+    internal void RenderJson(in LogValues values, JsonLineBuffer line)
     {
-        for (var i = 0; i < Holes.Count; i++)
+        for (var i = 0; i < _holes.Length; i++)
         {
-            message.AppendRaw(EncodedLiterals[i]);
-            values[i].RenderJson(Holes[i].Format, message);
+            line.AppendRaw(_encodedLiterals[i]);
+            values[i].RenderJson(_holes[i].Format, line);
         }
 
-        message.AppendRaw(EncodedLiterals[^1]);
+        line.AppendRaw(_encodedLiterals[^1]);
+    }
+
+    /// <summary>Each hole as a property of the line (<c>,"Name":value</c>), in template order.</summary>
+    internal void WriteProperties(in LogValues values, JsonLineBuffer line)
+    {
+        for (var i = 0; i < _holes.Length; i++)
+        {
+            line.AppendRaw(_holes[i].JsonName);
+            values[i].WriteJson(line);
+        }
     }
 
     /// <summary>
@@ -72,13 +86,13 @@ public sealed class LogShape
     internal string Render(in LogValues values)
     {
         var text = new StringBuilder();
-        for (var i = 0; i < Holes.Count; i++)
+        for (var i = 0; i < _holes.Length; i++)
         {
-            text.Append(Literals[i]);
-            values[i].Render(Holes[i].Format, text);
+            text.Append(_literals[i]);
+            values[i].Render(_holes[i].Format, text);
         }
 
-        return text.Append(Literals[^1]).ToString();
+        return text.Append(_literals[^1]).ToString();
     }
 
     /// <summary>
@@ -134,5 +148,6 @@ public sealed class LogHole(string name, string? format)
 
     public string? Format { get; } = format;
 
-    internal JsonEncodedText EncodedName { get; } = JsonEncodedText.Encode(name);
+    /// <summary>The property's name in the line, comma first: <c>,"Name":</c> (a hole's name is letters and digits, never escaped).</summary>
+    internal byte[] JsonName { get; } = Encoding.UTF8.GetBytes($",\"{name}\":");
 }

@@ -36,44 +36,45 @@ public readonly struct LogValue
         _ => null,
     };
 
-    internal void WriteTo(Utf8JsonWriter json, bool wellFormed)
+    /// <summary>The value as a JSON value, as Serilog's JSON writes it.</summary>
+    internal void WriteJson(JsonLineBuffer line)
     {
         switch (_kind)
         {
             case Kind.Text:
-                json.WriteStringValue(JsonLines.WellFormed(_text, wellFormed));
+                line.AppendString(_text!);
                 break;
             case Kind.Integer:
-                json.WriteNumberValue((int)_number);
+                line.AppendNumber((int)_number, null);
                 break;
             case Kind.Number when double.IsFinite(_number):
-                json.WriteNumberValue(_number);
+                line.AppendNumber(_number, null);
                 break;
             case Kind.Number:
                 // As Serilog's JSON writes a number JSON cannot hold: its text, in a string.
-                json.WriteStringValue(_number.ToString(CultureInfo.InvariantCulture));
+                line.AppendString(_number.ToString(CultureInfo.InvariantCulture));
                 break;
             default:
-                json.WriteNullValue();
+                line.AppendRaw("null"u8);
                 break;
         }
     }
 
-    internal void RenderJson(string? format, JsonMessage message)
+    internal void RenderJson(string? format, JsonLineBuffer line)
     {
         switch (_kind)
         {
             case Kind.Text:
-                message.AppendQuoted(_text!);
+                line.AppendQuoted(_text!);
                 break;
             case Kind.Integer:
-                message.AppendNumber((int)_number, format);
+                line.AppendNumber((int)_number, format);
                 break;
             case Kind.Number:
-                message.AppendNumber(_number, format);
+                line.AppendNumber(_number, format);
                 break;
             default:
-                message.AppendRaw("null"u8);
+                line.AppendRaw("null"u8);
                 break;
         }
     }

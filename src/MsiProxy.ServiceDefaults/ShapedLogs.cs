@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Text;
 using System.Text.Json;
 using Serilog.Events;
 
@@ -30,7 +31,7 @@ public sealed class ShapedLogs
         _console = console;
         _levels = levels;
         // As the console must carry them: a value with a lone surrogate is written with U+FFFD in its place.
-        _properties = [.. properties.Select(p => KeyValuePair.Create(p.Key, JsonLines.WellFormed(p.Value, wellFormed: true)!))];
+        _properties = [.. properties.Select(p => KeyValuePair.Create(p.Key, JsonLines.WellFormed(p.Value)!))];
         _providers = [.. providers];
     }
 
@@ -113,14 +114,19 @@ public sealed class ShapedLog
     }
 }
 
-/// <summary>A configured property (<c>Serilog:Properties</c>), its name encoded for the console once.</summary>
+/// <summary>A configured property (<c>Serilog:Properties</c>), written for the console once.</summary>
 internal sealed class ConfiguredProperty(string name, string value)
 {
     public string Name { get; } = name;
 
     public string Value { get; } = value;
 
-    public JsonEncodedText EncodedName { get; } = JsonEncodedText.Encode(name.StartsWith('@') ? "@" + name : name);
+    /// <summary>
+    /// The property in the line, comma first: <c>,"Name":"value"</c>. As Serilog writes them, a name starting with '@'
+    /// gets another, so that it cannot read as one of the line's own fields.
+    /// </summary>
+    public byte[] Json { get; } = Encoding.UTF8.GetBytes(
+        $",\"{JsonLines.Options.Encoder!.Encode(name.StartsWith('@') ? "@" + name : name)}\":\"{JsonLines.Options.Encoder!.Encode(value)}\"");
 }
 
 /// <summary>ASP.NET Core's request scope, as its hosting layer logs it (and Serilog's bridge adds it).</summary>

@@ -121,21 +121,25 @@ public sealed class JsonLinesTests
     }
 
     [Fact]
-    public void A_number_in_a_fixed_decimals_hole_is_rendered_as_dotnet_formats_it()
+    public void A_number_is_rendered_as_dotnet_formats_it()
     {
         // Ties of every format below (multiples of 0.0005) and the doubles either side of them, where a shortcut that
-        // rounds the scaled double differs from .NET's rounding of 15 digits; durations; any double; the edges.
+        // rounds the scaled double differs from .NET's rounding of 15 digits; durations, measured or not; any double;
+        // the edges. A null format is the shortest round trip, as a property's value is written.
         var ties = Gen.Int[0, 20_000_000].Select(k => k / 2_000.0);
         var numbers = Gen.OneOf(
             ties, ties.Select(Math.BitIncrement), ties.Select(Math.BitDecrement),
             Gen.Double[0, 10_000], Gen.Double,
-            Gen.OneOf(-0.0, -0.04, 0.0, 5e-324, 0.05, 0.25, 2.675, 1e300, 858_993.45925, 8_589_934_591.9, 8_589_934_592.0));
-        Gen.Select(numbers, Gen.OneOf("0.0", "0.00", "0.000", "0.000000", "0.0000000", "0.#")).Sample((value, format) =>
+            // Durations as the proxy measures them (whole ticks), up to 10 s and up to past the shortcut's bound.
+            Gen.Long[0, 100_000_000].Select(ticks => TimeSpan.FromTicks(ticks).TotalMilliseconds),
+            Gen.Long[0, 2_000_000_000_000_000].Select(ticks => TimeSpan.FromTicks(ticks).TotalMilliseconds),
+            Gen.OneOf(-0.0, -0.04, 0.0, 5e-324, 0.00005, 0.0001, 0.05, 0.25, 2.675, 1e300, 858_993.45925, 8_589_934_591.9, 8_589_934_592.0,
+                99_999_999_999.9999, 1e11));
+        Gen.Select(numbers, Gen.OneOf("0.0", "0.00", "0.000", "0.000000", "0.0000000", "0.#", null)).Sample((value, format) =>
         {
-            var message = new JsonMessage();
-            message.Start();
-            message.AppendNumber(value, format);
-            var rendered = Encoding.UTF8.GetString(message.Finish())[1..^1];
+            var line = new JsonLineBuffer();
+            line.AppendNumber(value, format);
+            var rendered = Encoding.UTF8.GetString(line.Written);
             Assert.Equal(value.ToString(format, System.Globalization.CultureInfo.InvariantCulture), rendered);
         }, iter: 200_000);
     }
