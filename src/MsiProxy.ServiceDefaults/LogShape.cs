@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Serilog.Formatting.Compact;
 
 namespace MsiProxy.ServiceDefaults;
@@ -148,6 +147,6 @@ public sealed class LogHole(string name, string? format)
 
     public string? Format { get; } = format;
 
-    /// <summary>The property's name in the line, comma first: <c>,"Name":</c> (a hole's name is letters and digits, never escaped).</summary>
+    /// <summary>The property's name in the line, comma first: <c>,"Name":</c> (unescaped: <see cref="LogShape"/> takes only names of ASCII letters and digits).</summary>
     internal byte[] JsonName { get; } = Encoding.UTF8.GetBytes($",\"{name}\":");
 }

@@ -135,7 +135,7 @@ public sealed class JsonLinesTests
             Gen.Long[0, 2_000_000_000_000_000].Select(ticks => TimeSpan.FromTicks(ticks).TotalMilliseconds),
             Gen.OneOf(-0.0, -0.04, 0.0, 5e-324, 0.00005, 0.0001, 0.05, 0.25, 2.675, 1e300, 858_993.45925, 8_589_934_591.9, 8_589_934_592.0,
                 99_999_999_999.9999, 1e11));
-        Gen.Select(numbers, Gen.OneOf("0.0", "0.00", "0.000", "0.000000", "0.0000000", "0.#", null)).Sample((value, format) =>
+        Gen.Select(numbers, Gen.OneOf("0.0", "0.00", "0.000", "0.0000", "0.00000", "0.000000", "0.0000000", "0.#", null)).Sample((value, format) =>
         {
             var line = new JsonLineBuffer();
             line.AppendNumber(value, format);
