@@ -7,7 +7,8 @@ namespace MsiProxy.Hosting;
 /// <summary>
 /// One line once the listeners are up, saying what runs: the images differ (Native AOT on Linux, ReadyToRun on
 /// Windows), and the GC mode is the one docs/benchmarks.md measured only if the build really set it — a misspelt
-/// property once left it at the default unnoticed. DockerfileTests reads this line from the Linux image's binary.
+/// property once left it at the default unnoticed; so with the thread pool's spin limit. DockerfileTests reads this line
+/// from the Linux image's binary.
 /// </summary>
 internal static partial class StartupLog
 {
@@ -18,9 +19,14 @@ internal static partial class StartupLog
         Environment.Version.ToString(),
         GCSettings.IsServerGC ? "server" : "workstation",
         // Batch is the latency mode of a GC with background collection off (System.GC.Concurrent=false).
-        GCSettings.LatencyMode != GCLatencyMode.Batch);
+        GCSettings.LatencyMode != GCLatencyMode.Batch,
+        AppContext.GetData(SpinLimitSetting)?.ToString() ?? "default");
+
+    /// <summary>The thread pool's spin limit, as the build sets it (MsiProxy.csproj's ThreadPoolSpinCount).</summary>
+    private const string SpinLimitSetting = "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit";
 
     [LoggerMessage(Level = LogLevel.Information,
-        Message = "MsiProxy {Version} started: {Compilation}, .NET {RuntimeVersion}, {GcMode} GC, background GC {BackgroundGc}")]
-    private static partial void Started(ILogger logger, string version, string compilation, string runtimeVersion, string gcMode, bool backgroundGc);
+        Message = "MsiProxy {Version} started: {Compilation}, .NET {RuntimeVersion}, {GcMode} GC, background GC {BackgroundGc}, thread-pool spin limit {ThreadPoolSpinLimit}")]
+    private static partial void Started(ILogger logger, string version, string compilation, string runtimeVersion, string gcMode, bool backgroundGc,
+        string threadPoolSpinLimit);
 }
