@@ -2,6 +2,7 @@
 //   bare      --urls URL --body FILE        Kestrel answering every request with FILE's bytes (the .NET ceiling)
 //   amplify   --target URL --clients N --requests M --keys K --first-client-address 127.0.0.2
 //   victim    --target URL --counters URL --duration S [--flood-rate R]   a quiet client's new-token latency beside a flooding neighbour
+//   paced     --target URL --rate R --connections C --duration S --pids P,…   CPU per request of the processes P at R cached hits/s
 //   startup   --url URL [--timeout S] -- CMD…  process start → first 200 token, in ms
 //   scale-admin --admin URL --key K --count N [--step 1000] [--concurrency 8]   ms per step of N admin registrations
 //   micro     [BenchmarkDotNet args]        hot-path micro-benchmarks (MemoryDiagnoser)
@@ -16,6 +17,7 @@ return args.FirstOrDefault() switch
     "bare" => await BareKestrel.RunAsync(args[1..]),
     "amplify" => await AmplificationLoad.RunAsync(args[1..]),
     "victim" => await VictimLoad.RunAsync(args[1..]),
+    "paced" => await PacedLoad.RunAsync(args[1..]),
     "startup" => await StartupTimer.RunAsync(args[1..]),
     "scale-admin" => await AdminRegistrationLoad.RunAsync(args[1..]),
     "micro" => MicroBenchmarks.Run(args[1..]),
@@ -25,6 +27,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|victim|startup|scale-admin|micro|report … (see docs/benchmarks.md)");
+    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|victim|paced|startup|scale-admin|micro|report … (see docs/benchmarks.md)");
     return 64;
 }

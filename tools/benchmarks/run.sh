@@ -19,10 +19,10 @@ HERE="$ROOT/tools/benchmarks"
 WORK="${BENCH_WORK:-/tmp/msiproxy-bench}"
 if [[ $SMOKE == 1 ]]; then
   ROUNDS="${BENCH_ROUNDS:-1}"; DURATION="${BENCH_DURATION:-3}"; MISS_DURATION=3; OUT="${BENCH_OUT:-$WORK/results}"
-  AMP_CLIENTS=20; AMP_REQUESTS=5; AMP_KEYS=5; POPULATE_CLIENTS=1000; POPULATE_TOKENS=1000; VICTIM_DURATION=1; MODE=smoke
+  AMP_CLIENTS=20; AMP_REQUESTS=5; AMP_KEYS=5; POPULATE_CLIENTS=1000; POPULATE_TOKENS=1000; VICTIM_DURATION=1; PACED_DURATION=1; MODE=smoke
 else
   ROUNDS="${BENCH_ROUNDS:-5}"; DURATION="${BENCH_DURATION:-10}"; MISS_DURATION="${BENCH_DURATION:-10}"; OUT="${BENCH_OUT:-$ROOT/docs/benchmarks}"
-  AMP_CLIENTS=50; AMP_REQUESTS=20; AMP_KEYS=10; POPULATE_CLIENTS=10000; POPULATE_TOKENS=10000; VICTIM_DURATION="${BENCH_DURATION:-10}"; MODE=full
+  AMP_CLIENTS=50; AMP_REQUESTS=20; AMP_KEYS=10; POPULATE_CLIENTS=10000; POPULATE_TOKENS=10000; VICTIM_DURATION="${BENCH_DURATION:-10}"; PACED_DURATION=6; MODE=full
 fi
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 MISS_CONNECTIONS=1
@@ -218,6 +218,26 @@ for ((round = 1; round <= ROUNDS; round++)); do
   done
 done
 log "  msiproxy log queue: $(curl -fsS "http://127.0.0.1:$LOGGED_MGMT/metrics" | grep '^msiproxy_log_dropped_total' | tr '\n' ' ')"
+
+# ---------------------------------------------------------------- scenario 8: a node's load — CPU per request at a light, steady rate
+# The same two systems as 1b (as shipped, and nginx with access_log on) and bare Kestrel, at the rates a node's agent
+# sees: cached hits at 50/s on one connection and 400/s on four, each system's CPU (utime + stime) per request.
+log "scenario 8: a node's load, cached hits at 50/s and 400/s, ${PACED_DURATION}s × $ROUNDS rounds"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for load in "50 1" "400 4"; do
+    for system in $(rotate "$round" msiproxy nginx kestrel); do
+      case $system in
+        msiproxy) port=$LOGGED_PROXY; pids=$LOGGED_PID ;;
+        nginx) port=$LOGGED_NGINX; pids="$(cat "$WORK/nginx-logged/nginx.pid"),$(pgrep -d, -P "$(cat "$WORK/nginx-logged/nginx.pid")")" ;;
+        kestrel) port=$KESTREL; pids=$KESTREL_PID ;;
+      esac
+      result=$("${BENCH[@]}" paced --target "http://127.0.0.1:$port$TOKEN_PATH" --rate "${load% *}" --connections "${load#* }" \
+        --duration "$PACED_DURATION" --pids "$pids")
+      record "{\"scenario\":\"paced\",\"system\":\"$system\",\"phase\":\"${load% *}/s\",\"round\":$round,${result#\{}"
+      log "  round $round $system ${load% *}/s: $result"
+    done
+  done
+done
 kill $LOGGED_PID; wait $LOGGED_PID 2>/dev/null || true
 kill "$(cat "$WORK/nginx-logged/nginx.pid")" 2>/dev/null || true
 

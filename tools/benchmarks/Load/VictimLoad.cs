@@ -64,10 +64,10 @@ internal static class VictimLoad
             requests = samples.Length,
             failed,
             failed_share = samples.Length == 0 ? 0 : Math.Round((double)failed / samples.Length, 4),
-            p50_ms = Percentile(all, 50),
-            p99_ms = Percentile(all, 99),
-            ok_p50_ms = Percentile(ok, 50),
-            ok_p99_ms = Percentile(ok, 99),
+            p50_ms = Percentiles.NearestRank(all, 50),
+            p99_ms = Percentiles.NearestRank(all, 99),
+            ok_p50_ms = Percentiles.NearestRank(ok, 50),
+            ok_p99_ms = Percentiles.NearestRank(ok, 99),
             statuses = Count(samples.Select(s => s.Status)),
             flood_sent = flood.Sent,
             flood_skipped = flood.Skipped,
@@ -186,10 +186,6 @@ internal static class VictimLoad
     private static Dictionary<string, int> Count(IEnumerable<int> statuses) => statuses.GroupBy(s => s).OrderBy(g => g.Key)
         .ToDictionary(g => g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), g => g.Count());
 
-    /// <summary>Nearest-rank percentile of sorted values; null when there are none.</summary>
-    private static double? Percentile(double[] sorted, int percent) => sorted.Length == 0
-        ? null
-        : Math.Round(sorted[Math.Max(0, (int)Math.Ceiling(percent / 100.0 * sorted.Length) - 1)], 2);
 
     /// <summary>Returns once the emulator's token-request count has not moved for <paramref name="idle"/> (at most 30 s).</summary>
     private static async Task UpstreamIdleAsync(HttpClient control, string countersUrl, TimeSpan idle)

@@ -52,6 +52,7 @@ internal static class ResultsReport
             $"miss added p50 ratio {Num(summary["miss"]?["ratio_added_p50_msiproxy_to_nginx"])}; " +
             $"amplification upstream calls {Num(summary["amplify"]?["msiproxy"]?["upstream_calls"])}/{Num(summary["amplify"]?["keys"])} keys (nginx {Num(summary["amplify"]?["nginx"]?["upstream_calls"])}); " +
             $"RSS under load {Num(summary["memory"]?["ratio_msiproxy_to_kestrel_load"])}x bare Kestrel; " +
+            $"CPU per hit at 50/s {Num(summary["paced"]?["50/s"]?["msiproxy"]?["cpu_us_per_request"], 0)} µs (nginx {Num(summary["paced"]?["50/s"]?["nginx"]?["cpu_us_per_request"], 0)} µs); " +
             $"victim under flood: MsiProxy p50 {Num(summary["victim"]?["msiproxy"]?["flood"]?["p50_ms"])} ms, {Percent(summary["victim"]?["msiproxy"]?["flood"]?["failed_share"])} failed " +
             $"(nginx p50 {Num(summary["victim"]?["nginx"]?["flood"]?["p50_ms"])} ms, {Percent(summary["victim"]?["nginx"]?["flood"]?["failed_share"])} failed)");
     }
@@ -159,6 +160,7 @@ internal static class ResultsReport
             ["memory"] = memory,
             ["startup"] = startup,
             ["victim"] = Victim(data),
+            ["paced"] = Paced(data),
             ["goals"] = Goals(hits, logged, miss, amplify, memory, startup),
         };
     }
@@ -204,6 +206,34 @@ internal static class ResultsReport
 
         return victim;
     }
+
+    /// <summary>Scenario 8, per rate: each system's medians over rounds, and MsiProxy's CPU per request against the others', per round.</summary>
+    private static JsonObject Paced(Measurements data)
+    {
+        var paced = new JsonObject { ["rounds"] = data.Rounds("paced") };
+        foreach (var rate in PacedRates)
+        {
+            var row = new JsonObject();
+            foreach (var system in new[] { "msiproxy", "nginx", "kestrel" })
+            {
+                row[system] = new JsonObject
+                {
+                    ["cpu_us_per_request"] = data.Median("paced", system, "cpu_us_per_request", rate),
+                    ["p50_ms"] = data.Median("paced", system, "p50_ms", rate),
+                    ["p99_ms"] = data.Median("paced", system, "p99_ms", rate),
+                    ["errors"] = data.Sum("paced", system, "errors", rate),
+                };
+            }
+
+            row["ratio_cpu_msiproxy_to_nginx"] = data.RoundRatio("paced", "msiproxy", "nginx", "cpu_us_per_request", rate);
+            row["ratio_cpu_msiproxy_to_kestrel"] = data.RoundRatio("paced", "msiproxy", "kestrel", "cpu_us_per_request", rate);
+            paced[rate] = row;
+        }
+
+        return paced;
+    }
+
+    private static readonly string[] PacedRates = ["50/s", "400/s"];
 
     private static JsonNode? Percentile(double[] sorted, int percent) => sorted.Length == 0
         ? null
@@ -351,6 +381,26 @@ internal static class ResultsReport
             }
 
             md.AppendLine().AppendLine("![victim latency](victim.png)");
+        }
+
+        if (s["paced"]?["rounds"]?.GetValue<int>() > 0)
+        {
+            var paced = s["paced"]!;
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 8. A node's load: CPU per cached hit at a light, steady rate ({paced["rounds"]} rounds)").AppendLine()
+                .AppendLine("MsiProxy as shipped (logging on) and nginx with `access_log` on, as in 1b, and bare Kestrel; requests evenly spaced (50/s on one connection, 400/s on four); " +
+                    "CPU is each server's own user + system time over the run, divided by the requests.").AppendLine()
+                .AppendLine("| Rate | System | CPU µs per request | p50 ms | p99 ms | errors |").AppendLine("|---|---|---:|---:|---:|---:|");
+            foreach (var rate in PacedRates)
+            {
+                foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy, as shipped"), ("nginx", "nginx proxy_cache, access_log on"), ("kestrel", "bare Kestrel") })
+                {
+                    var row = paced[rate]?[system];
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {rate} | {label} | {Num(row?["cpu_us_per_request"], 0)} | {Num(row?["p50_ms"])} | {Num(row?["p99_ms"])} | {Num(row?["errors"], 0)} |");
+                }
+            }
+
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Per-round ratios of CPU per request (median): MsiProxy/nginx **{Num(paced["50/s"]?["ratio_cpu_msiproxy_to_nginx"])}** at 50/s, " +
+                $"**{Num(paced["400/s"]?["ratio_cpu_msiproxy_to_nginx"])}** at 400/s; MsiProxy/bare Kestrel **{Num(paced["50/s"]?["ratio_cpu_msiproxy_to_kestrel"])}** and **{Num(paced["400/s"]?["ratio_cpu_msiproxy_to_kestrel"])}**.");
         }
 
         md.AppendLine().AppendLine("![chart](chart.png)");
