@@ -5,17 +5,19 @@ using Serilog.Events;
 namespace MsiProxy.ServiceDefaults;
 
 /// <summary>
-/// A bounded queue of log lines to standard output, written by one thread of its own in batches. The caller formats
-/// its event as one JSON line (<see cref="JsonLines"/>) into a buffer of its thread's and appends the bytes to the
-/// queue's pending buffer; the writer wakes at most once per <see cref="GatherTime"/> under load, swaps the pending
-/// buffer for its own and writes what has gathered with one <c>write(2)</c>. No line is an allocation of its own: an
+/// A bounded queue of log lines to standard output, written in batches by a <see cref="ConsoleWriter"/> thread (its
+/// own, or one it shares with the other queue: <see cref="ConsoleQueues.Create"/>). The caller formats its event as
+/// one JSON line (<see cref="JsonLines"/>) into a buffer of its thread's and appends the bytes to the queue's pending
+/// buffer; the writer wakes at most once per <see cref="GatherTime"/> under load, swaps the pending buffer for its own
+/// and writes what has gathered with one <c>write(2)</c>. No line is an allocation of its own: an
 /// array per line, and the concurrent queue that carried it, were 5 % of the process's samples with logging on.
 /// Why not a queue that wakes its reader per event (Serilog.Sinks.Async): on the cached-hit path that wake-up and the write per event were
 /// the cost of logging — 28 % of the process's CPU in the kernel under the sink threads, mostly context switches.
 /// Why format on the caller's thread: the event's ~15 properties are objects the caller has just made, in its own
-/// cache; read by the writer on another core they were cache misses, and formatting there cost ~3.5× as much
-/// (docs/benchmarks.md, "Logging off the request thread"). What can wait — the write — still happens off the
-/// request thread.
+/// cache; read by the writer on another core they were cache misses, and formatting there cost ~3.5× as much. Tried
+/// again with a shaped event's few values instead of a Serilog event, the writer still spent more than the request
+/// thread saved (docs/benchmarks.md, "Logging off the request thread"). What can wait — the write — still happens off
+/// the request thread.
 /// </summary>
 /// <remarks>
 /// When full, a queue either drops the new event and counts it (<c>blockWhenFull: false</c>) or makes the caller wait
@@ -42,23 +44,21 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private readonly LogQueues.Monitor _monitor;
     private readonly int _capacity;
     private readonly bool _blockWhenFull;
-    // No spinning before a wait: the writer's waits are a gather time or an idle park, never a moment's pause.
-    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
-    private readonly ManualResetEventSlim _hurry = new(false, spinCount: 0);
     private readonly object _room = new();
-    private readonly Thread _writer;
+    private readonly ConsoleWriter _writer;
     private MemoryStream _pending = new();
     private MemoryStream _writing = new();
     private readonly long _maxPendingBytes;
     private int _pendingLines;
     private long _pendingBytes;
     private int _count;
-    private int _parked;
     private int _roomWaiters;
     private long _dropped;
     private volatile bool _stopping;
+    private bool _disposed;
 
-    public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ConsoleOutput output)
+    /// <param name="writer">The thread that writes this queue, started by its owner (<see cref="ConsoleQueues.Create"/>); none: a thread of its own.</param>
+    public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ConsoleOutput output, ConsoleWriter? writer = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _capacity = capacity;
@@ -68,13 +68,20 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         _blockWhenFull = blockWhenFull;
         _output = output;
         _monitor = monitor;
-        _writer = new Thread(WriteLoop) { IsBackground = true, Name = $"{monitor.Kind} log writer" };
-        _writer.Start();
+        _writer = writer ?? new ConsoleWriter($"{monitor.Kind} log writer");
+        if (writer is null)
+        {
+            _writer.Start(this);
+        }
+
         monitor.StartMonitoring(this);
     }
 
     /// <summary>Lines waiting to be written.</summary>
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Whether lines are queued that the writer has not taken yet.</summary>
+    internal bool HasPending => Volatile.Read(ref _pendingLines) > 0;
 
     /// <summary>Events dropped because the queue was full (always 0 when it blocks instead).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
@@ -94,7 +101,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         while (Interlocked.Increment(ref _count) > _capacity)
         {
             Interlocked.Decrement(ref _count);
-            _hurry.Set();
+            _writer.Hurry();
             if (!_blockWhenFull)
             {
                 Interlocked.Increment(ref _dropped);
@@ -120,7 +127,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         {
             // The pending bytes are at their bound (lines made long by what a caller sent): hurried, the writer makes
             // room, and until then this line waits or is dropped as it would be in a full queue.
-            _hurry.Set();
+            _writer.Hurry();
             if (!_blockWhenFull || _stopping)
             {
                 FreeRoom(1);
@@ -141,12 +148,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
 
         ReleaseLongLine();
-        // A full fence between the line and the flag: either the writer sees the line before it parks, or we see it parked.
-        Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref _parked) == 1 && Interlocked.Exchange(ref _parked, 0) == 1)
-        {
-            _wake.Set();
-        }
+        _writer.Queued();
 
         if (_stopping)
         {
@@ -155,8 +157,11 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Writes out everything queued, then stops the writer; later events are written on their caller's thread.</summary>
-    public void Dispose()
+    /// <summary>
+    /// From now on, lines are written at once on their caller's thread, and whoever waits for room stops waiting. The
+    /// owner of queues that share a writer stops them all before disposing any (<see cref="ConsoleQueues.Dispose"/>).
+    /// </summary>
+    internal void BeginStopping()
     {
         if (_stopping)
         {
@@ -165,14 +170,23 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         _stopping = true;
         Interlocked.MemoryBarrier(); // the flag before the queue is read again, as Emit enqueues before it reads the flag
-        _wake.Set();
-        _hurry.Set();
         lock (_room)
         {
             Monitor.PulseAll(_room);
         }
+    }
 
-        _writer.Join();
+    /// <summary>Writes out everything queued, then stops the writer; later events are written on their caller's thread.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        BeginStopping();
+        _writer.Dispose();
         WriteQueued();
         _monitor.StopMonitoring(this);
     }
@@ -236,32 +250,8 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    private void WriteLoop()
-    {
-        while (true)
-        {
-            if (WriteQueued() == 0)
-            {
-                if (_stopping)
-                {
-                    return;
-                }
-
-                Park();
-            }
-
-            // Let the next events gather into one write, unless a producer found the queue full or we are stopping.
-            if (!_stopping)
-            {
-                _hurry.Wait(GatherTime);
-            }
-
-            _hurry.Reset();
-        }
-    }
-
     /// <summary>Writes what is queued with one write, and frees its room. Producers append to the other buffer meanwhile.</summary>
-    private int WriteQueued()
+    internal int WriteQueued()
     {
         int written;
         lock (_writeLock)
@@ -296,20 +286,6 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
 
         return written;
-    }
-
-    /// <summary>Sleeps until a producer finds the writer parked, or disposal.</summary>
-    private void Park()
-    {
-        _wake.Reset();
-        // A full fence before the queue is read: either the producer sees the flag, or we see its event.
-        Interlocked.Exchange(ref _parked, 1);
-        if (Volatile.Read(ref _pendingLines) == 0 && !_stopping)
-        {
-            _wake.Wait();
-        }
-
-        Interlocked.Exchange(ref _parked, 0);
     }
 
     /// <summary>Writes a line at once, on the caller's thread (after disposal).</summary>

@@ -14,6 +14,16 @@ internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, Co
 {
     private readonly Func<LogEvent, bool> _isAudit = Matching.FromSource(auditCategory);
 
+    /// <summary>The two queues, of <paramref name="capacity"/> events each, written by one thread (<see cref="ConsoleWriter"/>), the audit trail first.</summary>
+    public static ConsoleQueues Create(string auditCategory, int capacity, ConsoleOutput output)
+    {
+        var writer = new ConsoleWriter("log writer");
+        var audit = new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, output, writer);
+        var logs = new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, output, writer);
+        writer.Start(audit, logs);
+        return new ConsoleQueues(auditCategory, audit, logs);
+    }
+
     public void Emit(LogEvent logEvent) => (_isAudit(logEvent) ? audit : logs).Emit(logEvent);
 
     /// <summary>The queue of a category's events (<see cref="ShapedLogs"/>), matched as <see cref="Matching.FromSource(string)"/> matches.</summary>
@@ -23,6 +33,9 @@ internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, Co
     /// <summary>Writes out both queues: the audit trail first, as it is the one that must not be lost.</summary>
     public void Dispose()
     {
+        // Both stop taking lines before either stops the writer they may share.
+        audit.BeginStopping();
+        logs.BeginStopping();
         audit.Dispose();
         logs.Dispose();
     }

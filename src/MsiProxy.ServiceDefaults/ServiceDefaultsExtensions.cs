@@ -93,17 +93,12 @@ public static partial class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// Two bounded queues to one console, off the request thread, each written in batches (<see cref="ConsoleQueue"/>;
+    /// Two bounded queues to one console, off the request thread, written in batches by one thread (<see cref="ConsoleQueue"/>;
     /// one lock on standard output keeps lines whole), shared by Serilog and <see cref="ShapedLogs"/>. Request lines and
     /// every other event may be dropped (counted) when their queue is full; audit events apply backpressure instead.
     /// </summary>
-    private static ConsoleQueues ConsoleQueuesOf(IConfiguration configuration, ServiceTelemetry telemetry)
-    {
-        var capacity = LogQueues.Capacity(configuration);
-        return new ConsoleQueues(telemetry.AuditCategory,
-            audit: new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, ConsoleOutput.StandardOutput),
-            logs: new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, ConsoleOutput.StandardOutput));
-    }
+    private static ConsoleQueues ConsoleQueuesOf(IConfiguration configuration, ServiceTelemetry telemetry) =>
+        ConsoleQueues.Create(telemetry.AuditCategory, LogQueues.Capacity(configuration), ConsoleOutput.StandardOutput);
 
     /// <summary>
     /// The logger: levels, then the console's queues. Runs while the host is built, so a bad capacity or level stops

@@ -214,6 +214,47 @@ public sealed class ConsoleQueueTests
         Assert.Equal(blockWhenFull ? 0 : 1, monitor.Dropped().Value);
     }
 
+    [Fact]
+    public async Task Two_queues_sharing_one_writer_are_written_by_that_one_thread_which_wakes_for_either()
+    {
+        var auditOutput = new RecordingStream();
+        var logsOutput = new RecordingStream();
+        var auditMonitor = new LogQueues.Monitor("audit");
+        var logsMonitor = new LogQueues.Monitor("logs");
+        var writer = new ConsoleWriter("test log writer");
+        var audit = new ConsoleQueue(auditMonitor, 64, blockWhenFull: true, new ConsoleOutput(auditOutput), writer);
+        var logs = new ConsoleQueue(logsMonitor, 100_000, blockWhenFull: false, new ConsoleOutput(logsOutput), writer);
+        writer.Start(audit, logs);
+        using (new ConsoleQueues("MsiProxy.Audit", audit, logs))
+        {
+            // Parked, the writer wakes for a line in either queue, the second as well as the first.
+            logs.Emit(Event(0, 0));
+            await WrittenAsync(logsOutput, 1);
+            audit.Emit(Event(0, 0));
+            await WrittenAsync(auditOutput, 1);
+            Parallel.Invoke(() => Produce(audit, 2, 2_000), () => Produce(logs, 2, 2_000));
+        }
+
+        Assert.Equal(1 + 4_000, auditOutput.Lines().Count);
+        Assert.Equal(0, auditMonitor.Dropped().Value);
+        Assert.Equal(1 + 4_000, logsOutput.Lines().Count + logsMonitor.Dropped().Value);
+        // Every write before disposal came from one thread, neither a producer's nor the test's.
+        var writers = auditOutput.Threads.Concat(logsOutput.Threads).Distinct().ToList();
+        Assert.Single(writers);
+        Assert.Equal("test log writer", writers[0]);
+    }
+
+    /// <summary>Waits (at most 10 s) until <paramref name="output"/> holds <paramref name="lines"/> lines.</summary>
+    private static async Task WrittenAsync(RecordingStream output, int lines)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (output.Lines().Count < lines)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not written within 10 s: {output.Lines().Count} of {lines} lines");
+            await Task.Delay(5);
+        }
+    }
+
     private static void Produce(ConsoleQueue queue, int producers, int each) =>
         Parallel.For(0, producers, new ParallelOptions { MaxDegreeOfParallelism = producers }, p =>
         {
@@ -241,6 +282,7 @@ public sealed class ConsoleQueueTests
     private sealed class RecordingStream : Stream
     {
         private readonly MemoryStream _bytes = new();
+        private readonly HashSet<string> _threads = [];
         private int _writes;
 
         public TimeSpan Delay { get; init; }
@@ -252,6 +294,18 @@ public sealed class ConsoleQueueTests
         public ManualResetEventSlim Entered { get; } = new();
 
         public int Writes => Volatile.Read(ref _writes);
+
+        /// <summary>The names of the threads that wrote (unnamed ones by id).</summary>
+        public IReadOnlyList<string> Threads
+        {
+            get
+            {
+                lock (_bytes)
+                {
+                    return [.. _threads];
+                }
+            }
+        }
 
         public List<(int Producer, int N)> Lines()
         {
@@ -282,6 +336,7 @@ public sealed class ConsoleQueueTests
             lock (_bytes)
             {
                 _bytes.Write(buffer);
+                _threads.Add(Thread.CurrentThread.Name ?? $"unnamed {Environment.CurrentManagedThreadId}");
             }
 
             Interlocked.Increment(ref _writes);
