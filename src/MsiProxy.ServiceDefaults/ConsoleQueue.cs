@@ -28,7 +28,7 @@ namespace MsiProxy.ServiceDefaults;
 /// </remarks>
 internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 {
-    /// <summary>How long the writer lets events gather after the first one wakes it: the longest a line waits.</summary>
+    /// <summary>How long the writer lets events gather after the first one wakes it: the longest a line waits, besides the other queue's write.</summary>
     internal static readonly TimeSpan GatherTime = TimeSpan.FromMilliseconds(10);
 
     private const int MaxKeptLineBytes = 16 * 1024;
@@ -46,6 +46,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private readonly bool _blockWhenFull;
     private readonly object _room = new();
     private readonly ConsoleWriter _writer;
+    private readonly bool _ownsWriter;
     private MemoryStream _pending = new();
     private MemoryStream _writing = new();
     private readonly long _maxPendingBytes;
@@ -57,7 +58,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private volatile bool _stopping;
     private bool _disposed;
 
-    /// <param name="writer">The thread that writes this queue, started by its owner (<see cref="ConsoleQueues.Create"/>); none: a thread of its own.</param>
+    /// <param name="writer">The thread that writes this queue, started and stopped by its owner (<see cref="ConsoleQueues.Create"/>); none: a thread of its own.</param>
     public ConsoleQueue(LogQueues.Monitor monitor, int capacity, bool blockWhenFull, ConsoleOutput output, ConsoleWriter? writer = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
@@ -68,8 +69,9 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         _blockWhenFull = blockWhenFull;
         _output = output;
         _monitor = monitor;
+        _ownsWriter = writer is null;
         _writer = writer ?? new ConsoleWriter($"{monitor.Kind} log writer");
-        if (writer is null)
+        if (_ownsWriter)
         {
             _writer.Start(this);
         }
@@ -157,10 +159,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>
-    /// From now on, lines are written at once on their caller's thread, and whoever waits for room stops waiting. The
-    /// owner of queues that share a writer stops them all before disposing any (<see cref="ConsoleQueues.Dispose"/>).
-    /// </summary>
+    /// <summary>From now on, lines are written at once on their caller's thread, and whoever waits for room stops waiting.</summary>
     internal void BeginStopping()
     {
         if (_stopping)
@@ -176,7 +175,10 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Writes out everything queued, then stops the writer; later events are written on their caller's thread.</summary>
+    /// <summary>
+    /// Writes out everything queued, and stops the writer if it is the queue's own (a shared one goes on writing the
+    /// other queue: its owner stops it); later events are written on their caller's thread.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -186,7 +188,11 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
 
         _disposed = true;
         BeginStopping();
-        _writer.Dispose();
+        if (_ownsWriter)
+        {
+            _writer.Dispose();
+        }
+
         WriteQueued();
         _monitor.StopMonitoring(this);
     }

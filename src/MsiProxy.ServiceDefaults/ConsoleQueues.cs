@@ -10,7 +10,8 @@ namespace MsiProxy.ServiceDefaults;
 /// (<c>WriteTo.Logger</c>, a filter each): a sub-logger copies every event it is given, properties and all, before its
 /// filter looks at it — two copies per event on the request thread, for queues that only read the event.
 /// </summary>
-internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, ConsoleQueue logs) : ILogEventSink, IDisposable
+internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, ConsoleQueue logs, ConsoleWriter? sharedWriter = null)
+    : ILogEventSink, IDisposable
 {
     private readonly Func<LogEvent, bool> _isAudit = Matching.FromSource(auditCategory);
 
@@ -21,7 +22,7 @@ internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, Co
         var audit = new ConsoleQueue(LogQueues.Audit, capacity, blockWhenFull: true, output, writer);
         var logs = new ConsoleQueue(LogQueues.Logs, capacity, blockWhenFull: false, output, writer);
         writer.Start(audit, logs);
-        return new ConsoleQueues(auditCategory, audit, logs);
+        return new ConsoleQueues(auditCategory, audit, logs, writer);
     }
 
     public void Emit(LogEvent logEvent) => (_isAudit(logEvent) ? audit : logs).Emit(logEvent);
@@ -33,9 +34,10 @@ internal sealed class ConsoleQueues(string auditCategory, ConsoleQueue audit, Co
     /// <summary>Writes out both queues: the audit trail first, as it is the one that must not be lost.</summary>
     public void Dispose()
     {
-        // Both stop taking lines before either stops the writer they may share.
+        // Both stop taking lines before the writer they share stops: neither is left queueing for a writer that is gone.
         audit.BeginStopping();
         logs.BeginStopping();
+        sharedWriter?.Dispose();
         audit.Dispose();
         logs.Dispose();
     }

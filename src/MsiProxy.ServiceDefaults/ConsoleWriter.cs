@@ -14,7 +14,7 @@ internal sealed class ConsoleWriter : IDisposable
     private readonly ManualResetEventSlim _hurry = new(false, spinCount: 0);
     private readonly Lock _stopLock = new();
     private readonly Thread _thread;
-    private ConsoleQueue[] _queues = [];
+    private ConsoleQueue[]? _queues;
     private int _parked;
     private volatile bool _stopping;
     private bool _stopped;
@@ -22,11 +22,19 @@ internal sealed class ConsoleWriter : IDisposable
     public ConsoleWriter(string name) => _thread = new Thread(WriteLoop) { IsBackground = true, Name = name };
 
     /// <summary>Starts writing these queues, in this order; once.</summary>
+    /// <exception cref="InvalidOperationException">Already started.</exception>
     public void Start(params ConsoleQueue[] queues)
     {
-        _queues = queues;
+        if (Interlocked.CompareExchange(ref _queues, queues, null) is not null)
+        {
+            throw new InvalidOperationException("the writer was started already");
+        }
+
         _thread.Start();
     }
+
+    /// <summary>Whether the writer sleeps until a line is queued (for tests that must catch it asleep).</summary>
+    internal bool IsParked => Volatile.Read(ref _parked) == 1;
 
     /// <summary>A queue is full: write now rather than at the end of the gather time.</summary>
     public void Hurry() => _hurry.Set();
@@ -43,8 +51,8 @@ internal sealed class ConsoleWriter : IDisposable
     }
 
     /// <summary>
-    /// Writes out what is queued and ends the thread; the first call waits for it, later ones return at once. The wait
-    /// handles stay: a producer that found its queue full just before may still hurry the writer.
+    /// Writes out what is queued and ends the thread; every call returns once the thread has ended. The wait handles
+    /// stay: a producer that found its queue full just before may still hurry the writer.
     /// </summary>
     public void Dispose()
     {
@@ -57,7 +65,7 @@ internal sealed class ConsoleWriter : IDisposable
 
             _stopped = true;
             _stopping = true;
-            Interlocked.MemoryBarrier(); // the flag before the queues are read again, as producers queue before they read theirs
+            Interlocked.MemoryBarrier(); // the flag before the wake-up: a writer about to park sees it, or is woken
             _wake.Set();
             _hurry.Set();
             if (_thread.IsAlive)
@@ -72,7 +80,7 @@ internal sealed class ConsoleWriter : IDisposable
         while (true)
         {
             var written = 0;
-            foreach (var queue in _queues)
+            foreach (var queue in _queues!)
             {
                 written += queue.WriteQueued();
             }
@@ -113,7 +121,7 @@ internal sealed class ConsoleWriter : IDisposable
 
     private bool AnyPending()
     {
-        foreach (var queue in _queues)
+        foreach (var queue in _queues!)
         {
             if (queue.HasPending)
             {

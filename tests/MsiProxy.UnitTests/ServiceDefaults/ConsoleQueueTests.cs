@@ -225,11 +225,13 @@ public sealed class ConsoleQueueTests
         var audit = new ConsoleQueue(auditMonitor, 64, blockWhenFull: true, new ConsoleOutput(auditOutput), writer);
         var logs = new ConsoleQueue(logsMonitor, 100_000, blockWhenFull: false, new ConsoleOutput(logsOutput), writer);
         writer.Start(audit, logs);
-        using (new ConsoleQueues("MsiProxy.Audit", audit, logs))
+        using (new ConsoleQueues("MsiProxy.Audit", audit, logs, writer))
         {
-            // Parked, the writer wakes for a line in either queue, the second as well as the first.
+            // Caught asleep, the writer wakes for a line in either queue, the second as well as the first.
+            await ParkedAsync(writer);
             logs.Emit(Event(0, 0));
             await WrittenAsync(logsOutput, 1);
+            await ParkedAsync(writer);
             audit.Emit(Event(0, 0));
             await WrittenAsync(auditOutput, 1);
             Parallel.Invoke(() => Produce(audit, 2, 2_000), () => Produce(logs, 2, 2_000));
@@ -238,10 +240,58 @@ public sealed class ConsoleQueueTests
         Assert.Equal(1 + 4_000, auditOutput.Lines().Count);
         Assert.Equal(0, auditMonitor.Dropped().Value);
         Assert.Equal(1 + 4_000, logsOutput.Lines().Count + logsMonitor.Dropped().Value);
-        // Every write before disposal came from one thread, neither a producer's nor the test's.
+        // Every write came from one thread, neither a producer's nor the test's.
         var writers = auditOutput.Threads.Concat(logsOutput.Threads).Distinct().ToList();
         Assert.Single(writers);
         Assert.Equal("test log writer", writers[0]);
+    }
+
+    [Fact]
+    public async Task Queues_sharing_a_writer_disposed_while_producers_run_lose_no_audit_event_and_count_every_other()
+    {
+        var output = new RecordingStream();
+        var shared = new ConsoleOutput(output);
+        var auditMonitor = new LogQueues.Monitor("audit");
+        var logsMonitor = new LogQueues.Monitor("logs");
+        var writer = new ConsoleWriter("test log writer");
+        // A small blocking audit queue: producers wait for room when disposal begins, and must be let go.
+        var audit = new ConsoleQueue(auditMonitor, 8, blockWhenFull: true, shared, writer);
+        var logs = new ConsoleQueue(logsMonitor, 8, blockWhenFull: false, shared, writer);
+        writer.Start(audit, logs);
+        var queues = new ConsoleQueues("MsiProxy.Audit", audit, logs, writer);
+        using var halfway = new CountdownEvent(4);
+        var producers = Enumerable.Range(0, 4).Select(p => Task.Run(() =>
+        {
+            var queue = p % 2 == 0 ? audit : logs;
+            for (var n = 0; n < 3_000; n++)
+            {
+                queue.Emit(Event(p, n));
+                if (n == 1_000)
+                {
+                    halfway.Signal();
+                }
+            }
+        })).ToArray();
+        Assert.True(halfway.Wait(TimeSpan.FromSeconds(30)), "the producers never got half-way");
+        queues.Dispose();
+        await Task.WhenAll(producers).WaitAsync(TimeSpan.FromSeconds(30));
+
+        var lines = output.Lines();
+        Assert.Equal(2 * 3_000, lines.Count(l => l.Producer % 2 == 0));
+        Assert.Equal(0, auditMonitor.Dropped().Value);
+        Assert.Equal(2 * 3_000, lines.Count(l => l.Producer % 2 == 1) + logsMonitor.Dropped().Value);
+        Assert.Equal(lines.Count, lines.Distinct().Count());
+    }
+
+    /// <summary>Waits (at most 10 s) until the writer sleeps, waiting for a line.</summary>
+    private static async Task ParkedAsync(ConsoleWriter writer)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!writer.IsParked)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the writer never parked");
+            await Task.Delay(1);
+        }
     }
 
     /// <summary>Waits (at most 10 s) until <paramref name="output"/> holds <paramref name="lines"/> lines.</summary>
