@@ -17,7 +17,6 @@ internal sealed class ConsoleWriter : IDisposable
     private ConsoleQueue[]? _queues;
     private int _parked;
     private volatile bool _stopping;
-    private bool _stopped;
 
     public ConsoleWriter(string name) => _thread = new Thread(WriteLoop) { IsBackground = true, Name = name };
 
@@ -58,12 +57,11 @@ internal sealed class ConsoleWriter : IDisposable
     {
         lock (_stopLock)
         {
-            if (_stopped)
+            if (_stopping)
             {
                 return;
             }
 
-            _stopped = true;
             _stopping = true;
             Interlocked.MemoryBarrier(); // the flag before the wake-up: a writer about to park sees it, or is woken
             _wake.Set();
