@@ -54,7 +54,6 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     private long _pendingBytes;
     private int _count;
     private int _roomWaiters;
-    private long _dropped;
     private volatile bool _stopping;
     private bool _disposed;
 
@@ -85,9 +84,6 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
     /// <summary>Whether lines are queued that the writer has not taken yet.</summary>
     internal bool HasPending => Volatile.Read(ref _pendingLines) > 0;
 
-    /// <summary>Events dropped because the queue was full (always 0 when it blocks instead).</summary>
-    public long Dropped => Interlocked.Read(ref _dropped);
-
     public void Emit(LogEvent logEvent) => Emit(new SerilogLine(logEvent));
 
     /// <summary>Queues a line, or drops it (counted) or waits for room when the queue is full; formats it only if it is kept.</summary>
@@ -106,7 +102,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
             _writer.Hurry();
             if (!_blockWhenFull)
             {
-                Interlocked.Increment(ref _dropped);
+                _monitor.CountDropped();
                 return;
             }
 
@@ -139,7 +135,7 @@ internal sealed class ConsoleQueue : ILogEventSink, IDisposable
                 }
                 else
                 {
-                    Interlocked.Increment(ref _dropped);
+                    _monitor.CountDropped();
                 }
 
                 ReleaseLongLine();

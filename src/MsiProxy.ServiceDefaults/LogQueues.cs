@@ -54,7 +54,11 @@ internal static class LogQueues
             "Log events waiting in their queue to the console.");
     }
 
-    /// <summary>Watches the queue of the latest logger (one per process); what earlier ones dropped stays counted.</summary>
+    /// <summary>
+    /// Counts what every queue of its kind dropped, and watches the latest logger's queue (one per process) for its
+    /// length. The count is the monitor's own, not read from the queues: a producer can still drop a line while its
+    /// queue is being disposed, after any snapshot of the queue's count.
+    /// </summary>
     internal sealed class Monitor(string kind)
     {
         private readonly KeyValuePair<string, object?> _tag = new("kind", kind);
@@ -62,21 +66,16 @@ internal static class LogQueues
         /// <summary>logs or audit.</summary>
         public string Kind => kind;
         private volatile ConsoleQueue? _queue;
-        private long _droppedBefore;
+        private long _dropped;
 
         public void StartMonitoring(ConsoleQueue queue) => _queue = queue;
 
-        public void StopMonitoring(ConsoleQueue queue)
-        {
-            if (ReferenceEquals(Interlocked.CompareExchange(ref _queue, null, queue), queue))
-            {
-                // A counter never goes down: what a disposed queue dropped stays counted.
-                Interlocked.Add(ref _droppedBefore, queue.Dropped);
-            }
-        }
+        public void StopMonitoring(ConsoleQueue queue) => Interlocked.CompareExchange(ref _queue, null, queue);
 
-        internal Measurement<long> Dropped() =>
-            new(Interlocked.Read(ref _droppedBefore) + (_queue?.Dropped ?? 0), _tag);
+        /// <summary>A queue of this kind dropped an event.</summary>
+        public void CountDropped() => Interlocked.Increment(ref _dropped);
+
+        internal Measurement<long> Dropped() => new(Interlocked.Read(ref _dropped), _tag);
 
         internal Measurement<int> Queued() => new(_queue?.Count ?? 0, _tag);
     }

@@ -122,6 +122,32 @@ public sealed class ConsoleQueueTests
     }
 
     [Fact]
+    public void The_monitor_counts_the_drops_of_a_queue_it_no_longer_watches()
+    {
+        // The monitor once read a queue's own count, and only when that queue was the one it watched: a queue replaced
+        // by a newer logger's, or dropping while it was disposed, dropped lines that no counter showed.
+        var monitor = new LogQueues.Monitor("logs");
+        using var gate = new ManualResetEventSlim(false);
+        var held = new RecordingStream { Gate = gate };
+        var older = new ConsoleQueue(monitor, capacity: 1, blockWhenFull: false, new ConsoleOutput(held));
+        using var newer = new ConsoleQueue(monitor, capacity: 10, blockWhenFull: false, new ConsoleOutput(new RecordingStream()));
+
+        older.Emit(Event(0, 0));
+        Assert.True(held.Entered.Wait(TimeSpan.FromSeconds(10)), "the writer never wrote");
+        // The line being written keeps its room until it is out: the queue of one is full, and these three are dropped.
+        for (var n = 1; n <= 3; n++)
+        {
+            older.Emit(Event(0, n));
+        }
+
+        Assert.Equal(3, monitor.Dropped().Value);
+        gate.Set();
+        older.Dispose();
+        Assert.Equal([(0, 0)], held.Lines());
+        Assert.Equal(3, monitor.Dropped().Value);
+    }
+
+    [Fact]
     public void The_audit_category_and_its_subcategories_go_to_the_audit_queue_and_everything_else_to_the_logs_queue()
     {
         var auditOutput = new RecordingStream();
