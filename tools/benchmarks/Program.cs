@@ -1,5 +1,6 @@
 // The .NET side of the benchmark harness (tools/benchmarks/run.sh drives it; method in docs/benchmarks.md):
 //   bare      --urls URL --body FILE        Kestrel answering every request with FILE's bytes (the .NET ceiling)
+//   forward   --urls URL --upstream URL     Kestrel sending every request on through one HttpClient (the .NET ceiling for a miss)
 //   amplify   --target URL --clients N --requests M --keys K --first-client-address 127.0.0.2
 //   victim    --target URL --counters URL --duration S [--flood-rate R]   a quiet client's new-token latency beside a flooding neighbour
 //   paced     --target URL --rate R --connections C --duration S --pids P,…   CPU per request of the processes P at R cached hits/s
@@ -15,6 +16,7 @@ using MsiProxy.Benchmarks.Report;
 return args.FirstOrDefault() switch
 {
     "bare" => await BareKestrel.RunAsync(args[1..]),
+    "forward" => await BareForwarder.RunAsync(args[1..]),
     "amplify" => await AmplificationLoad.RunAsync(args[1..]),
     "victim" => await VictimLoad.RunAsync(args[1..]),
     "paced" => await PacedLoad.RunAsync(args[1..]),
@@ -27,6 +29,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|amplify|victim|paced|startup|scale-admin|micro|report … (see docs/benchmarks.md)");
+    Console.Error.WriteLine("usage: MsiProxy.Benchmarks bare|forward|amplify|victim|paced|startup|scale-admin|micro|report … (see docs/benchmarks.md)");
     return 64;
 }

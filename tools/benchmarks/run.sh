@@ -5,7 +5,8 @@
 #   bash tools/benchmarks/run.sh --smoke    ~1 minute of measuring (1 round, short durations, 1,000 clients at scale), results in $BENCH_WORK/results
 #
 # Everything listens on 127.0.0.1 (callers 127.0.0.1–127.0.0.64): the IMDS emulator, MsiProxy (the Release build,
-# run as a real process), nginx from Debian's package with a config written here, and a bare Kestrel endpoint.
+# run as a real process), nginx from Debian's package with a config written here, a bare Kestrel endpoint and a bare
+# .NET forwarder (the ceilings for a cached hit and a miss).
 # Each comparison alternates the systems inside every round; the report takes medians of per-round ratios.
 # Needs: dotnet SDK, wrk and nginx (`apt-get install -y wrk nginx-light`), curl. Environment knobs: BENCH_ROUNDS,
 # BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PORT_BASE, BENCH_WORK (scratch dir), BENCH_OUT, BENCH_SKIP_PUBLISH=1,
@@ -28,7 +29,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 MISS_CONNECTIONS=1
 BASE="${BENCH_PORT_BASE:-18000}"
 EMU=$((BASE + 80)); EMU_CONTROL=$((BASE + 81)); PROXY=$((BASE + 100)); PROXY_MGMT=$((BASE + 101))
-NGINX=$((BASE + 200)); KESTREL=$((BASE + 300)); START_PROXY=$((BASE + 400)); START_MGMT=$((BASE + 401))
+NGINX=$((BASE + 200)); KESTREL=$((BASE + 300)); FORWARDER=$((BASE + 301)); START_PROXY=$((BASE + 400)); START_MGMT=$((BASE + 401))
 POP_PROXY=$((BASE + 500)); POP_MGMT=$((BASE + 501))
 LIMITED_EMU=$((BASE + 82)); LIMITED_CONTROL=$((BASE + 83)); VICTIM_PROXY=$((BASE + 120)); VICTIM_MGMT=$((BASE + 121)); VICTIM_NGINX=$((BASE + 220))
 FLOOD_RATE="${BENCH_FLOOD_RATE:-200}"
@@ -126,6 +127,9 @@ MSIPROXY_PID=$!; PIDS+=($MSIPROXY_PID)
 # ---------------------------------------------------------------- bare Kestrel: the same token bytes, nothing else
 "${BENCH[@]}" bare --urls "http://127.0.0.1:$KESTREL" --body "$WORK/token.json" > "$WORK/kestrel.log" 2>&1 &
 KESTREL_PID=$!; PIDS+=($KESTREL_PID)
+# ... and a bare forwarder for scenario 2: Kestrel + one HttpClient to the emulator, nothing else
+"${BENCH[@]}" forward --urls "http://127.0.0.1:$FORWARDER" --upstream "http://127.0.0.1:$EMU" > "$WORK/forwarder.log" 2>&1 &
+PIDS+=($!)
 
 # ---------------------------------------------------------------- nginx: what a platform team would write instead
 mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
@@ -155,6 +159,7 @@ wait_for "http://127.0.0.1:$PROXY_MGMT/healthz"
 wait_for "http://127.0.0.1:$PROXY$TOKEN_PATH" "Metadata: true"
 wait_for "http://127.0.0.1:$NGINX$TOKEN_PATH" "Metadata: true"
 wait_for "http://127.0.0.1:$KESTREL$TOKEN_PATH"
+wait_for "http://127.0.0.1:$FORWARDER$TOKEN_PATH"
 
 sleep 2
 record "{\"scenario\":\"memory\",\"system\":\"msiproxy\",\"phase\":\"idle\",\"round\":0,\"rss_mb\":$(rss_mb $MSIPROXY_PID)}"
@@ -163,7 +168,7 @@ record "{\"scenario\":\"memory\",\"system\":\"kestrel\",\"phase\":\"idle\",\"rou
 record "{\"scenario\":\"memory\",\"system\":\"nginx\",\"phase\":\"idle\",\"round\":0,\"rss_mb\":$(rss_mb $(nginx_pids))}"
 
 url_of() { case $1 in msiproxy) echo "http://127.0.0.1:$PROXY" ;; nginx) echo "http://127.0.0.1:$NGINX" ;;
-  kestrel) echo "http://127.0.0.1:$KESTREL" ;; direct) echo "http://127.0.0.1:$EMU" ;; esac; }
+  kestrel) echo "http://127.0.0.1:$KESTREL" ;; forwarder) echo "http://127.0.0.1:$FORWARDER" ;; direct) echo "http://127.0.0.1:$EMU" ;; esac; }
 pids_of() { case $1 in msiproxy) echo $MSIPROXY_PID ;; kestrel) echo $KESTREL_PID ;; nginx) nginx_pids ;; esac; }
 
 # rotate a list by the round number, so no system always goes first
@@ -243,11 +248,11 @@ kill "$(cat "$WORK/nginx-logged/nginx.pid")" 2>/dev/null || true
 
 # ---------------------------------------------------------------- scenario 2: misses, added latency over the emulator
 log "scenario 2: cache misses (unique resources), $MISS_CONNECTIONS connection, ${MISS_DURATION}s × $ROUNDS rounds"
-for system in direct msiproxy nginx; do
+for system in direct msiproxy nginx forwarder; do
   BENCH_TAG="warm-$system" wrk -t1 -c1 -d1s -s "$HERE/miss.lua" "$(url_of $system)" > /dev/null
 done
 for ((round = 1; round <= ROUNDS; round++)); do
-  for system in $(rotate "$round" direct msiproxy nginx); do
+  for system in $(rotate "$round" direct msiproxy nginx forwarder); do
     result=$(BENCH_TAG="miss-$system-$round-$RANDOM" wrk -t1 -c"$MISS_CONNECTIONS" -d"${MISS_DURATION}s" --latency -s "$HERE/miss.lua" "$(url_of $system)" | wrk_result)
     record "{\"scenario\":\"miss\",\"system\":\"$system\",\"round\":$round,${result#\{}"
     log "  round $round $system $result"

@@ -20,7 +20,7 @@ internal static class Chart
         multiplot.AddPlot(Bars("Cached hits: req/s (median)", "requests/s",
             [("MsiProxy", hits["msiproxy"]?["rps"]), ("nginx", hits["nginx"]?["rps"]), ("bare Kestrel", hits["kestrel"]?["rps"])]));
         multiplot.AddPlot(Bars("Cache miss: added p50 latency", "ms over the emulator",
-            [("MsiProxy", miss["msiproxy_added_p50_ms"]), ("nginx", miss["nginx_added_p50_ms"])]));
+            [("MsiProxy", miss["msiproxy_added_p50_ms"]), ("nginx", miss["nginx_added_p50_ms"]), ("bare forwarder", miss["forwarder_added_p50_ms"])]));
         multiplot.AddPlot(Bars("RSS under cached-hit load", "MB",
             [("MsiProxy", memory["msiproxy"]?["load"]), ("bare Kestrel", memory["kestrel"]?["load"]), ("nginx", memory["nginx"]?["load"])]));
         multiplot.Layout = new ScottPlot.MultiplotLayouts.Columns();

@@ -95,14 +95,16 @@ internal static class ResultsReport
         logged["rounds"] = data.Rounds("hits_logged");
 
         var miss = new JsonObject();
-        foreach (var system in new[] { "direct", "msiproxy", "nginx" })
+        foreach (var system in new[] { "direct", "msiproxy", "nginx", "forwarder" })
         {
             miss[system] = new JsonObject { ["p50_ms"] = data.Median("miss", system, "p50_ms"), ["p99_ms"] = data.Median("miss", system, "p99_ms"), ["rps"] = data.Median("miss", system, "rps") };
         }
 
         miss["msiproxy_added_p50_ms"] = data.MedianOfRounds("miss", round => round("msiproxy", "p50_ms") - round("direct", "p50_ms"));
         miss["nginx_added_p50_ms"] = data.MedianOfRounds("miss", round => round("nginx", "p50_ms") - round("direct", "p50_ms"));
+        miss["forwarder_added_p50_ms"] = data.MedianOfRounds("miss", round => round("forwarder", "p50_ms") - round("direct", "p50_ms"));
         miss["ratio_added_p50_msiproxy_to_nginx"] = Ratio(miss["msiproxy_added_p50_ms"], miss["nginx_added_p50_ms"]);
+        miss["ratio_added_p50_forwarder_to_nginx"] = Ratio(miss["forwarder_added_p50_ms"], miss["nginx_added_p50_ms"]);
         miss["rounds"] = data.Rounds("miss");
 
         var amplify = new JsonObject { ["keys"] = data.Median("amplify", "msiproxy", "keys"), ["clients"] = data.Median("amplify", "msiproxy", "clients"),
@@ -323,7 +325,8 @@ internal static class ResultsReport
         md.AppendLine(CultureInfo.InvariantCulture, $"| emulator directly | {Num(miss["direct"]?["p50_ms"])} | {Num(miss["direct"]?["p99_ms"])} | {Num(miss["direct"]?["rps"], 0)} | — |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| MsiProxy | {Num(miss["msiproxy"]?["p50_ms"])} | {Num(miss["msiproxy"]?["p99_ms"])} | {Num(miss["msiproxy"]?["rps"], 0)} | {Num(miss["msiproxy_added_p50_ms"])} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| nginx proxy_pass | {Num(miss["nginx"]?["p50_ms"])} | {Num(miss["nginx"]?["p99_ms"])} | {Num(miss["nginx"]?["rps"], 0)} | {Num(miss["nginx_added_p50_ms"])} |");
-        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Added-latency ratio MsiProxy/nginx: **{Num(miss["ratio_added_p50_msiproxy_to_nginx"])}**.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| bare .NET forwarder (ceiling) | {Num(miss["forwarder"]?["p50_ms"])} | {Num(miss["forwarder"]?["p99_ms"])} | {Num(miss["forwarder"]?["rps"], 0)} | {Num(miss["forwarder_added_p50_ms"])} |");
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Added-latency ratio MsiProxy/nginx: **{Num(miss["ratio_added_p50_msiproxy_to_nginx"])}**; the bare forwarder's: **{Num(miss["ratio_added_p50_forwarder_to_nginx"])}**.");
 
         var amp = s["amplify"]!;
         md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 3. Upstream amplification ({amp["clients"]} clients × {amp["requests_per_client"]} requests over {amp["keys"]} cold keys, {amp["rounds"]} rounds)").AppendLine()
