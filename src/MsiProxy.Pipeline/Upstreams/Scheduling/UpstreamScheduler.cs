@@ -28,7 +28,9 @@ namespace MsiProxy.Upstreams.Scheduling;
 /// the wait estimate, which is O(lanes with work) and runs only when an item has to queue. Nothing under the lock
 /// blocks, allocates more than the lease (or a waiting item's waiter, lane and timer), or runs foreign code: task
 /// continuations run asynchronously, timers are armed at least 1 ms ahead so a fake clock never fires them inline, and
-/// cancellation is registered after the lock is left. A single lock keeps the
+/// cancellation is registered after the lock is left. An ended attempt's slot is handed back lazily, by the next
+/// operation that looks at the slots once its release delay has passed: one timer wakes the scheduler, and only for
+/// work that waits. A single lock keeps the
 /// round-robin order, both limits and the statistics trivially consistent; at IMDS's 20 attempts per second it is never
 /// contended enough to matter.
 /// </para>
@@ -45,14 +47,17 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
 
     private static readonly RefusedSlot DisposedSlot = new(SchedulerRefusal.Disposed, null);
 
-    private readonly HashSet<ReleaseLater> _releasing = [];
+    /// <summary>Ended attempts whose slot the upstream may still count, oldest first: when it is free, and whose it was.</summary>
+    private readonly Queue<(long FreeAt, WorkPriority Priority)> _releasing = new();
+    private readonly long _releaseDelayTicks;
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly SlidingStartWindow _starts;
     private readonly int _backgroundReserve;
     private readonly PriorityClass _foreground = new(WorkPriority.Foreground);
     private readonly PriorityClass _background = new(WorkPriority.Background);
-    private readonly ITimer _rateTimer;
+    /// <summary>Wakes waiting work when the next start is allowed (the rate) or the next slot is free (a release).</summary>
+    private readonly ITimer _wakeTimer;
     private readonly long[] _refused = new long[SchedulerRefusals.All.Length];
     private long _granted;
     private long _cancelled;
@@ -66,7 +71,8 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         _time = time;
         _starts = new SlidingStartWindow(options.RequestsPerSecond, (long)(options.RateWindow.TotalSeconds * time.TimestampFrequency));
         _backgroundReserve = options.RequestsPerSecond - options.MaxBackgroundRequestsPerSecond;
-        _rateTimer = CreateTimer(static state => ((UpstreamScheduler)state!).OnRateTimer(), this, Timeout.InfiniteTimeSpan);
+        _releaseDelayTicks = (long)Math.Ceiling(options.ReleaseDelay.TotalSeconds * time.TimestampFrequency);
+        _wakeTimer = CreateTimer(static state => ((UpstreamScheduler)state!).OnWakeTimer(), this, Timeout.InfiniteTimeSpan);
     }
 
     public UpstreamSchedulerOptions Options { get; }
@@ -79,6 +85,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     {
         lock (_lock)
         {
+            Settle(_time.GetTimestamp());
             return new UpstreamSchedulerStatistics(
                 QueuedForeground: _foreground.Waiting,
                 QueuedBackground: _background.Waiting,
@@ -102,6 +109,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     {
         lock (_lock)
         {
+            Settle(_time.GetTimestamp());
             var queues = Of(resource.Priority);
             return new RateLimiterStatistics
             {
@@ -121,6 +129,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var now = _time.GetTimestamp();
+            Settle(now);
             if (resource.Deadline <= _time.GetUtcNow())
             {
                 return Refuse(SchedulerRefusal.OverBudget, MinRetryAfter);
@@ -149,6 +158,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
             ObjectDisposedException.ThrowIf(_disposed, this);
             var nowUtc = _time.GetUtcNow();
             var now = _time.GetTimestamp();
+            Settle(now);
             if (resource.Deadline <= nowUtc)
             {
                 return new ValueTask<RateLimitLease>(Refuse(SchedulerRefusal.OverBudget, MinRetryAfter));
@@ -219,50 +229,36 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
     /// <summary>
     /// An attempt ended (its lease was disposed): its concurrency permit goes to whoever is next — after
     /// <see cref="UpstreamSchedulerOptions.ReleaseDelay"/>, since the upstream counts a request in flight until it has
-    /// finished answering, a moment after the proxy has read the answer.
+    /// finished answering, a moment after the proxy has read the answer. A delayed permit waits in line to be handed
+    /// back (<see cref="Settle"/>); no timer is armed for it unless work waits for a slot.
     /// </summary>
     internal void Release(WorkPriority priority)
     {
-        if (Options.ReleaseDelay > TimeSpan.Zero && !_disposed)
-        {
-            var later = new ReleaseLater(this, priority);
-            lock (_lock)
-            {
-                _releasing.Add(later); // a timer nothing refers to may be collected before it fires
-            }
-
-            later.Timer = CreateTimer(static state => ((ReleaseLater)state!).Run(), later, Options.ReleaseDelay);
-            return;
-        }
-
-        ReleaseNow(priority);
-    }
-
-    private sealed class ReleaseLater(UpstreamScheduler owner, WorkPriority priority)
-    {
-        public ITimer? Timer { get; set; }
-
-        public void Run()
-        {
-            lock (owner._lock)
-            {
-                owner._releasing.Remove(this);
-            }
-
-            Timer?.Dispose();
-            owner.ReleaseNow(priority);
-        }
-    }
-
-    private void ReleaseNow(WorkPriority priority)
-    {
         lock (_lock)
         {
-            Of(priority).Running--;
+            if (_releaseDelayTicks > 0)
+            {
+                _releasing.Enqueue((_time.GetTimestamp() + _releaseDelayTicks, priority));
+            }
+            else
+            {
+                Of(priority).Running--;
+            }
+
             if (!_disposed)
             {
                 Dispatch();
             }
+        }
+    }
+
+    /// <summary>Hands back the permits whose release delay has passed: they are in the order they are due.</summary>
+    private void Settle(long now)
+    {
+        while (_releasing.TryPeek(out var release) && release.FreeAt <= now)
+        {
+            _releasing.Dequeue();
+            Of(release.Priority).Running--;
         }
     }
 
@@ -304,7 +300,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
                 }
             }
 
-            _rateTimer.Dispose();
+            _wakeTimer.Dispose();
         }
     }
 
@@ -333,9 +329,9 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         && _starts.NextStart(_backgroundReserve, now) <= now;
 
     /// <summary>
-    /// Grants as much waiting work as the limits allow, foreground lanes first, each priority round robin; when the
-    /// rate is what stops it, arms the rate timer for the moment the next start is allowed. Releases re-enter here,
-    /// so a full set of slots needs no timer.
+    /// Grants as much waiting work as the limits allow, foreground lanes first, each priority round robin. What stops it
+    /// arms the wake timer: the rate, for the moment the next start is allowed; the slots, for the moment the first
+    /// delayed release is due (a slot still running comes back through <see cref="Release"/>, which re-enters here).
     /// </summary>
     private void Dispatch()
     {
@@ -347,29 +343,38 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
 
         var nowUtc = _time.GetUtcNow();
         var now = _time.GetTimestamp();
-        while (Running < Options.MaxConcurrency)
+        Settle(now);
+        while (true)
         {
             PriorityClass queues;
+            if (Running >= Options.MaxConcurrency)
+            {
+                WakeAtNextRelease(now);
+                return;
+            }
+
             if (_foreground.Waiting > 0)
             {
                 queues = _foreground;
                 if (_starts.NextStart(0, now) is var next && next > now)
                 {
-                    ArmRateTimer(next - now);
+                    WakeIn(next - now);
                     return;
                 }
             }
-            else if (_background.Waiting > 0 && _background.Running < Options.MaxBackgroundConcurrency)
+            else if (_background.Running < Options.MaxBackgroundConcurrency)
             {
                 queues = _background;
                 if (_starts.NextStart(_backgroundReserve, now) is var next && next > now)
                 {
-                    ArmRateTimer(next - now);
+                    WakeIn(next - now);
                     return;
                 }
             }
             else
             {
+                // Background work waits for one of its own slots.
+                WakeAtNextRelease(now);
                 return;
             }
 
@@ -381,10 +386,16 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
             {
                 // Its deadline timer has not fired yet; a start now would be wasted on a caller that has given up.
                 waiter.TrySetResult(Refuse(SchedulerRefusal.Expired, RetryAfterForNewItem(queues, lane.Client, now)));
-                continue;
+            }
+            else
+            {
+                waiter.TrySetResult(Grant(queues, now));
             }
 
-            waiter.TrySetResult(Grant(queues, now));
+            if (_foreground.Waiting == 0 && _background.Waiting == 0)
+            {
+                return;
+            }
         }
     }
 
@@ -463,7 +474,7 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         }
     }
 
-    private void OnRateTimer()
+    private void OnWakeTimer()
     {
         lock (_lock)
         {
@@ -545,8 +556,16 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
         }
     }
 
-    private void ArmRateTimer(long ticksAhead) =>
-        _rateTimer.Change(TimerDue(_time.GetElapsedTime(0, ticksAhead)), Timeout.InfiniteTimeSpan);
+    private void WakeIn(long ticksAhead) =>
+        _wakeTimer.Change(TimerDue(_time.GetElapsedTime(0, ticksAhead)), Timeout.InfiniteTimeSpan);
+
+    private void WakeAtNextRelease(long now)
+    {
+        if (_releasing.TryPeek(out var release))
+        {
+            WakeIn(release.FreeAt - now);
+        }
+    }
 
     /// <summary>
     /// Whole milliseconds, rounded up and at least one: timers have millisecond resolution, a timer that fires early

@@ -38,17 +38,22 @@ internal sealed class Attempt(string client, WorkPriority priority, DateTimeOffs
 /// Drives an <see cref="UpstreamScheduler"/> on a <see cref="FakeTimeProvider"/> and records, after every step, which
 /// attempts were granted or refused and when. Time moves only in whole milliseconds and is polled after each one, so
 /// every grant is seen at the instant it happened (the scheduler's timers fire on millisecond boundaries).
-/// Concurrency is counted here from leases handed out and disposed, independently of the scheduler's own statistics.
+/// Concurrency is counted here from leases handed out and disposed, independently of the scheduler's own statistics;
+/// a disposed lease holds its slot for <see cref="UpstreamSchedulerOptions.ReleaseDelay"/> more (<see cref="HeldCount"/>).
 /// </summary>
 internal sealed class SchedulerHarness : IDisposable
 {
     private readonly List<Attempt> _waiting = [];
     private readonly List<Attempt> _running = [];
+    private readonly List<(DateTimeOffset FreeAt, WorkPriority Priority)> _releasing = [];
+    private readonly TimeSpan _releaseDelay;
 
     public SchedulerHarness(UpstreamSchedulerOptions? options = null, FakeTimeProvider? time = null)
     {
         Time = time ?? new FakeTimeProvider();
-        Scheduler = new UpstreamScheduler(options ?? new UpstreamSchedulerOptions(), Time);
+        options ??= new UpstreamSchedulerOptions();
+        Scheduler = new UpstreamScheduler(options, Time);
+        _releaseDelay = options.ReleaseDelay;
         Start = Time.GetUtcNow();
     }
 
@@ -64,6 +69,11 @@ internal sealed class SchedulerHarness : IDisposable
     public int MaxRunning { get; private set; }
     public int MaxRunningBackground { get; private set; }
     public IReadOnlyList<Attempt> Waiting => _waiting;
+
+    /// <summary>Slots taken: attempts running, and ended attempts whose release delay has not passed yet.</summary>
+    public int HeldCount => RunningCount + _releasing.Count(r => r.FreeAt > Now);
+
+    public int HeldBackgroundCount => RunningBackgroundCount + _releasing.Count(r => r.FreeAt > Now && r.Priority == WorkPriority.Background);
 
     public Attempt Request(string client, WorkPriority priority = WorkPriority.Foreground, TimeSpan? budget = null, CancellationToken cancellationToken = default)
     {
@@ -90,6 +100,11 @@ internal sealed class SchedulerHarness : IDisposable
         if (attempt.Priority == WorkPriority.Background)
         {
             RunningBackgroundCount--;
+        }
+
+        if (_releaseDelay > TimeSpan.Zero)
+        {
+            _releasing.Add((Now + _releaseDelay, attempt.Priority));
         }
 
         attempt.Lease!.Dispose();

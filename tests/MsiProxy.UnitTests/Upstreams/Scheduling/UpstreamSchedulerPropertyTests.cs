@@ -5,17 +5,17 @@ namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 
 /// <summary>
 /// Random interleavings of arrivals (four clients, both priorities, random budgets), completions, cancellations and
-/// the passing of time, under random limits. After every step and every millisecond the limits hold and the queue is
-/// work-conserving; at the end every item was granted before its deadline, refused with a reason, or cancelled — none
+/// the passing of time, under random limits and release delays. After every step and every millisecond the limits hold
+/// (a slot counts until its release delay has passed) and the queue is work-conserving; at the end every item was granted before its deadline, refused with a reason, or cancelled — none
 /// is lost, none waits forever.
 /// </summary>
 public sealed class UpstreamSchedulerPropertyTests
 {
     private static readonly string[] Clients = ["a", "b", "c", "d"];
 
-    private static readonly Gen<UpstreamSchedulerOptions> Limits = Gen.Select(Gen.Int[1, 6], Gen.Int[2, 25], Gen.Int[1, 8], Gen.Int[0, 6],
-        (concurrency, rate, queue, background) => new UpstreamSchedulerOptions(concurrency, rate, queue,
-            background == 0 ? null : Math.Min(background, concurrency)));
+    private static readonly Gen<UpstreamSchedulerOptions> Limits = Gen.Select(Gen.Int[1, 6], Gen.Int[2, 25], Gen.Int[1, 8], Gen.Int[0, 6], Gen.Int[0, 30],
+        (concurrency, rate, queue, background, releaseMs) => new UpstreamSchedulerOptions(concurrency, rate, queue,
+            background == 0 ? null : Math.Min(background, concurrency), releaseDelay: TimeSpan.FromMilliseconds(releaseMs)));
 
     private static readonly Gen<Step> Steps = Gen.Select(Gen.Int[0, 9], Gen.Int[0, 3], Gen.Int[0, 3], Gen.Int[1, 4000], Gen.Int[0, 1000], Gen.Int[1, 300],
         (kind, client, priority, budget, pick, millis) => new Step(kind switch
@@ -105,6 +105,7 @@ public sealed class UpstreamSchedulerPropertyTests
             harness.Advance(TimeSpan.FromMilliseconds(1), CompleteAll);
         }
 
+        harness.Advance(options.ReleaseDelay, Check); // the last slots come free
         var statistics = harness.Scheduler.GetStatistics();
         Assert.Equal((0, 0), (statistics.Queued, statistics.Running));
         Assert.Equal(harness.Grants.Count, statistics.Granted);
@@ -155,12 +156,12 @@ public sealed class UpstreamSchedulerPropertyTests
 
     private static void CheckInvariants(SchedulerHarness harness, UpstreamSchedulerOptions options)
     {
-        Assert.InRange(harness.RunningCount, 0, options.MaxConcurrency);
-        Assert.InRange(harness.RunningBackgroundCount, 0, options.MaxBackgroundConcurrency);
+        Assert.InRange(harness.HeldCount, 0, options.MaxConcurrency);
+        Assert.InRange(harness.HeldBackgroundCount, 0, options.MaxBackgroundConcurrency);
 
         var statistics = harness.Scheduler.GetStatistics();
-        Assert.Equal(harness.RunningCount, statistics.Running);
-        Assert.Equal(harness.RunningBackgroundCount, statistics.RunningBackground);
+        Assert.Equal(harness.HeldCount, statistics.Running);
+        Assert.Equal(harness.HeldBackgroundCount, statistics.RunningBackground);
         Assert.Equal(harness.Waiting.Count, statistics.Queued);
         Assert.Equal(harness.Waiting.Count(a => a.Priority == WorkPriority.Foreground), statistics.QueuedForeground);
         Assert.Equal(statistics.StartsInLastSecond, harness.StartsInLastSecond());
