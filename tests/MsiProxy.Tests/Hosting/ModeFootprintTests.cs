@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using MsiProxy.ImdsEmulator;
+using MsiProxy.Testing;
 using MsiProxy.Testing.Emulator;
 using MsiProxy.Testing.Net;
 using MsiProxy.Testing.Processes;
@@ -93,6 +94,28 @@ public sealed partial class ModeFootprintTests
         var revoked = await TokenAsync(app, extraQuery: "token_sha256_to_refresh=" + new string('0', 64));
         Assert.Equal(HttpStatusCode.OK, revoked.Status);
         Assert.Contains(await OpenSslLibrariesAsync(proxy.Program.Id), name => name.StartsWith("libcrypto", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The request log and the audit trail are two queues with one writer thread between them (<c>ConsoleQueues.Create</c>):
+    /// a queue that made its own writer would show as a second thread, named after its kind ("audit log writer").
+    /// The token served wrote a line to each queue, so both have been written by then.
+    /// </summary>
+    [SkippableFact]
+    public async Task One_thread_writes_both_log_queues()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "reads /proc/PID/task/*/comm");
+        await using var emulator = await ImdsEmulatorServer.StartAsync();
+        await using var proxy = await StartProgramAsync(emulator, home: null);
+        await Waiting.Eventually(() => proxy.Program.StandardOutput.Contains("\"SourceContext\":\"MsiProxy.Audit\"", StringComparison.Ordinal)
+            && proxy.Program.StandardOutput.Contains("\"SourceContext\":\"MsiProxy.Requests\"", StringComparison.Ordinal), Generous,
+            "the token's audit event and request line on standard output", () => proxy.Program.StandardOutput);
+
+        var threads = Directory.GetDirectories($"/proc/{proxy.Program.Id}/task")
+            .Select(task => File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n')).ToList();
+        Assert.Contains(".NET TP Worker", threads); // the names are read right
+        // Linux keeps 15 bytes of a thread's name: "audit log writer" reads "audit log write".
+        Assert.Equal(["log writer"], threads.Where(name => name.Contains("log write", StringComparison.Ordinal)));
     }
 
     private static async Task<List<string>> OpenSslLibrariesAsync(int processId) =>
