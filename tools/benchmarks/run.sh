@@ -107,11 +107,13 @@ curl -fsS -H 'Metadata: true' "http://127.0.0.1:$EMU$TOKEN_PATH" > "$WORK/token.
 
 # ---------------------------------------------------------------- MsiProxy (request and audit logging off, like nginx's access_log off)
 # The proxy's IMDS protections (upstream 20/s and 5 concurrent, shared fairly between clients) exist to keep a real
-# IMDS from throttling; the emulator's limits are off, so they are raised here to measure the proxy path itself.
+# IMDS from throttling; the emulator's limits are off, so they are raised here to measure the proxy path itself. The
+# token cache's bound (10,000) is raised like nginx's (nginx.conf.template): scenario 2 caches ~100,000 tokens, and a
+# node's cache never reaches its bound.
 proxy_args() { # port mgmt-port
   echo --urls "http://127.0.0.1:$1" --MsiProxy:Management:Urls="http://127.0.0.1:$2" \
     --MsiProxy:Upstreams:0="http://127.0.0.1:$EMU" \
-    --MsiProxy:Resilience:MaxConcurrency=256 --MsiProxy:Resilience:RequestsPerSecond=1000000 \
+    --MsiProxy:Resilience:MaxConcurrency=256 --MsiProxy:Resilience:RequestsPerSecond=1000000 --MsiProxy:Cache:MaxEntries=1000000 \
     --Serilog:MinimumLevel:Override:MsiProxy.Requests=Warning --Serilog:MinimumLevel:Override:MsiProxy.Audit=Warning
 }
 client_args() { # first-index count first-last-octet  → 127.0.0.x clients with identity *
