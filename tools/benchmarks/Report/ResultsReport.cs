@@ -76,9 +76,9 @@ internal static class ResultsReport
         hits["ratio_msiproxy_to_nginx_p99"] = data.RoundRatio("hits", "msiproxy", "nginx", "p99_ms");
         hits["rounds"] = data.Rounds("hits");
 
-        // Scenario 1b ran after scenario 1, so the cost of logging compares the medians of the two, not rounds.
+        // Logging's cost: 1b's proxy as shipped against the same process at Warning, in the same rounds.
         var logged = new JsonObject();
-        foreach (var system in new[] { "msiproxy", "nginx" })
+        foreach (var system in new[] { "msiproxy", "nginx", "msiproxy_warning" })
         {
             logged[system] = new JsonObject
             {
@@ -89,8 +89,8 @@ internal static class ResultsReport
         }
 
         logged["ratio_msiproxy_to_nginx_rps"] = data.RoundRatio("hits_logged", "msiproxy", "nginx", "rps");
-        logged["logging_cost"] = Value(logged["msiproxy"]?["rps"]) is { } on && Value(hits["msiproxy"]?["rps"]) is { } off && off > 0
-            ? Math.Round(1 - on / off, 3)
+        logged["logging_cost"] = Value(data.RoundRatio("hits_logged", "msiproxy", "msiproxy_warning", "rps")) is { } kept
+            ? Math.Round(1 - kept, 3)
             : null;
         logged["rounds"] = data.Rounds("hits_logged");
 
@@ -265,7 +265,7 @@ internal static class ResultsReport
         return
         [
             Goal("as shipped (logging on): MsiProxy req/s vs nginx with access_log", ">= 1.0x", logged["ratio_msiproxy_to_nginx_rps"], shipped >= 1.0),
-            Goal("logging's cost to MsiProxy's req/s (1b vs 1), %", "<= 10", cost is { } share ? Math.Round(share * 100, 1) : null, cost <= 0.10),
+            Goal("logging's cost to MsiProxy's req/s (1b: the same process at Warning, same rounds), %", "<= 10", cost is { } share ? Math.Round(share * 100, 1) : null, cost <= 0.10),
             Goal("logging at Warning: MsiProxy req/s vs bare Kestrel", ">= 0.9x", hits["ratio_msiproxy_to_kestrel_rps"], kestrel >= 0.9),
             Goal("logging at Warning: MsiProxy p99 vs nginx p99", "<= 1.0x", hits["ratio_msiproxy_to_nginx_p99"], p99 <= 1.0),
             Goal("idle RSS MB", "<= 60", memory["msiproxy"]?["idle"], idle <= 60),
@@ -308,15 +308,16 @@ internal static class ResultsReport
         if (s["hits_logged"] is { } logged && logged["rounds"]?.GetValue<int>() > 0)
         {
             md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"## 1b. As shipped: cached hits with logging on ({env["connections"]} connections, {logged["rounds"]} rounds)").AppendLine()
-                .AppendLine("MsiProxy with its defaults (a request line and an audit event per request, to the console) against nginx with `access_log` on; both write to a file.").AppendLine()
+                .AppendLine("MsiProxy with its defaults (a request line and an audit event per request, to the console) against nginx with `access_log` on; both write to a file. " +
+                    "The same MsiProxy process with both events at Warning (its configuration file reloaded between runs) is in the same rotation: the difference is logging's cost.").AppendLine()
                 .AppendLine("| System | req/s | p99 ms | errors |").AppendLine("|---|---:|---:|---:|");
-            foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy, as shipped"), ("nginx", "nginx proxy_cache, access_log on") })
+            foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy, as shipped"), ("nginx", "nginx proxy_cache, access_log on"), ("msiproxy_warning", "the same MsiProxy, both events at Warning") })
             {
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Num(logged[system]?["rps"], 0)} | {Num(logged[system]?["p99_ms"])} | {Num(logged[system]?["errors"], 0)} |");
             }
 
             md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Per-round ratio (median): MsiProxy/nginx req/s **{Num(logged["ratio_msiproxy_to_nginx_rps"])}**. " +
-                $"Logging's cost: MsiProxy's median req/s here against section 1's (logging at Warning) **{Percent(logged["logging_cost"])}**.");
+                $"Logging's cost: 1 − the per-round ratio of MsiProxy as shipped to the same process at Warning **{Percent(logged["logging_cost"])}**.");
         }
 
         var miss = s["miss"]!;
