@@ -10,7 +10,7 @@
 # Each comparison alternates the systems inside every round; the report takes medians of per-round ratios.
 # Needs: dotnet SDK, wrk and nginx (`apt-get install -y wrk nginx-light`), curl. Environment knobs: BENCH_ROUNDS,
 # BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PORT_BASE, BENCH_WORK (scratch dir), BENCH_OUT, BENCH_SKIP_PUBLISH=1,
-# BENCH_SKIP_MICRO=1, BENCH_FLOOD_RATE (scenario 7's neighbour, requests/s), BENCH_NGINX_CACHE (nginx's caches, on tmpfs).
+# BENCH_SKIP_MICRO=1, BENCH_FLOOD_RATE (scenario 7's neighbour, requests/s), BENCH_NGINX_CACHE (where nginx's caches go, a tmpfs).
 set -euo pipefail
 
 SMOKE=0
@@ -38,7 +38,7 @@ RAW="$WORK/raw.jsonl"
 # nginx's token caches live in memory, as MsiProxy's does (and as a careful platform team would keep tokens: not on
 # disk). On this machine's disk nginx's miss p50 followed the disk — 0.45 ms one moment, 1.8–3.8 ms a few minutes
 # later while other writes were flushed — against 0.34–0.36 ms from tmpfs in the same rotation.
-NGINX_CACHE="${BENCH_NGINX_CACHE:-/dev/shm/msiproxy-bench-nginx}"
+NGINX_CACHE="${BENCH_NGINX_CACHE:-/dev/shm}/msiproxy-bench-nginx" # a folder of the run's own: removed on exit
 
 for tool in wrk nginx curl dotnet; do
   command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is missing (apt-get install -y wrk nginx-light curl)" >&2; exit 2; }
