@@ -244,8 +244,9 @@ internal static class ResultsReport
     /// <summary>Issue 17's goals (a per-node agent: as shipped, side by side), then the cache's own from issue 9.</summary>
     private static JsonArray Goals(JsonObject hits, JsonObject logged, JsonObject miss, JsonObject amplify, JsonObject memory, JsonObject startup)
     {
+        // Nothing measured is neither met nor missed (a comparison with a null is false, not unknown).
         static JsonObject Goal(string name, string target, JsonNode? value, bool? met) =>
-            new() { ["goal"] = name, ["target"] = target, ["measured"] = value?.DeepClone(), ["met"] = met };
+            new() { ["goal"] = name, ["target"] = target, ["measured"] = value?.DeepClone(), ["met"] = value is null ? null : met };
 
         var shipped = Value(logged["ratio_msiproxy_to_nginx_rps"]);
         var cost = Value(logged["logging_cost"]);
@@ -313,11 +314,16 @@ internal static class ResultsReport
                 .AppendLine("| System | req/s | p99 ms | errors |").AppendLine("|---|---:|---:|---:|");
             foreach (var (system, label) in new[] { ("msiproxy", "MsiProxy, as shipped"), ("nginx", "nginx proxy_cache, access_log on"), ("msiproxy_warning", "the same MsiProxy, both events at Warning") })
             {
+                if (logged[system]?["rps"] is null)
+                {
+                    continue; // raw lines from before 1b measured the proxy at Warning too
+                }
+
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {Num(logged[system]?["rps"], 0)} | {Num(logged[system]?["p99_ms"])} | {Num(logged[system]?["errors"], 0)} |");
             }
 
             md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Per-round ratio (median): MsiProxy/nginx req/s **{Num(logged["ratio_msiproxy_to_nginx_rps"])}**. " +
-                $"Logging's cost: 1 − the per-round ratio of MsiProxy as shipped to the same process at Warning **{Percent(logged["logging_cost"])}**.");
+                $"Logging's cost: 1 − the median per-round ratio of MsiProxy as shipped to the same process at Warning **{Percent(logged["logging_cost"])}**.");
         }
 
         var miss = s["miss"]!;
