@@ -199,7 +199,8 @@ internal sealed class UpstreamScheduler : PartitionedRateLimiter<UpstreamWork>
                     TimerDue(resource.Deadline - nowUtc));
             }
 
-            // A slot can be free while others wait if the wake timer has not fired yet (the rate, a release); serve in round-robin order.
+            // A slot can be free while others wait if the wake timer has not fired yet (the rate, a release); serve in
+            // round-robin order.
             Dispatch();
         }
 

@@ -6,8 +6,8 @@ namespace MsiProxy.UnitTests.Upstreams.Scheduling;
 /// <summary>
 /// Random interleavings of arrivals (four clients, both priorities, random budgets), completions, cancellations and
 /// the passing of time, under random limits and release delays. After every step and every millisecond the limits hold
-/// (a slot counts until its release delay has passed) and the queue is work-conserving; at the end every item was granted before its deadline, refused with a reason, or cancelled — none
-/// is lost, none waits forever.
+/// (a slot counts until its release delay has passed) and the queue is work-conserving; at the end every item was
+/// granted before its deadline, refused with a reason, or cancelled — none is lost, none waits forever.
 /// </summary>
 public sealed class UpstreamSchedulerPropertyTests
 {
